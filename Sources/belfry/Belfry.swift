@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+
+/// The `belfry` command line.
+struct Belfry: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "belfry",
+        abstract: "A cron-style job scheduler with exact time-zone and DST rules.",
+        subcommands: [Next.self]
+    )
+}
+
+/// An error a command reports to the user: one line on stderr and a non-zero exit.
+struct CommandFailure: Error, CustomStringConvertible {
+    var description: String
+    var exitCode: Int32 = 2
+
+    init(_ description: String) {
+        self.description = description
+    }
+
+    init(_ error: some CustomStringConvertible) {
+        self.description = error.description
+    }
+}
+
+@main
+enum Main {
+    static func main() {
+        do {
+            var command = try Belfry.parseAsRoot()
+            try command.run()
+        } catch let failure as CommandFailure {
+            fail(failure.description, code: failure.exitCode)
+        } catch {
+            let code = Belfry.exitCode(for: error)
+            guard code != .success else { Belfry.exit(withError: error) }  // --help, --version
+            // ArgumentParser's own message, on one line: bad input gets a one-line reason.
+            let message = Belfry.message(for: error).split(whereSeparator: \.isNewline).first ?? ""
+            fail(String(message), code: code.rawValue)
+        }
+    }
+
+    static func fail(_ message: String, code: Int32) -> Never {
+        FileHandle.standardError.write(Data("belfry: \(message)\n".utf8))
+        exit(code)
+    }
+}

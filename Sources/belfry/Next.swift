@@ -1,0 +1,159 @@
+import ArgumentParser
+import BelfrySchedule
+import Foundation
+
+/// `belfry next`: the next slots of a cron expression or a fixed rate (SPEC §1.5).
+struct Next: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the next slots of a cron expression or a fixed rate.",
+        discussion: """
+            Each line starts with the slot's UTC instant in RFC 3339, then the wall-clock time in the \
+            zone with its offset and abbreviation, then a marker when the slot is the first instant \
+            after a DST gap (after-dst-gap) or inside a repeated hour (repeated-first, repeated-second).
+
+            Examples:
+              belfry next "30 2 * * *" --timezone America/New_York --after 2026-03-07 --count 3
+              belfry next daily --timezone Europe/Berlin
+              belfry next --every 90m --start-time 2026-01-01T00:00:00Z --count 5
+            """
+    )
+
+    @Argument(help: "A cron expression (5 or 6 fields, or a macro such as @daily), or a predefined trigger: minutely, hourly, daily, weekly, monthly.")
+    var expression: String?
+
+    @Option(help: "A fixed rate instead of a cron expression: 30s, 90m, 6h, 1h30m.")
+    var every: String?
+
+    @Option(name: .customLong("start-time"), help: "With --every: slots are START + k·interval (RFC 3339, or a local date-time in --timezone).")
+    var startTime: String?
+
+    @Option(help: "IANA time zone the expression is read in.")
+    var timezone = "UTC"
+
+    @Option(help: "Print slots strictly after this time (RFC 3339, local date-time in --timezone, or @EPOCH). Default: now.")
+    var after: String?
+
+    @Option(help: "How many slots to print (1 to 1000000).")
+    var count = 10
+
+    @Option(name: .customLong("dst-skipped"), help: "A matching time inside a DST gap: skip (default) or shift to the end of the gap.")
+    var dstSkipped = "skip"
+
+    @Option(name: .customLong("dst-repeated"), help: "A matching time shown twice: once (default, the first occurrence) or twice.")
+    var dstRepeated = "once"
+
+    @Flag(help: "Print a JSON array of {slot, local, abbreviation, marker}.")
+    var json = false
+
+    func run() throws {
+        guard (1...1_000_000).contains(count) else { throw CommandFailure("--count must be between 1 and 1000000, not \(count)") }
+        let zone: ZoneRules
+        do { zone = try TimeZoneDatabase.system.rules(for: timezone) } catch { throw CommandFailure(error) }
+        let afterInstant = try after.map { try instant($0, zone: zone, field: "--after") }
+            ?? Instant(secondsSinceEpoch: Int64(Date().timeIntervalSince1970.rounded(.down)))
+        let schedule = try makeSchedule(zone: zone, after: afterInstant)
+        var output = SlotPrinter(zone: zone, json: json)
+        var slot = afterInstant
+        for _ in 0..<count {
+            guard let next = schedule.nextSlot(after: slot) else { break }
+            output.print(next)
+            slot = next
+        }
+        output.finish()
+    }
+
+    private func makeSchedule(zone: ZoneRules, after: Instant) throws -> any SlotSchedule {
+        switch (expression, every) {
+        case (nil, nil):
+            throw CommandFailure("give a cron expression (e.g. \"*/15 * * * *\") or --every DURATION")
+        case (.some, .some):
+            throw CommandFailure("give either a cron expression or --every, not both")
+        case (nil, let every?):
+            do {
+                let interval = try DurationText.wholeSeconds(every, field: "--every")
+                let start = try startTime.map { try instant($0, zone: zone, field: "--start-time") }
+                return try FixedRate(interval: interval, startTime: start).schedule(activatedAt: after)
+            } catch let error as ScheduleError {
+                throw CommandFailure(error)
+            }
+        case (let text?, nil):
+            if startTime != nil { throw CommandFailure("--start-time goes with --every, not with a cron expression") }
+            guard let skipped = DSTPolicy.Skipped(rawValue: dstSkipped) else {
+                throw CommandFailure("--dst-skipped must be skip or shift, not \"\(dstSkipped)\"")
+            }
+            guard let repeated = DSTPolicy.Repeated(rawValue: dstRepeated) else {
+                throw CommandFailure("--dst-repeated must be once or twice, not \"\(dstRepeated)\"")
+            }
+            let cron = PredefinedTrigger(rawValue: text)?.expression ?? text
+            do {
+                return try CronSchedule(parsing: cron, zone: zone, dst: DSTPolicy(skipped: skipped, repeated: repeated))
+            } catch {
+                throw CommandFailure(error)
+            }
+        }
+    }
+
+    private func instant(_ text: String, zone: ZoneRules, field: String) throws -> Instant {
+        do { return try InstantText.parse(text, zone: zone, field: field) } catch { throw CommandFailure(error) }
+    }
+}
+
+/// Writes slots to standard output through a buffer, so a million lines stream at full speed.
+struct SlotPrinter {
+    let zone: ZoneRules
+    let json: Bool
+    private var buffer: [UInt8] = []
+    private var first = true
+
+    init(zone: ZoneRules, json: Bool) {
+        self.zone = zone
+        self.json = json
+        buffer.reserveCapacity(1 << 16)
+        if json { buffer.append(UInt8(ascii: "[")) }
+    }
+
+    mutating func print(_ slot: Instant) {
+        let wall = zone.wallClock(at: slot)
+        if json {
+            buffer.append(contentsOf: first ? Array("\n  {\"slot\": \"".utf8) : Array(",\n  {\"slot\": \"".utf8))
+            Instant.appendRFC3339(of: slot.secondsSinceEpoch, offset: nil, to: &buffer)
+            buffer.append(contentsOf: "\", \"local\": \"".utf8)
+            Instant.appendRFC3339(of: wall.local, offset: wall.offset, to: &buffer)
+            buffer.append(contentsOf: "\", \"abbreviation\": \"".utf8)
+            buffer.append(contentsOf: wall.abbreviation.utf8)
+            buffer.append(contentsOf: "\", \"marker\": ".utf8)
+            buffer.append(contentsOf: wall.marker.map { "\"\($0.rawValue)\"" }?.utf8 ?? "null".utf8)
+            buffer.append(UInt8(ascii: "}"))
+        } else {
+            Instant.appendRFC3339(of: slot.secondsSinceEpoch, offset: nil, to: &buffer)
+            buffer.append(contentsOf: "  ".utf8)
+            Instant.appendRFC3339(of: wall.local, offset: wall.offset, to: &buffer)
+            buffer.append(UInt8(ascii: " "))
+            buffer.append(contentsOf: wall.abbreviation.utf8)
+            if let marker = wall.marker {
+                buffer.append(contentsOf: "  ".utf8)
+                buffer.append(contentsOf: marker.rawValue.utf8)
+            }
+            buffer.append(UInt8(ascii: "\n"))
+        }
+        first = false
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    mutating func finish() {
+        if json { buffer.append(contentsOf: first ? "]\n".utf8 : "\n]\n".utf8) }
+        flush()
+    }
+
+    private mutating func flush() {
+        buffer.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = write(1, raw.baseAddress! + offset, raw.count - offset)
+                if written <= 0 { break }
+                offset += written
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
