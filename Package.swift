@@ -20,6 +20,6 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "BelfryScheduleTests", dependencies: ["BelfrySchedule"]),
+        .testTarget(name: "BelfryScheduleTests", dependencies: ["BelfrySchedule", "belfry"]),
     ]
 )

@@ -69,11 +69,11 @@ public final class TimeZoneDatabase: Sendable {
             }
     }
 
-    /// Every zone name in the database (files with TZif content, without the `posix/` and `right/`
-    /// copies), sorted.
+    /// Every zone name in the database (files and links with TZif content, without the `posix/`
+    /// and `right/` copies), sorted.
     public func identifiers() -> [String] {
         let root = URL(fileURLWithPath: directory)
-        guard let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey])
+        guard let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isDirectoryKey])
         else { return TimeZone.knownTimeZoneIdentifiers.sorted() }
         var names: [String] = []
         let prefix = root.standardizedFileURL.path + "/"
@@ -85,7 +85,8 @@ public final class TimeZoneDatabase: Sendable {
                 walker.skipDescendants()
                 continue
             }
-            guard (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true,
+            // Links (Asia/Calcutta -> Kolkata) are names too.
+            guard (try? url.resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == false,
                 let handle = FileHandle(forReadingAtPath: path)
             else { continue }
             let magic = handle.readData(ofLength: 4)

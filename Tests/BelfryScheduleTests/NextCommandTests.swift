@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+
+/// `belfry next` as a user runs it: the built executable, its stdout, stderr and exit status.
+@Suite("belfry next")
+struct NextCommandTests {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static var executable: URL {
+        // The test bundle and the executable are built into the same products directory.
+        let candidates = [Bundle.main.bundleURL, URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
+            + Bundle.allBundles.map { $0.bundleURL.deletingLastPathComponent() }
+        for directory in candidates {
+            let url = directory.appendingPathComponent("belfry")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return candidates[0].appendingPathComponent("belfry")
+    }
+
+    static func run(_ arguments: String...) throws -> Result {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    @Test("each line starts with the UTC instant, then the local time with offset and DST markers")
+    func lines() throws {
+        let result = try Self.run("next", "30 2 * * *", "--timezone", "America/New_York", "--after", "2026-03-07T00:00:00Z", "--count", "2")
+        #expect(result.status == 0)
+        #expect(result.stdout == """
+            2026-03-07T07:30:00Z  2026-03-07T02:30:00-05:00 EST
+            2026-03-09T06:30:00Z  2026-03-09T02:30:00-04:00 EDT
+
+            """)
+        let fallBack = try Self.run("next", "*/30 * * * *", "--timezone", "America/New_York", "--after", "2026-11-01T05:20:00Z",
+                                    "--count", "3", "--dst-repeated", "twice")
+        #expect(fallBack.stdout.split(separator: "\n").map { $0.split(separator: " ").last! } == ["repeated-first", "repeated-second", "repeated-second"])
+        let spring = try Self.run("next", "0 3 * * *", "--timezone", "America/New_York", "--after", "2026-03-08T00:00:00Z", "--count", "1")
+        #expect(spring.stdout.hasSuffix("after-dst-gap\n"))
+    }
+
+    @Test("--json prints an array; fixed rates and predefined names work")
+    func json() throws {
+        let result = try Self.run("next", "--every", "90m", "--start-time", "2026-01-01T00:00:00Z", "--after", "2025-12-31T23:00:00Z", "--count", "2", "--json")
+        #expect(result.status == 0)
+        let slots = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]]
+        #expect(slots?.compactMap { $0["slot"] as? String } == ["2026-01-01T00:00:00Z", "2026-01-01T01:30:00Z"])
+        let daily = try Self.run("next", "daily", "--timezone", "Asia/Kathmandu", "--after", "2026-06-01T00:00:00Z", "--count", "1")
+        #expect(daily.stdout.hasPrefix("2026-06-01T18:15:00Z  2026-06-02T00:00:00+05:45"))
+    }
+
+    @Test(
+        "bad input: non-zero exit, one line on stderr naming the problem, nothing on stdout",
+        arguments: [
+            (["next", "61 * * * *"], "minute field: \"61\" is out of range"),
+            (["next", "0 0 30 2 *"], "never fires"),
+            (["next", "* * * * *", "--timezone", "America/New_Yrok"], "did you mean America/New_York"),
+            (["next", "* * * * *", "--after", "yesterday"], "--after"),
+            (["next", "--every", "0s"], "at least 1s"),
+            (["next", "--every", "10x"], "not a duration"),
+            (["next"], "give a cron expression"),
+            (["next", "* * * * *", "--count", "0"], "--count"),
+            (["next", "* * * * *", "--dst-skipped", "maybe"], "skip or shift"),
+            (["next", "* * * * *", "--bogus"], "--bogus"),
+        ])
+    func badInput(arguments: [String], message: String) throws {
+        let process = Process()
+        process.executableURL = Self.executable
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        #expect(stdout.isEmpty)
+        #expect(stderr.split(separator: "\n").count == 1, "\(stderr)")
+        #expect(stderr.contains(message), "\(stderr)")
+    }
+
+    @Test("a million slots stream out")
+    func million() throws {
+        let result = try Self.run("next", "* * * * * *", "--after", "2026-01-01T00:00:00Z", "--count", "1000000")
+        #expect(result.status == 0)
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.count == 1_000_000)
+        #expect(lines.last?.hasPrefix("2026-01-12T13:46:40Z") == true)
+    }
+}
