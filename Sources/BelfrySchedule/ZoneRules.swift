@@ -15,6 +15,9 @@ public struct ZoneRules: Sendable {
     let abbreviations: [String]
     /// Holds from `transitions.last` on, when it has daylight time.
     let rule: PosixTimeZoneRule?
+    /// Where `rule` takes over from the table (Int64.max: never). Kept apart from `rule` so the hot
+    /// path compares two integers instead of copying an optional struct of strings.
+    let ruleStart: Int64
 
     /// The table is extended from the rule up to this year, so that common instants are a binary
     /// search away; later instants are computed from the rule year by year.
@@ -49,6 +52,7 @@ public struct ZoneRules: Sendable {
         self.offsets = offsets
         self.abbreviations = abbreviations
         self.rule = transitions.isEmpty ? nil : dstRule
+        self.ruleStart = self.rule == nil ? Int64.max : transitions[transitions.count - 1]
     }
 
     /// A span of UTC time `[start, end)` with one offset, and the offsets around it.
@@ -62,7 +66,7 @@ public struct ZoneRules: Sendable {
     /// The segment that contains the UTC instant `instant`.
     @inline(__always)
     func segment(containing instant: Int64) -> Segment {
-        if rule != nil, instant >= transitions[transitions.count - 1] {
+        if instant >= ruleStart {
             return ruleSegment(containing: instant)
         }
         let low = tableIndex(instant)
@@ -106,7 +110,7 @@ public struct ZoneRules: Sendable {
     /// The zone's abbreviation at `instant` (`EDT`, `+0545`, ...).
     public func abbreviation(at instant: Instant) -> String {
         let u = instant.secondsSinceEpoch
-        if let rule, u >= transitions[transitions.count - 1] {
+        if u >= ruleStart, let rule {
             let segment = ruleSegment(containing: u)
             return segment.offset == rule.daylightOffset && segment.offset != rule.standardOffset
                 ? rule.daylightName ?? rule.standardName : rule.standardName

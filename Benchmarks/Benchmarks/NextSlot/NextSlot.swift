@@ -1,0 +1,40 @@
+import Benchmark
+import BelfrySchedule
+
+/// Next-slot computation (SPEC §8, issue 3): the cases the README's table reports, the same ones
+/// `robfig/` measures for robfig/cron v3.
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .throughput, .mallocCountTotal],
+        scalingFactor: .kilo,
+        maxDuration: .seconds(3),
+        maxIterations: 1_000_000
+    )
+
+    for (expression, zoneName) in ScheduleCases.all {
+        Benchmark("nextSlot \(expression) \(zoneName)") { benchmark in
+            let schedule = try CronSchedule(
+                parsing: expression, zone: TimeZoneDatabase.system.rules(for: zoneName))
+            // Walk forward slot by slot, as a daemon does; wrap around to stay in a realistic era.
+            var instant = ScheduleCases.start
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                let next = schedule.nextSlot(after: instant)!
+                instant = next < ScheduleCases.end ? next : ScheduleCases.start
+            }
+            blackHole(instant)
+        }
+    }
+}
+
+enum ScheduleCases {
+    static let all = [
+        ("*/15 * * * *", "UTC"),
+        ("30 2 * * *", "America/New_York"),
+        ("0 9 * * 1-5", "Europe/Berlin"),
+        ("*/5 9-17 * * 1-5", "America/Los_Angeles"),
+        ("0 0 L * *", "Australia/Lord_Howe"),
+    ]
+    static let start = Instant(secondsSinceEpoch: 1_767_225_600)  // 2026-01-01T00:00:00Z
+    static let end = Instant(secondsSinceEpoch: 2_082_758_400)  // 2036-01-01T00:00:00Z
+}
