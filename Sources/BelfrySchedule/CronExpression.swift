@@ -150,9 +150,4 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
     private func bits(_ mask: UInt64, from n: Int) -> UInt64 {
         mask & (UInt64.max &<< UInt64(n))
     }
-
-    /// Whether the wall-clock time `local` matches every field.
-    public func matches(local: Int64) -> Bool {
-        nextMatch(atOrAfter: local) == local
-    }
 }

@@ -7,10 +7,6 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
         self.secondsSinceEpoch = secondsSinceEpoch
     }
 
-    /// Earliest and latest instants the engine computes with: years 1 to 9999.
-    public static let min = Instant(secondsSinceEpoch: -62_135_596_800)
-    public static let max = Instant(secondsSinceEpoch: 253_402_300_799)
-
     public static func < (a: Instant, b: Instant) -> Bool {
         a.secondsSinceEpoch < b.secondsSinceEpoch
     }

@@ -63,9 +63,9 @@ public final class TimeZoneDatabase: Sendable {
     /// the database directory.
     private static func isPlausibleName(_ name: String) -> Bool {
         !name.isEmpty && !name.hasPrefix("/") && !name.contains("..") && !name.contains("//")
-            && name.unicodeScalars.allSatisfy {
-                ($0.properties.isASCIIHexDigit || $0.properties.isAlphabetic || "_-+/0123456789".unicodeScalars.contains($0))
-                    && $0.isASCII
+            && name.utf8.allSatisfy { byte in
+                (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "z"))
+                    || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || "_-+/".utf8.contains(byte)
             }
     }
 
