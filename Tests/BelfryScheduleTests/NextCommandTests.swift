@@ -22,6 +22,10 @@ struct NextCommandTests {
     }
 
     static func run(_ arguments: String...) throws -> Result {
+        try run(arguments)
+    }
+
+    static func run(_ arguments: [String]) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -79,21 +83,11 @@ struct NextCommandTests {
             (["next", "* * * * *", "--bogus"], "--bogus"),
         ])
     func badInput(arguments: [String], message: String) throws {
-        let process = Process()
-        process.executableURL = Self.executable
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus != 0)
-        #expect(stdout.isEmpty)
-        #expect(stderr.split(separator: "\n").count == 1, "\(stderr)")
-        #expect(stderr.contains(message), "\(stderr)")
+        let result = try Self.run(arguments)
+        #expect(result.status != 0)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+        #expect(result.stderr.contains(message), "\(result.stderr)")
     }
 
     @Test("a million slots stream out")
