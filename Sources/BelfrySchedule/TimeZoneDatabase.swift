@@ -105,30 +105,16 @@ public final class TimeZoneDatabase: Sendable {
         for candidate in identifiers() {
             let normalized = Self.normalized(candidate)
             let city = Self.normalized(String(candidate.split(separator: "/").last ?? ""))
-            var score = Self.editDistance(wanted, normalized)
+            var score = Suggestions.distance(wanted, normalized)
             if normalized == wanted || (!wantedCity.isEmpty && city == wantedCity) { score = 0 }
-            score = min(score, Self.editDistance(wantedCity, city) + 1)
+            score = min(score, Suggestions.distance(wantedCity, city) + 1)
             if score <= max(2, wanted.count / 4) { scored.append((score, candidate)) }
         }
         return scored.sorted { ($0.score, $0.name) < ($1.score, $1.name) }.prefix(3).map(\.name)
     }
 
-    private static func normalized(_ text: String) -> [UInt8] {
-        Array(text.lowercased().replacingOccurrences(of: " ", with: "_").utf8)
-    }
-
-    private static func editDistance(_ a: [UInt8], _ b: [UInt8]) -> Int {
-        if a.isEmpty || b.isEmpty { return max(a.count, b.count) }
-        var previous = Array(0...b.count)
-        var current = previous
-        for i in 1...a.count {
-            current[0] = i
-            for j in 1...b.count {
-                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-            }
-            swap(&previous, &current)
-        }
-        return previous[b.count]
+    private static func normalized(_ text: String) -> String {
+        text.lowercased().replacingOccurrences(of: " ", with: "_")
     }
 
     /// Rules read from Foundation's bundled database, for a zone with no file: its offset changes

@@ -1,0 +1,122 @@
+import BelfrySchedule
+import Foundation
+import Yams
+
+/// Reads `schedules/*.yaml` (SPEC §2) into validated `Definitions`, or reports every problem of
+/// every file at once, each with file, line and column.
+public enum DefinitionLoader {
+    /// Files larger than this are refused: a definition file is read whole into memory.
+    public static let maxFileBytes = 16 << 20
+
+    /// Loads every `.yaml` / `.yml` file directly inside `directory`, in name order.
+    public static func load(directory: String, zones: TimeZoneDatabase = .system) throws(DefinitionErrors) -> Definitions {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw DefinitionErrors([Diagnostic(file: directory, line: 0, column: 0, message: "no such directory",
+                                               hint: "give the schedules directory with --schedules DIR")])
+        }
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        } catch {
+            throw DefinitionErrors([Diagnostic(file: directory, line: 0, column: 0, message: "cannot list the directory: \(error.localizedDescription)")])
+        }
+        let yamlNames = names.filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !$0.hasPrefix(".") }.sorted()
+        guard !yamlNames.isEmpty else {
+            throw DefinitionErrors([Diagnostic(file: directory, line: 0, column: 0, message: "no definition files (*.yaml) in this directory",
+                                               hint: "see schedules/ in the Belfry repository for examples")])
+        }
+        var files: [(path: String, bytes: [UInt8])] = []
+        var problems: [Diagnostic] = []
+        for name in yamlNames {
+            let path = (directory as NSString).appendingPathComponent(name)
+            switch readFile(path) {
+            case .success(let bytes): files.append((path, bytes))
+            case .failure(let problem): problems.append(problem)
+            }
+        }
+        return try load(files: files, zones: zones, problems: problems)
+    }
+
+    /// Loads definition files given as bytes (the directory loader and tests use this).
+    public static func load(
+        files: [(path: String, bytes: [UInt8])], zones: TimeZoneDatabase = .system, problems: [Diagnostic] = []
+    ) throws(DefinitionErrors) -> Definitions {
+        var diagnostics = problems
+        var environments: [EnvironmentDefinition] = []
+        var declaredQueues: [String: (concurrency: Int, file: String, node: Node)] = [:]
+        var references: [(queue: String, file: String, node: Node)] = []
+        var environmentFiles: [String: String] = [:]
+        for file in files {
+            var reader = EnvironmentReader(path: file.path, zones: zones)
+            if let environment = reader.read(file.bytes) {
+                if let other = environmentFiles[environment.name] {
+                    reader.file.error(reader.environmentNameNode, "environment \"\(environment.name)\" is also defined in \(other)",
+                                      hint: "environment names must be unique")
+                } else {
+                    environmentFiles[environment.name] = file.path
+                    environments.append(environment)
+                }
+            }
+            for (queue, declaration) in reader.queues {
+                if let earlier = declaredQueues[queue], earlier.concurrency != declaration.concurrency {
+                    reader.file.error(declaration.node, "queue \"\(queue)\" is declared again with concurrency \(declaration.concurrency)",
+                                      hint: "\(earlier.file) declares it with \(earlier.concurrency)")
+                } else {
+                    declaredQueues[queue] = (declaration.concurrency, file.path, declaration.node)
+                }
+            }
+            references += reader.queueReferences.map { ($0.queue, file.path, $0.node) }
+            diagnostics += reader.file.diagnostics
+        }
+        // Queues: declared under `queues:`, or named by an environment's `queue` (default limit).
+        // Tasks and triggers must name a known queue, so that a typo does not make a new one.
+        var queues = declaredQueues.mapValues(\.concurrency)
+        for environment in environments {
+            if let queue = environment.queue, queues[queue] == nil { queues[queue] = 16 }
+        }
+        if queues["default"] == nil { queues["default"] = 16 }
+        for reference in references where queues[reference.queue] == nil {
+            let known = Array(queues.keys).sorted()
+            diagnostics.append(Diagnostic(
+                file: reference.file, line: reference.node.mark?.line ?? 0, column: reference.node.mark?.column ?? 0,
+                message: "unknown queue \"\(reference.queue)\"",
+                hint: closest(to: reference.queue, in: known).map { "did you mean \"\($0)\"?" }
+                    ?? "declare it under queues: in a definition file, or use one of: \(known.joined(separator: ", "))"))
+        }
+        guard diagnostics.isEmpty else { throw DefinitionErrors(diagnostics) }
+        return Definitions(environments: environments, queues: queues)
+    }
+
+    /// The file's bytes, or why they cannot be had (missing, a link loop, too large, unreadable).
+    private static func readFile(_ path: String) -> Result<[UInt8], Diagnostic> {
+        func problem(_ message: String, hint: String? = nil) -> Result<[UInt8], Diagnostic> {
+            .failure(Diagnostic(file: path, line: 0, column: 0, message: message, hint: hint))
+        }
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            switch errno {
+            case ELOOP: return problem("is a symbolic link loop")
+            case ENOENT: return problem("is a broken symbolic link")
+            default: return problem("cannot be read: \(String(cString: strerror(errno)))")
+            }
+        }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            return problem("is not a regular file")
+        }
+        guard info.st_size <= maxFileBytes else {
+            return problem("is \(info.st_size >> 20) MiB", hint: "definition files are limited to \(maxFileBytes >> 20) MiB; split it into several files")
+        }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        var offset = 0
+        while offset < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { return problem("cannot be read: \(String(cString: strerror(errno)))") }
+            offset += count
+        }
+        return .success(bytes)
+    }
+}

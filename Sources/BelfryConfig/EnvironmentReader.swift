@@ -1,0 +1,145 @@
+import BelfrySchedule
+import Foundation
+import Yams
+
+/// Reads one definition file: one environment, its tasks and their triggers, plus any queues it
+/// declares. Problems are collected in `file.diagnostics`.
+struct EnvironmentReader {
+    var file: YAMLFile
+    let zones: TimeZoneDatabase
+    /// Queues declared under `queues:` in this file.
+    var queues: [String: (concurrency: Int, node: Node)] = [:]
+    /// Queues named by tasks and triggers, to be checked once every file is read.
+    var queueReferences: [(queue: String, node: Node)] = []
+    /// Where the environment's name is written (for "defined twice" errors).
+    var environmentNameNode: Node?
+
+    init(path: String, zones: TimeZoneDatabase) {
+        self.file = YAMLFile(path: path)
+        self.zones = zones
+    }
+
+    static let topLevelKeys = ["environment", "tasks", "queues"]
+    static let environmentKeys = ["name", "description", "env", "queue", "working_directory", "user"]
+
+    /// Per-environment defaults that tasks inherit.
+    struct Defaults {
+        var environment: String
+        var env: [String: String]
+        var queue: String?
+        var workingDirectory: String?
+        var user: String?
+    }
+
+    mutating func read(_ bytes: [UInt8]) -> EnvironmentDefinition? {
+        guard let text = decode(bytes), let root = compose(text) else { return nil }
+        guard let top = file.mapping(root, "the file", allowed: Self.topLevelKeys) else { return nil }
+        if let queuesNode = top["queues"] { readQueues(queuesNode) }
+
+        let stem = ((file.path as NSString).lastPathComponent as NSString).deletingPathExtension
+        var defaults = Defaults(environment: stem, env: [:])
+        var description: String?
+        if let environmentNode = top["environment"], let environment = file.mapping(environmentNode, "environment", allowed: Self.environmentKeys) {
+            if let nameNode = environment["name"] {
+                environmentNameNode = nameNode
+                defaults.environment = file.name(nameNode, "environment name") ?? stem
+            } else if !YAMLFile.isName(stem) {
+                file.error(environmentNode, "environment has no name and the file name \"\(stem)\" is not a valid one",
+                           hint: "add name: under environment:, in snake_case or kebab-case")
+            }
+            description = file.string(environment["description"], "environment description", maxLength: 255)
+            if let env = environment["env"] { defaults.env = file.stringMap(env, "environment env") }
+            if let queue = environment["queue"] { defaults.queue = file.name(queue, "environment queue") }
+            if let directory = environment["working_directory"] { defaults.workingDirectory = file.string(directory, "working_directory") }
+            if let user = environment["user"] { defaults.user = file.string(user, "user") }
+        } else if top["environment"] == nil {
+            environmentNameNode = root
+            if !YAMLFile.isName(stem) {
+                file.error(root, "the file name \"\(stem)\" is not a valid environment name",
+                           hint: "add environment: with a name:, or rename the file in snake_case or kebab-case")
+            }
+        }
+        guard let tasksNode = top["tasks"] else {
+            file.error(root, "the file has no tasks:", hint: "add tasks: with a list of tasks")
+            return nil
+        }
+        var tasks: [TaskDefinition] = []
+        var taskNames = Set<String>()
+        for taskNode in file.sequence(tasksNode, "tasks") ?? [] {
+            guard let task = readTask(taskNode, defaults: defaults) else { continue }
+            guard taskNames.insert(task.name).inserted else {
+                file.error(taskNode, "task \"\(task.name)\" is defined twice in environment \"\(defaults.environment)\"")
+                continue
+            }
+            tasks.append(task)
+        }
+        return EnvironmentDefinition(
+            name: defaults.environment, description: description, queue: defaults.queue, file: file.path, tasks: tasks)
+    }
+
+    /// The file as UTF-8 text; otherwise an error on the first line that is not.
+    private mutating func decode(_ bytes: [UInt8]) -> String? {
+        if let text = String(validating: bytes, as: UTF8.self) {
+            if text.split(whereSeparator: \.isNewline).allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty || $0.trimmingCharacters(in: .whitespaces).hasPrefix("#") }) {
+                file.diagnostics.append(Diagnostic(file: file.path, line: 1, column: 1, message: "the file is empty",
+                                                   hint: "a definition file holds environment: and tasks:"))
+                return nil
+            }
+            return text
+        }
+        var line = 1
+        for slice in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            if String(validating: slice, as: UTF8.self) == nil { break }
+            line += 1
+        }
+        file.diagnostics.append(Diagnostic(file: file.path, line: line, column: 1, message: "the file is not UTF-8 text",
+                                           hint: "save it as UTF-8"))
+        return nil
+    }
+
+    /// The YAML tree, or the parser's error at its position.
+    private mutating func compose(_ text: String) -> Node? {
+        do {
+            guard let root = try Yams.compose(yaml: text) else {
+                file.diagnostics.append(Diagnostic(file: file.path, line: 1, column: 1, message: "the file is empty"))
+                return nil
+            }
+            return root
+        } catch let error as YamlError {
+            var line = 0
+            var column = 0
+            var message = "\(error)"
+            switch error {
+            case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+                 .composer(let context, let problem, let mark, _):
+                (line, column) = (mark.line, mark.column)
+                message = "invalid YAML: " + problem + (context.map { " (\($0.text))" } ?? "")
+            case .duplicatedKeysInMapping(let duplicates, let context):
+                (line, column) = (context.mark.line, context.mark.column)
+                message = "duplicate key \(duplicates.map { "\"\($0)\"" }.joined(separator: ", ")) in a mapping"
+            default:
+                break
+            }
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            let hint = line > 0 && line <= lines.count && lines[line - 1].contains("\t")
+                ? "YAML indentation must use spaces, not tabs" : nil
+            file.diagnostics.append(Diagnostic(file: file.path, line: line, column: column, message: message, hint: hint))
+            return nil
+        } catch {
+            file.diagnostics.append(Diagnostic(file: file.path, line: 0, column: 0, message: "invalid YAML: \(error)"))
+            return nil
+        }
+    }
+
+    private mutating func readQueues(_ node: Node) {
+        for (name, keyNode, value) in file.entries(node, "queues") ?? [] {
+            guard YAMLFile.isName(name) else {
+                file.error(keyNode, "queue name \"\(name)\" is not a valid name", hint: "use snake_case or kebab-case")
+                continue
+            }
+            guard let settings = file.mapping(value, "queue \(name)", allowed: ["concurrency"]) else { continue }
+            let concurrency = settings["concurrency"].flatMap { file.int($0, "concurrency", in: 1...10_000) } ?? 16
+            queues[name] = (concurrency, keyNode)
+        }
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import GRDB
+
+/// Why the database could not be used.
+public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
+    case cannotOpen(path: String, reason: String)
+    case unknownTrigger(task: String, trigger: String, suggestions: [String])
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let path, let reason):
+            return "cannot open the database \(path): \(reason)"
+        case .unknownTrigger(let task, let trigger, let suggestions):
+            let hint = suggestions.isEmpty ? "; `belfry trigger list` shows them all" : "; did you mean \(suggestions.joined(separator: ", "))?"
+            return "no trigger \"\(trigger)\" on task \"\(task)\"\(hint)"
+        }
+    }
+}
+
+/// The one SQLite database of a Belfry installation (SPEC §3): it owns the schema and its
+/// migrations, and every query. WAL mode, foreign keys on, writers wait for each other.
+public final class BelfryDatabase: Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    /// The default location: `$BELFRY_DATABASE`, else `$XDG_STATE_HOME/belfry/belfry.sqlite`, else
+    /// `~/.local/state/belfry/belfry.sqlite`.
+    public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let path = environment["BELFRY_DATABASE"], !path.isEmpty { return path }
+        let state = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? ((environment["HOME"] ?? NSHomeDirectory()) as NSString).appendingPathComponent(".local/state")
+        return ((state as NSString).appendingPathComponent("belfry") as NSString).appendingPathComponent("belfry.sqlite")
+    }
+
+    /// Opens (creating it, mode 0600, in a directory created 0700) and migrates the database.
+    public init(path: String) throws(StoreError) {
+        self.path = path
+        let directory = (path as NSString).deletingLastPathComponent
+        do {
+            try FileManager.default.createDirectory(
+                atPath: directory.isEmpty ? "." : directory, withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw .cannotOpen(path: path, reason: "cannot create the directory \(directory): \(Self.reason(error))")
+        }
+        if !FileManager.default.fileExists(atPath: path) {
+            let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if descriptor < 0, errno != EEXIST {
+                throw .cannotOpen(path: path, reason: String(cString: strerror(errno)))
+            }
+            if descriptor >= 0 { close(descriptor) }
+        }
+        var configuration = GRDB.Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(30)
+        configuration.label = "belfry"
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw .cannotOpen(path: path, reason: Self.reason(error))
+        }
+    }
+
+    private static func reason(_ error: any Error) -> String {
+        if let error = error as? DatabaseError {
+            switch error.resultCode {
+            case .SQLITE_READONLY: return "it is read-only (check the file's and directory's permissions)"
+            case .SQLITE_CANTOPEN: return "it cannot be opened (missing or unwritable directory?)"
+            case .SQLITE_NOTADB: return "the file is not a SQLite database"
+            case .SQLITE_FULL: return "the disk is full"
+            default: return error.message ?? "\(error)"
+            }
+        }
+        return (error as NSError).localizedDescription
+    }
+
+    /// A number that changes whenever another process commits to the database: cheap to poll
+    /// (SQLite's `PRAGMA data_version` on this process's writer connection).
+    public func changeCounter() throws -> Int {
+        try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0 }
+    }
+
+    /// The schema, in order. Migrations are never edited once released: add a new one.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: definitions, triggers, runs, attempts, steps, watermarks") { db in
+            try db.execute(sql: """
+                CREATE TABLE environment (
+                  name TEXT PRIMARY KEY,
+                  description TEXT,
+                  file TEXT NOT NULL,
+                  updated_at INTEGER NOT NULL              -- milliseconds since the epoch, as every *_at
+                );
+                CREATE TABLE queue (
+                  name TEXT PRIMARY KEY,
+                  concurrency INTEGER NOT NULL
+                );
+                CREATE TABLE task (
+                  id INTEGER PRIMARY KEY,
+                  name TEXT NOT NULL UNIQUE,               -- ENV.TASK
+                  environment TEXT NOT NULL REFERENCES environment(name) ON DELETE CASCADE,
+                  definition BLOB NOT NULL,                -- TaskDefinition as JSON, without triggers
+                  updated_at INTEGER NOT NULL
+                );
+                CREATE TABLE "trigger" (
+                  id INTEGER PRIMARY KEY,
+                  task_id INTEGER NOT NULL REFERENCES task(id) ON DELETE CASCADE,
+                  name TEXT NOT NULL,
+                  kind TEXT NOT NULL,                      -- cron | every
+                  schedule TEXT NOT NULL,
+                  timezone TEXT NOT NULL,
+                  definition BLOB NOT NULL,                -- TriggerDefinition as JSON
+                  active BOOLEAN NOT NULL,
+                  activated_at INTEGER,                    -- anchor of a fixed rate without start_time
+                  owner TEXT,
+                  updated_by TEXT,
+                  updated_at INTEGER NOT NULL,
+                  UNIQUE (task_id, name)
+                );
+                CREATE TABLE run (
+                  id INTEGER PRIMARY KEY,
+                  task TEXT NOT NULL,
+                  "trigger" TEXT,                          -- NULL for a manual run
+                  slot INTEGER,                            -- seconds since the epoch
+                  origin TEXT NOT NULL,                    -- scheduled | manual | catch-up
+                  state TEXT NOT NULL,
+                  reason TEXT,
+                  attempts INTEGER NOT NULL DEFAULT 0,
+                  system_retries INTEGER NOT NULL DEFAULT 0,
+                  exit_code INTEGER,
+                  queued_at INTEGER NOT NULL,
+                  started_at INTEGER,
+                  finished_at INTEGER,
+                  command_used TEXT,
+                  inputs TEXT,
+                  UNIQUE (task, "trigger", slot)           -- exactly once per slot
+                );
+                CREATE INDEX run_by_trigger ON run (task, "trigger", id);
+                CREATE INDEX run_by_state ON run (state);
+                CREATE TABLE attempt (
+                  run_id INTEGER NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                  number INTEGER NOT NULL,
+                  started_at INTEGER NOT NULL,
+                  finished_at INTEGER,
+                  pid INTEGER,
+                  exit_code INTEGER,
+                  signal INTEGER,
+                  timed_out BOOLEAN NOT NULL DEFAULT 0,
+                  output_tail BLOB,
+                  log_path TEXT,
+                  PRIMARY KEY (run_id, number)
+                );
+                CREATE TABLE step (
+                  run_id INTEGER NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                  name TEXT NOT NULL,
+                  exit_code INTEGER NOT NULL,
+                  stdout BLOB,
+                  finished_at INTEGER NOT NULL,
+                  PRIMARY KEY (run_id, name)
+                );
+                CREATE TABLE watermark (
+                  trigger_id INTEGER PRIMARY KEY REFERENCES "trigger"(id) ON DELETE CASCADE,
+                  last_slot INTEGER NOT NULL               -- the last slot evaluated, seconds
+                );
+                CREATE TABLE circuit_breaker (
+                  task TEXT PRIMARY KEY,
+                  state TEXT NOT NULL,                     -- closed | open | probing
+                  consecutive_failures INTEGER NOT NULL,
+                  opened_at INTEGER
+                );
+                CREATE TABLE deploy (
+                  id INTEGER PRIMARY KEY,
+                  owner TEXT NOT NULL,
+                  deployed_at INTEGER NOT NULL,
+                  added INTEGER NOT NULL,
+                  changed INTEGER NOT NULL,
+                  deleted INTEGER NOT NULL,
+                  unchanged INTEGER NOT NULL
+                );
+                """)
+        }
+        return migrator
+    }
+}

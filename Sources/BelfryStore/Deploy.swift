@@ -1,0 +1,119 @@
+import BelfryConfig
+import Foundation
+import GRDB
+
+/// What a deploy did, trigger by trigger (`ENV.TASK TRIGGER`).
+public struct DeploySummary: Hashable, Sendable, Codable {
+    public var added: [String] = []
+    public var changed: [String] = []
+    public var deleted: [String] = []
+    public var unchanged = 0
+    /// Active and inactive triggers after the deploy.
+    public var active = 0
+    public var inactive = 0
+}
+
+extension BelfryDatabase {
+    /// Replaces the deployed definitions with `definitions` in one transaction (SPEC §2): new
+    /// triggers start active iff `auto_activate`; existing ones keep their activation state;
+    /// triggers no longer defined are deleted (their run history stays). Records who and when.
+    public func deploy(_ definitions: Definitions, owner: String, now: Date = Date()) throws -> DeploySummary {
+        let at = milliseconds(now)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return try pool.write { db in
+            var summary = DeploySummary()
+            var oldTasks: [String: (id: Int64, definition: Data)] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT id, name, definition FROM task") {
+                oldTasks[row[1]] = (row[0], row[2])
+            }
+            var oldTriggers: [String: (id: Int64, definition: Data, active: Bool)] = [:]
+            for row in try Row.fetchAll(db, sql: """
+                SELECT tr.id, t.name || ' ' || tr.name, tr.definition, tr.active FROM "trigger" tr JOIN task t ON t.id = tr.task_id
+                """) {
+                oldTriggers[row[1]] = (row[0], row[2], row[3])
+            }
+
+            let upsertEnvironment = try db.cachedStatement(sql: """
+                INSERT INTO environment (name, description, file, updated_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (name) DO UPDATE SET description = excluded.description, file = excluded.file,
+                  updated_at = excluded.updated_at
+                """)
+            let insertTask = try db.cachedStatement(sql: "INSERT INTO task (name, environment, definition, updated_at) VALUES (?, ?, ?, ?)")
+            let updateTask = try db.cachedStatement(sql: "UPDATE task SET environment = ?, definition = ?, updated_at = ? WHERE id = ?")
+            let insertTrigger = try db.cachedStatement(sql: """
+                INSERT INTO "trigger" (task_id, name, kind, schedule, timezone, definition, active, activated_at, owner, updated_by, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            let updateTrigger = try db.cachedStatement(sql: """
+                UPDATE "trigger" SET kind = ?, schedule = ?, timezone = ?, definition = ?, owner = ?, updated_by = ?, updated_at = ?
+                WHERE id = ?
+                """)
+            var keptTasks = Set<String>()
+            var keptTriggers = Set<String>()
+            for environment in definitions.environments {
+                try upsertEnvironment.execute(arguments: [environment.name, environment.description, environment.file, at])
+                for task in environment.tasks {
+                    var bare = task
+                    bare.triggers = []
+                    let taskJSON = try encoder.encode(bare)
+                    let taskID: Int64
+                    if let old = oldTasks[task.fullName] {
+                        taskID = old.id
+                        if old.definition != taskJSON { try updateTask.execute(arguments: [environment.name, taskJSON, at, old.id]) }
+                    } else {
+                        try insertTask.execute(arguments: [task.fullName, environment.name, taskJSON, at])
+                        taskID = db.lastInsertedRowID
+                    }
+                    keptTasks.insert(task.fullName)
+                    for trigger in task.triggers {
+                        let key = "\(task.fullName) \(trigger.name)"
+                        keptTriggers.insert(key)
+                        let json = try encoder.encode(trigger)
+                        let schedule = trigger.schedule
+                        if let old = oldTriggers[key] {
+                            if old.definition == json {
+                                summary.unchanged += 1
+                            } else {
+                                try updateTrigger.execute(arguments: [
+                                    schedule.kind, schedule.text, schedule.timezone, json, owner, owner, at, old.id,
+                                ])
+                                summary.changed.append(key)
+                            }
+                            if old.active { summary.active += 1 } else { summary.inactive += 1 }
+                        } else {
+                            try insertTrigger.execute(arguments: [
+                                taskID, trigger.name, schedule.kind, schedule.text, schedule.timezone, json,
+                                trigger.autoActivate, trigger.autoActivate ? at : nil, owner, owner, at,
+                            ])
+                            summary.added.append(key)
+                            if trigger.autoActivate { summary.active += 1 } else { summary.inactive += 1 }
+                        }
+                    }
+                }
+            }
+            for (key, old) in oldTriggers where !keptTriggers.contains(key) {
+                try db.execute(sql: "DELETE FROM \"trigger\" WHERE id = ?", arguments: [old.id])
+                summary.deleted.append(key)
+            }
+            for (name, old) in oldTasks where !keptTasks.contains(name) {
+                try db.execute(sql: "DELETE FROM task WHERE id = ?", arguments: [old.id])
+            }
+            let environments = definitions.environments.map(\.name)
+            try db.execute(
+                sql: "DELETE FROM environment WHERE name NOT IN (SELECT value FROM json_each(?))",
+                arguments: [String(decoding: try JSONEncoder().encode(environments), as: UTF8.self)])
+            try db.execute(sql: "DELETE FROM queue")
+            for (name, concurrency) in definitions.queues {
+                try db.execute(sql: "INSERT INTO queue (name, concurrency) VALUES (?, ?)", arguments: [name, concurrency])
+            }
+            summary.added.sort()
+            summary.changed.sort()
+            summary.deleted.sort()
+            try db.execute(
+                sql: "INSERT INTO deploy (owner, deployed_at, added, changed, deleted, unchanged) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [owner, at, summary.added.count, summary.changed.count, summary.deleted.count, summary.unchanged])
+            return summary
+        }
+    }
+}

@@ -1,0 +1,111 @@
+import BelfryConfig
+import BelfrySchedule
+import Foundation
+import GRDB
+
+/// A deployed trigger as listings show it: definition, activation, who changed it, last run.
+public struct TriggerStatus: Sendable {
+    public struct LastRun: Sendable, Hashable {
+        public var id: Int64
+        public var state: String
+        /// The slot it ran for (nil for a run without one).
+        public var slot: Instant?
+    }
+
+    public var task: String
+    public var trigger: String
+    public var definition: TriggerDefinition
+    public var active: Bool
+    /// When it was last activated: the anchor of a fixed rate without `start_time`.
+    public var activatedAt: Date?
+    public var owner: String?
+    public var updatedBy: String?
+    public var updatedAt: Date
+    public var lastRun: LastRun?
+
+    /// The next slot after `now` if the trigger is active, else nil.
+    public func nextSlot(after now: Instant, zones: TimeZoneDatabase = .system) -> Instant? {
+        guard active else { return nil }
+        let anchor = Instant(secondsSinceEpoch: Int64((activatedAt ?? updatedAt).timeIntervalSince1970.rounded(.down)))
+        return (try? definition.schedule.slots(activatedAt: anchor, zones: zones))?.nextSlot(after: now)
+    }
+}
+
+extension BelfryDatabase {
+    private static let statusQuery = """
+        SELECT t.name, tr.name, tr.definition, tr.active, tr.activated_at, tr.owner, tr.updated_by, tr.updated_at,
+               r.id, r.state, r.slot
+        FROM "trigger" tr
+        JOIN task t ON t.id = tr.task_id
+        LEFT JOIN run r ON r.id = (
+          SELECT id FROM run WHERE run.task = t.name AND run."trigger" = tr.name ORDER BY id DESC LIMIT 1)
+        """
+
+    /// Every deployed trigger (of one task, when given), by task and trigger name.
+    public func triggers(task: String? = nil) throws -> [TriggerStatus] {
+        try pool.read { db in
+            let sql = Self.statusQuery + (task == nil ? "" : " WHERE t.name = ?") + " ORDER BY t.name, tr.name"
+            return try Row.fetchAll(db, sql: sql, arguments: task.map { [$0] } ?? []).map(Self.status)
+        }
+    }
+
+    /// One trigger, or `StoreError.unknownTrigger` with the closest names.
+    public func trigger(task: String, name: String) throws -> TriggerStatus {
+        try pool.read { db in try Self.fetch(db, task: task, name: name) }
+    }
+
+    /// Activates or deactivates a trigger, recording who and when. Activation re-anchors a fixed
+    /// rate without `start_time` (SPEC §1.3).
+    @discardableResult
+    public func setActive(_ active: Bool, task: String, name: String, by user: String, now: Date = Date()) throws -> TriggerStatus {
+        let at = milliseconds(now)
+        return try pool.write { db in
+            _ = try Self.fetch(db, task: task, name: name)
+            try db.execute(sql: """
+                UPDATE "trigger" SET active = ?, updated_by = ?, updated_at = ?,
+                  activated_at = CASE WHEN ? THEN ? ELSE activated_at END
+                WHERE name = ? AND task_id = (SELECT id FROM task WHERE name = ?)
+                """, arguments: [active, user, at, active, at, name, task])
+            return try Self.fetch(db, task: task, name: name)
+        }
+    }
+
+    /// Deletes a deployed trigger (its run history stays). A later deploy that still defines it
+    /// adds it again.
+    public func deleteTrigger(task: String, name: String) throws {
+        try pool.write { db in
+            _ = try Self.fetch(db, task: task, name: name)
+            try db.execute(sql: """
+                DELETE FROM "trigger" WHERE name = ? AND task_id = (SELECT id FROM task WHERE name = ?)
+                """, arguments: [name, task])
+        }
+    }
+
+    private static func fetch(_ db: Database, task: String, name: String) throws -> TriggerStatus {
+        if let row = try Row.fetchOne(db, sql: statusQuery + " WHERE t.name = ? AND tr.name = ?", arguments: [task, name]) {
+            return try status(row)
+        }
+        let known = try String.fetchAll(db, sql: """
+            SELECT t.name || ' ' || tr.name FROM "trigger" tr JOIN task t ON t.id = tr.task_id
+            """)
+        let wanted = "\(task) \(name)"
+        let suggestions = Suggestions.nearest(to: wanted, in: known).map { "\"\($0)\"" }
+        throw StoreError.unknownTrigger(task: task, trigger: name, suggestions: suggestions)
+    }
+
+    private static let decoder = JSONDecoder()
+
+    private static func status(_ row: Row) throws -> TriggerStatus {
+        let runID: Int64? = row[8]
+        return TriggerStatus(
+            task: row[0], trigger: row[1], definition: try decoder.decode(TriggerDefinition.self, from: row[2] as Data),
+            active: row[3], activatedAt: (row[4] as Int64?).map(date), owner: row[5], updatedBy: row[6],
+            updatedAt: date(row[7]),
+            lastRun: runID.map { TriggerStatus.LastRun(id: $0, state: row[9], slot: (row[10] as Int64?).map(Instant.init(secondsSinceEpoch:))) })
+    }
+}
+
+/// Milliseconds since the epoch, as the database stores instants of events.
+func date(_ milliseconds: Int64) -> Date {
+    Date(timeIntervalSince1970: Double(milliseconds) / 1000)
+}
