@@ -20,7 +20,8 @@ public struct Diagnostic: Error, Hashable, Sendable, Comparable, CustomStringCon
 
     /// `schedules/reports.yaml:12:7: unknown key "timezon" in trigger; did you mean "timezone"?`
     public var description: String {
-        "\(file):\(line):\(column): \(message)" + (hint.map { "; \($0)" } ?? "")
+        let position = line > 0 ? "\(file):\(line):\(column)" : file
+        return "\(position): \(message)" + (hint.map { "; \($0)" } ?? "")
     }
 
     public static func < (a: Diagnostic, b: Diagnostic) -> Bool {

@@ -6,12 +6,14 @@ struct Belfry: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "belfry",
         abstract: "A cron-style job scheduler with exact time-zone and DST rules.",
-        subcommands: [Next.self]
+        subcommands: [Next.self, Validate.self, Deploy.self, TriggerCommand.self]
     )
 }
 
-/// An error a command reports to the user: one line on stderr and a non-zero exit.
+/// An error a command reports to the user: lines on stderr (one per problem, then a summary
+/// prefixed `belfry:`) and a non-zero exit.
 struct CommandFailure: Error, CustomStringConvertible {
+    var lines: [String] = []
     var description: String
     var exitCode: Int32 = 2
 
@@ -22,6 +24,12 @@ struct CommandFailure: Error, CustomStringConvertible {
     init(_ error: some CustomStringConvertible) {
         self.description = error.description
     }
+
+    init(lines: [String], summary: String, exitCode: Int32) {
+        self.lines = lines
+        self.description = summary
+        self.exitCode = exitCode
+    }
 }
 
 @main
@@ -31,6 +39,7 @@ enum Main {
             var command = try Belfry.parseAsRoot()
             try command.run()
         } catch let failure as CommandFailure {
+            for line in failure.lines { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
             fail(failure.description, code: failure.exitCode)
         } catch {
             let code = Belfry.exitCode(for: error)

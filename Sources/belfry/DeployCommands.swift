@@ -1,0 +1,54 @@
+import ArgumentParser
+import BelfryConfig
+import BelfryStore
+import Foundation
+
+/// `belfry validate [DIR]`: checks the definition files without touching the database.
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the definition files; report every problem with file, line and column.")
+
+    @OptionGroup var schedules: SchedulesOptions
+
+    func run() throws {
+        let definitions = try schedules.load()
+        let tasks = definitions.tasks
+        print("\(schedules.path): \(definitions.environments.count) environments, \(tasks.count) tasks, "
+              + "\(tasks.reduce(0) { $0 + $1.triggers.count }) triggers: all valid")
+    }
+}
+
+/// `belfry deploy [DIR]`: validates, then replaces the deployed definitions in one transaction.
+struct Deploy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validate the definition files and deploy them to the database, all or nothing.")
+
+    @OptionGroup var schedules: SchedulesOptions
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: "Who deploys (recorded as the owner of changed triggers). Default: $USER.")
+    var owner: String?
+
+    @Flag(help: "Print the summary as JSON.")
+    var json = false
+
+    func run() throws {
+        let definitions = try schedules.load()
+        let store = try database.open()
+        let summary: DeploySummary
+        do {
+            summary = try store.deploy(definitions, owner: owner ?? currentUser())
+        } catch {
+            throw CommandFailure("deploy failed, nothing was changed: \(error)")
+        }
+        if json {
+            try printJSON(summary)
+            return
+        }
+        for key in summary.added { print("+ \(key)") }
+        for key in summary.changed { print("~ \(key)") }
+        for key in summary.deleted { print("- \(key)") }
+        print("deployed \(schedules.path) to \(store.path): \(summary.added.count) added, \(summary.changed.count) changed, "
+              + "\(summary.deleted.count) deleted, \(summary.unchanged) unchanged; \(summary.active) active, \(summary.inactive) inactive")
+    }
+}

@@ -1,0 +1,213 @@
+import ArgumentParser
+import BelfryConfig
+import BelfrySchedule
+import BelfryStore
+import Foundation
+
+/// `belfry trigger list|show|activate|deactivate|delete`.
+struct TriggerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trigger", abstract: "List, inspect, activate, deactivate and delete deployed triggers.",
+        subcommands: [List.self, Show.self, Activate.self, Deactivate.self, Delete.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List deployed triggers with their next slot and last run.")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "Only the triggers of this task (ENV.TASK).") var task: String?
+        @Flag(help: "Print a JSON array.") var json = false
+
+        func run() throws {
+            let statuses = try database.open().triggers(task: task)
+            let now = Instant.now
+            if json { return try printJSON(statuses.map { TriggerJSON($0, now: now) }) }
+            var rows = [["TASK", "TRIGGER", "SCHEDULE", "ZONE", "ACTIVE", "NEXT SLOT", "LAST RUN", "OWNER", "UPDATED"]]
+            for status in statuses {
+                let schedule = status.definition.schedule
+                rows.append([
+                    status.task, status.trigger, schedule.text, schedule.timezone, status.active ? "yes" : "no",
+                    status.nextSlot(after: now).map { localTime($0, zone: schedule.timezone) } ?? "-",
+                    status.lastRun.map { "#\($0.id) \($0.state)" } ?? "-",
+                    status.owner ?? "-", "\(status.updatedBy ?? "-") \(utcMinutes(status.updatedAt))",
+                ])
+            }
+            if statuses.isEmpty {
+                print("no triggers deployed; `belfry deploy` deploys ./schedules")
+            } else {
+                printTable(rows)
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one trigger and its next slots.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The task (ENV.TASK).") var task: String
+        @Argument(help: "The trigger's name.") var trigger: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let status = try lookup { try database.open().trigger(task: task, name: trigger) }
+            let now = Instant.now
+            if json { return try printJSON(TriggerJSON(status, now: now)) }
+            let d = status.definition
+            var lines: [(String, String)] = [
+                ("trigger", "\(status.task) \(status.trigger)"), ("kind", d.schedule.kind), ("schedule", d.schedule.text),
+                ("timezone", d.schedule.timezone), ("active", status.active ? "yes" : "no"),
+                ("owner", status.owner ?? "-"), ("updated", "\(status.updatedBy ?? "-") at \(utcMinutes(status.updatedAt))"),
+                ("queue", d.queue), ("overlap", d.overlap.rawValue), ("catch_up", d.catchUp.mode.rawValue),
+                ("last run", status.lastRun.map { "#\($0.id) \($0.state)\($0.slot.map { " for \($0)" } ?? "")" } ?? "none"),
+            ]
+            if let description = d.description { lines.insert(("description", description), at: 1) }
+            if let next = status.nextSlot(after: now) {
+                let schedule = try d.schedule.slots(activatedAt: Instant(secondsSinceEpoch: Int64((status.activatedAt ?? status.updatedAt).timeIntervalSince1970)))
+                var slot = next
+                var upcoming = [localTime(next, zone: d.schedule.timezone)]
+                for _ in 0..<4 {
+                    guard let later = schedule.nextSlot(after: slot) else { break }
+                    upcoming.append(localTime(later, zone: d.schedule.timezone))
+                    slot = later
+                }
+                lines.append(("next slots", upcoming.joined(separator: ", ")))
+            }
+            let width = lines.map(\.0.count).max() ?? 0
+            for (key, value) in lines { print(key.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value) }
+        }
+    }
+
+    struct Activate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Activate a trigger (a fixed rate without start_time re-anchors now).")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The task (ENV.TASK).") var task: String
+        @Argument(help: "The trigger's name.") var trigger: String
+        @Option(help: "Who makes the change. Default: $USER.") var by: String?
+
+        func run() throws {
+            let status = try lookup { try database.open().setActive(true, task: task, name: trigger, by: by ?? currentUser()) }
+            let next = status.nextSlot(after: .now).map { ", next slot \(localTime($0, zone: status.definition.schedule.timezone))" } ?? ""
+            print("activated \(task) \(trigger)\(next)")
+        }
+    }
+
+    struct Deactivate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Deactivate a trigger: no slot fires until it is activated again.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The task (ENV.TASK).") var task: String
+        @Argument(help: "The trigger's name.") var trigger: String
+        @Option(help: "Who makes the change. Default: $USER.") var by: String?
+
+        func run() throws {
+            _ = try lookup { try database.open().setActive(false, task: task, name: trigger, by: by ?? currentUser()) }
+            print("deactivated \(task) \(trigger)")
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a deployed trigger (its runs stay in the history; the next deploy adds it back if it is still defined).")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The task (ENV.TASK).") var task: String
+        @Argument(help: "The trigger's name.") var trigger: String
+
+        func run() throws {
+            try lookup { try database.open().deleteTrigger(task: task, name: trigger) }
+            print("deleted \(task) \(trigger)")
+        }
+    }
+}
+
+/// Runs a store call, turning its errors into one-line failures.
+private func lookup<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let failure as CommandFailure {
+        throw failure
+    } catch {
+        throw CommandFailure("\(error)")
+    }
+}
+
+/// The `--json` fields of `trigger list` / `trigger show` (SPEC §6).
+struct TriggerJSON: Encodable {
+    struct LastRun: Encodable {
+        var id: Int64
+        var state: String
+        var slot: String?
+    }
+
+    var task: String
+    var trigger: String
+    var kind: String
+    var schedule: String
+    var timezone: String
+    var active: Bool
+    var next_slot: String?
+    var last_run: LastRun?
+    var owner: String?
+    var updated_by: String?
+    var updated_at: String
+
+    init(_ status: TriggerStatus, now: Instant) {
+        let schedule = status.definition.schedule
+        task = status.task
+        trigger = status.trigger
+        kind = schedule.kind
+        self.schedule = schedule.text
+        timezone = schedule.timezone
+        active = status.active
+        next_slot = status.nextSlot(after: now)?.rfc3339
+        last_run = status.lastRun.map { LastRun(id: $0.id, state: $0.state, slot: $0.slot?.rfc3339) }
+        owner = status.owner
+        updated_by = status.updatedBy
+        updated_at = Instant(secondsSinceEpoch: Int64(status.updatedAt.timeIntervalSince1970)).rfc3339
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        // Nulls are written out: a stable interface has every field on every object.
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(task, forKey: .task)
+        try c.encode(trigger, forKey: .trigger)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(schedule, forKey: .schedule)
+        try c.encode(timezone, forKey: .timezone)
+        try c.encode(active, forKey: .active)
+        try c.encode(next_slot, forKey: .next_slot)
+        try c.encode(last_run, forKey: .last_run)
+        try c.encode(owner, forKey: .owner)
+        try c.encode(updated_by, forKey: .updated_by)
+        try c.encode(updated_at, forKey: .updated_at)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case task, trigger, kind, schedule, timezone, active, next_slot, last_run, owner, updated_by, updated_at
+    }
+}
+
+extension Instant {
+    static var now: Instant { Instant(secondsSinceEpoch: Int64(Date().timeIntervalSince1970.rounded(.down))) }
+}
+
+/// `2026-03-09 02:30 EDT` in the trigger's zone.
+func localTime(_ instant: Instant, zone name: String) -> String {
+    guard let zone = try? TimeZoneDatabase.system.rules(for: name) else { return instant.rfc3339 }
+    let wall = zone.wallClock(at: instant)
+    let text = Instant(secondsSinceEpoch: wall.local).rfc3339  // local seconds shown as if UTC
+    return "\(text.prefix(10)) \(text.dropFirst(11).prefix(5)) \(wall.abbreviation)"
+}
+
+/// `2026-11-23 11:24Z`.
+func utcMinutes(_ date: Date) -> String {
+    let text = Instant(secondsSinceEpoch: Int64(date.timeIntervalSince1970)).rfc3339
+    return "\(text.prefix(10)) \(text.dropFirst(11).prefix(5))Z"
+}
+
+/// Left-aligned columns separated by two spaces.
+func printTable(_ rows: [[String]]) {
+    var widths = [Int](repeating: 0, count: rows.first?.count ?? 0)
+    for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+    var output = ""
+    for row in rows {
+        let cells = row.enumerated().map { i, cell in i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+        output += cells.joined(separator: "  ") + "\n"
+    }
+    FileHandle.standardOutput.write(Data(output.utf8))
+}
