@@ -1,0 +1,179 @@
+@testable import BelfryConfig
+import BelfrySchedule
+import Foundation
+import Testing
+
+func load(_ files: [String: String]) throws(DefinitionErrors) -> Definitions {
+    try DefinitionLoader.load(files: files.sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8)) })
+}
+
+/// The diagnostics of a set of files, as `file:line:column: message` lines.
+func problems(_ files: [String: String]) -> [String] {
+    do {
+        _ = try load(files)
+        return []
+    } catch {
+        return error.diagnostics.map(\.description)
+    }
+}
+
+@Suite("Definition files")
+struct DefinitionLoaderTests {
+    static let specExample = """
+        environment:
+          name: reports
+          env: { REPORT_BUCKET: /srv/reports }
+          queue: reports
+        tasks:
+          - name: nightly_export
+            command: ["/usr/local/bin/export", "--date", "{{date}}"]
+            params: { date: { required: true }, format: { default: csv } }
+            retries: { count: 3, backoff: { initial: 2s, max: 1m } }
+            timeout: { max_runtime: 30m, max_queued_time: 10m }
+            triggers:
+              - name: nightly
+                cron: "30 2 * * *"
+                timezone: America/New_York
+                inputs: { date: trigger_time }
+                catch_up: latest
+              - { predefined: hourly, trigger_time_input_key: date }   # named `hourly`
+          - name: heartbeat
+            command: { shell: "curl -fsS https://example.invalid/ping" }
+            triggers:
+              - { name: every_5m, every: 5m, auto_activate: false }
+              - daily                       # bare predefined trigger
+        """
+
+    @Test("SPEC §2's example loads, with defaults and precedence resolved")
+    func specExample() throws {
+        let definitions = try load(["schedules/reports.yaml": Self.specExample])
+        let tasks = definitions.tasks
+        #expect(tasks.map(\.fullName) == ["reports.nightly_export", "reports.heartbeat"])
+        let export = tasks[0]
+        #expect(export.command == .arguments(["/usr/local/bin/export", "--date", "{{date}}"]))
+        #expect(export.env == ["REPORT_BUCKET": "/srv/reports"])
+        #expect(export.queue == "reports")
+        #expect(export.retries.count == 3)
+        #expect(export.retries.backoff.initialMilliseconds == 2000)
+        #expect(export.retries.backoff.maxMilliseconds == 60_000)
+        #expect(export.retries.backoff.multiplier == 2)
+        #expect(export.timeout.maxRuntimeMilliseconds == 1_800_000)
+        #expect(export.timeout.maxQueuedMilliseconds == 600_000)
+        #expect(export.killGraceMilliseconds == 10_000)
+        #expect(export.params == [Param(name: "date", required: true, defaultValue: nil), Param(name: "format", required: false, defaultValue: "csv")])
+        #expect(export.triggers.map(\.name) == ["nightly", "hourly"])
+        #expect(export.triggers[0].schedule == .cron(expression: "30 2 * * *", timezone: "America/New_York", skipped: .skip, repeated: .once))
+        #expect(export.triggers[0].inputs == ["date": .triggerTime])
+        #expect(export.triggers[1].schedule == .cron(expression: "0 * * * *", timezone: "UTC", skipped: .skip, repeated: .once))
+        #expect(export.triggers[1].inputs == ["date": .triggerTime])
+        let heartbeat = tasks[1]
+        #expect(heartbeat.command == .shell("curl -fsS https://example.invalid/ping"))
+        #expect(heartbeat.triggers[0].schedule == .every(intervalSeconds: 300, startTime: nil, timezone: "UTC"))
+        #expect(heartbeat.triggers[0].autoActivate == false)
+        #expect(heartbeat.triggers[1].name == "daily")
+        #expect(heartbeat.triggers[1].inputs == ["trigger_time": .triggerTime])
+        #expect(definitions.queues == ["reports": 16, "default": 16])
+    }
+
+    @Test("precedence: environment < task < trigger")
+    func precedence() throws {
+        let definitions = try load(["ops.yaml": """
+            environment: { env: { A: env, B: env, C: env }, queue: slow }
+            queues: { fast: { concurrency: 4 }, slow: { concurrency: 1 } }
+            tasks:
+              - name: job
+                command: ["/bin/true"]
+                env: { B: task, C: task }
+                overlap: forbid
+                triggers:
+                  - { name: t, cron: "0 * * * *", env: { C: trigger }, queue: fast, overlap: replace }
+                  - { name: u, every: 1h30m, start_time: "2026-01-01T00:30", timezone: Europe/Berlin }
+            """])
+        let task = definitions.tasks[0]
+        #expect(task.environment == "ops")  // from the file name
+        #expect(task.triggers[0].env == ["A": "env", "B": "task", "C": "trigger"])
+        #expect(task.triggers[0].queue == "fast")
+        #expect(task.triggers[0].overlap == .replace)
+        #expect(task.triggers[1].queue == "slow")
+        #expect(task.triggers[1].overlap == .forbid)
+        #expect(task.triggers[1].schedule == .every(intervalSeconds: 5400, startTime: Instant(secondsSinceEpoch: 1_767_223_800), timezone: "Europe/Berlin"))
+        #expect(definitions.queues == ["fast": 4, "slow": 1, "default": 16])
+    }
+
+    @Test(
+        "bad files: each problem at its file, line and column",
+        arguments: [
+            ("tasks:\n  - name: a\n    comand: [x]\n    command: [x]\n", "t.yaml:3:5: unknown key \"comand\" in task; did you mean \"command\"?"),
+            ("tasks:\n  - name: a\n    command: [x]\n    command: [y]\n", "t.yaml:3:5: duplicate key \"command\""),
+            ("environment:\n\tname: x\ntasks: []\n", "t.yaml:2:1: invalid YAML"),
+            ("tasks:\n  - name: a\n    command: [x]\n    triggers: [{ name: t, cron: \"0 0 30 2 *\" }]\n", "t.yaml:4:34: cron: \"0 0 30 2 *\" never fires"),
+            ("tasks:\n  - name: a\n    command: [x]\n    triggers: [{ name: t, cron: \"0 0 * * FRY\" }]\n", "t.yaml:4:42: cron: day-of-week field: \"FRY\""),
+            ("tasks:\n  - name: a\n    command: [x]\n    triggers: [{ name: t, cron: \"* * * * *\", timezone: Mars/Base }]\n", "t.yaml:4:56: timezone: unknown time zone \"Mars/Base\""),
+            ("tasks:\n  - name: a\n    command: [x]\n    timeout: 30x\n", "t.yaml:4:14: timeout \"30x\" is not a duration"),
+            ("tasks:\n  - name: a\n    command: [x]\n    kill_grace: -5s\n", "t.yaml:4:17: kill_grace \"-5s\" must not be negative"),
+            ("tasks:\n  - name: a\n    command: [x]\n    triggers: [{ name: t, every: 0s }]\n", "t.yaml:4:34: every must be more than zero"),
+            ("tasks:\n  - name: a\n    command: [x]\n    retries: many\n", "t.yaml:4:14: retries must be a whole number"),
+            ("tasks:\n  - name: a\n    command: [x]\n    params: { d: { required: true } }\n    triggers: [{ name: t, cron: \"* * * * *\" }]\n", "t.yaml:5:16: trigger \"t\" does not give required input \"d\""),
+            ("tasks:\n  - name: a\n    command: [x]\n    params: { d: {} }\n    triggers: [{ predefined: daily, trigger_time_input_key: day }]\n", "t.yaml:5:61: trigger_time_input_key \"day\" is not a param"),
+            ("tasks:\n  - name: a\n    command: [x]\n    queue: nowhere\n", "t.yaml:4:12: unknown queue \"nowhere\""),
+            ("tasks:\n  - name: a\n    command: [x]\n  - name: a\n    command: [y]\n", "t.yaml:4:5: task \"a\" is defined twice"),
+            ("tasks:\n  - name: a\n    command: [x]\n    triggers: [daily, daily]\n", "t.yaml:4:23: trigger \"daily\" is defined twice"),
+            ("tasks:\n  - name: Bad Name\n    command: [x]\n", "t.yaml:2:11: task name \"Bad Name\" is not a valid name"),
+            ("tasks:\n  - name: a\n", "t.yaml:2:11: task \"a\" has no command"),
+            ("tasks:\n  - name: a\n    command: [x]\n    triggers: [{ name: t }]\n", "t.yaml:4:16: trigger has no schedule"),
+            ("tasks:\n  - name: a\n    command: [x]\n    triggers: [{ name: t, cron: \"* * * * *\", every: 5m }]\n", "t.yaml:4:16: trigger has both cron and every"),
+            ("tasks:\n  - name: a\n    command: [x]\n    triggers: [yearly]\n", "t.yaml:4:16: \"yearly\" is not a predefined trigger"),
+            ("tasks:\n  - name: a\n    command: [x]\n    overlap: sometimes\n", "t.yaml:4:14: overlap \"sometimes\" is not one of allow, forbid, replace"),
+            ("environment: { description: \(String(repeating: "x", count: 300)) }\ntasks: []\n", "t.yaml:1:29: environment description is 300 characters long"),
+            ("", "t.yaml:1:1: the file is empty"),
+            ("# only a comment\n", "t.yaml:1:1: the file is empty"),
+            ("environment: {}\n", "t.yaml:1:1: the file has no tasks:"),
+        ])
+    func badFiles(text: String, expected: String) {
+        let found = problems(["t.yaml": text])
+        #expect(found.contains { $0.hasPrefix(expected) }, "got \(found)")
+    }
+
+    @Test("every problem of every file is reported at once, sorted by file and line")
+    func allAtOnce() {
+        let found = problems([
+            "b.yaml": "tasks:\n  - name: x\n    command: [x]\n    retries: -1\n    timeout: 5q\n",
+            "a.yaml": "tasks:\n  - name: y\n    colour: blue\n    command: [x]\n",
+        ])
+        #expect(found.count == 3)
+        #expect(found.map { String($0.prefix(8)) } == ["a.yaml:3", "b.yaml:4", "b.yaml:5"])
+    }
+
+    @Test("a file that is not UTF-8 is named with the line of the first bad byte")
+    func notUTF8() {
+        let bytes = Array("tasks:\n  - name: a\n".utf8) + [0x20, 0x20, 0xE9, 0x0A]
+        do {
+            _ = try DefinitionLoader.load(files: [("latin1.yaml", bytes)])
+            Issue.record("accepted")
+        } catch {
+            #expect(error.diagnostics.map(\.description) == ["latin1.yaml:3:1: the file is not UTF-8 text; save it as UTF-8"])
+        }
+    }
+
+    @Test("directories: none, empty, a symlink loop, a huge file")
+    func directories() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("belfry-config-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(throws: DefinitionErrors.self) { try DefinitionLoader.load(directory: root) }
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        #expect { try DefinitionLoader.load(directory: root) } throws: { error in
+            (error as? DefinitionErrors)?.description.contains("no definition files") == true
+        }
+        try FileManager.default.createSymbolicLink(atPath: root + "/loop.yaml", withDestinationPath: root + "/loop.yaml")
+        let huge = "tasks:\n" + String(repeating: "# filler line to make the file big\n", count: 600_000)
+        try Data(huge.utf8).write(to: URL(fileURLWithPath: root + "/huge.yaml"))
+        do {
+            _ = try DefinitionLoader.load(directory: root)
+            Issue.record("accepted")
+        } catch {
+            let lines = error.diagnostics.map(\.description)
+            #expect(lines.contains { $0.hasSuffix("huge.yaml: is 20 MiB; definition files are limited to 16 MiB; split it into several files") }, "\(lines)")
+            #expect(lines.contains { $0.hasSuffix("loop.yaml: is a symbolic link loop") }, "\(lines)")
+        }
+    }
+}
