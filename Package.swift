@@ -29,8 +29,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "BelfryScheduleTests", dependencies: ["BelfrySchedule", "belfry"]),
+        .target(name: "BelfryTesting"),
+        .testTarget(name: "BelfryScheduleTests", dependencies: ["BelfrySchedule", "BelfryTesting", "belfry"]),
         .testTarget(name: "BelfryConfigTests", dependencies: ["BelfryConfig"]),
-        .testTarget(name: "BelfryStoreTests", dependencies: ["BelfryStore", "BelfryConfig", "belfry"]),
+        .testTarget(name: "BelfryStoreTests", dependencies: ["BelfryStore", "BelfryConfig", "BelfryTesting", "belfry"]),
     ]
 )

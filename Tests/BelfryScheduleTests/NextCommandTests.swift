@@ -1,45 +1,16 @@
+import BelfryTesting
 import Foundation
 import Testing
 
 /// `belfry next` as a user runs it: the built executable, its stdout, stderr and exit status.
 @Suite("belfry next")
 struct NextCommandTests {
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
+    static func run(_ arguments: String...) throws -> BelfryCommand.Result {
+        try BelfryCommand.run(arguments)
     }
 
-    static var executable: URL {
-        // The test bundle and the executable are built into the same products directory.
-        let candidates = [Bundle.main.bundleURL, URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
-            + Bundle.allBundles.map { $0.bundleURL.deletingLastPathComponent() }
-        for directory in candidates {
-            let url = directory.appendingPathComponent("belfry")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        return candidates[0].appendingPathComponent("belfry")
-    }
-
-    static func run(_ arguments: String...) throws -> Result {
-        try run(arguments)
-    }
-
-    static func run(_ arguments: [String]) throws -> Result {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-            stderr: String(decoding: stderr, as: UTF8.self))
+    static func run(_ arguments: [String]) throws -> BelfryCommand.Result {
+        try BelfryCommand.run(arguments)
     }
 
     @Test("each line starts with the UTC instant, then the local time with offset and DST markers")

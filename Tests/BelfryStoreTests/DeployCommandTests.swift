@@ -1,0 +1,105 @@
+import BelfryTesting
+import Foundation
+import Testing
+
+/// `belfry validate`, `deploy` and `trigger` as a user runs them.
+@Suite("belfry deploy and trigger commands")
+struct DeployCommandTests {
+    static let schedulesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("schedules").path
+
+    @Test("the shipped schedules validate and deploy; activation shows in trigger list --json")
+    func shippedSchedules() throws {
+        let directory = try TemporaryDirectory()
+        let database = directory.path + "/belfry.sqlite"
+        let validate = try BelfryCommand.run("validate", Self.schedulesDirectory)
+        #expect(validate.status == 0, "\(validate.stderr)")
+        let deploy = try BelfryCommand.run("deploy", Self.schedulesDirectory, "--database", database, "--owner", "ci")
+        #expect(deploy.status == 0, "\(deploy.stderr)")
+        #expect(deploy.stdout.contains("0 deleted"))
+        let activate = try BelfryCommand.run("trigger", "activate", "heartbeat.touch", "every_10s", "--database", database, "--by", "tester")
+        #expect(activate.status == 0, "\(activate.stderr)")
+        let list = try BelfryCommand.run("trigger", "list", "--json", "--database", database)
+        let triggers = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
+        let tenSeconds = try #require(triggers.first { $0["trigger"] as? String == "every_10s" })
+        #expect(tenSeconds["active"] as? Bool == true)
+        #expect(tenSeconds["updated_by"] as? String == "tester")
+        #expect(tenSeconds["owner"] as? String == "ci")
+        #expect(tenSeconds["kind"] as? String == "every")
+        #expect(tenSeconds["next_slot"] is String)
+        #expect(tenSeconds.keys.sorted() == ["active", "kind", "last_run", "next_slot", "owner", "schedule", "task", "timezone", "trigger", "updated_at", "updated_by"])
+        let show = try BelfryCommand.run("trigger", "show", "heartbeat.touch", "every_10s", "--database", database)
+        #expect(show.stdout.contains("next slots"))
+    }
+
+    @Test("a bad definition directory is rejected whole, and the database is exactly as before")
+    func badDeployChangesNothing() throws {
+        let directory = try TemporaryDirectory()
+        let database = directory.path + "/belfry.sqlite"
+        #expect(try BelfryCommand.run("deploy", Self.schedulesDirectory, "--database", database).status == 0)
+        let before = try BelfryCommand.run("trigger", "list", "--json", "--database", database).stdout
+
+        let bad = try TemporaryDirectory()
+        // One good file that would delete every trigger, and two bad ones.
+        try bad.write("good.yaml", "tasks:\n  - name: only\n    command: [\"/bin/true\"]\n    triggers: [daily]\n")
+        try bad.write("typo.yaml", "tasks:\n  - name: x\n    command: [\"/bin/true\"]\n    triggers: [{ name: t, cron: \"0 0 * * *\", timezon: UTC }]\n")
+        try bad.write("tabs.yaml", "tasks:\n\t- name: y\n")
+        let deploy = try BelfryCommand.run("deploy", bad.path, "--database", database)
+        #expect(deploy.status == 1)
+        #expect(deploy.stdout.isEmpty)
+        let lines = deploy.stderr.split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines[0].contains("tabs.yaml:2:1: invalid YAML"))
+        #expect(lines[1].contains("typo.yaml:4:46: unknown key \"timezon\" in trigger; did you mean \"timezone\"?"))
+        #expect(lines[2] == "belfry: 2 problems in \(bad.path); nothing was changed")
+        #expect(try BelfryCommand.run("trigger", "list", "--json", "--database", database).stdout == before)
+    }
+
+    @Test("an unusable database location is one clear line, not a crash")
+    func unusableDatabase() throws {
+        let result = try BelfryCommand.run("trigger", "list", "--database", "/proc/belfry/db.sqlite")
+        #expect(result.status != 0)
+        #expect(result.stderr.hasPrefix("belfry: cannot open the database /proc/belfry/db.sqlite: cannot create the directory /proc/belfry"))
+        #expect(result.stderr.split(separator: "\n").count == 1)
+        let unknown = try BelfryCommand.run("trigger", "activate", "nope.task", "x", "--database", TemporaryDirectory().path + "/db.sqlite")
+        #expect(unknown.status != 0)
+        #expect(unknown.stderr.contains("no trigger \"x\" on task \"nope.task\""))
+    }
+
+    @Test("two processes toggling triggers while a third deploys never see \"database is locked\"")
+    func concurrentWriters() async throws {
+        let directory = try TemporaryDirectory()
+        let database = directory.path + "/belfry.sqlite"
+        #expect(try BelfryCommand.run("deploy", Self.schedulesDirectory, "--database", database).status == 0)
+        let rounds = 15
+        let failures = try await withThrowingTaskGroup(of: [String].self) { group in
+            for trigger in ["every_minute", "every_10s"] {
+                group.addTask {
+                    var failures: [String] = []
+                    for round in 0..<rounds {
+                        let verb = round % 2 == 0 ? "deactivate" : "activate"
+                        let result = try BelfryCommand.run("trigger", verb, "heartbeat.touch", trigger, "--database", database)
+                        if result.status != 0 { failures.append(result.stderr) }
+                    }
+                    return failures
+                }
+            }
+            group.addTask {
+                var failures: [String] = []
+                for _ in 0..<rounds {
+                    let result = try BelfryCommand.run("deploy", Self.schedulesDirectory, "--database", database)
+                    if result.status != 0 { failures.append(result.stderr) }
+                }
+                return failures
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(failures.isEmpty, "\(failures)")
+        // The last round (14) of each toggler deactivates.
+        let list = try BelfryCommand.run("trigger", "list", "--json", "--database", database)
+        let triggers = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
+        let states = triggers.filter { $0["task"] as? String == "heartbeat.touch" }.map { $0["active"] as? Bool }
+        #expect(states == [false, false])
+        #expect(triggers.count == 7)
+    }
+}

@@ -1,0 +1,128 @@
+import BelfryConfig
+import BelfrySchedule
+@testable import BelfryStore
+import BelfryTesting
+import Foundation
+import Testing
+
+func definitions(_ yaml: String, file: String = "ops.yaml") throws -> Definitions {
+    try DefinitionLoader.load(files: [(file, Array(yaml.utf8))])
+}
+
+let twoTriggers = """
+    tasks:
+      - name: job
+        command: ["/bin/true"]
+        triggers:
+          - { name: hourly_cron, cron: "0 * * * *" }
+          - { name: rate, every: 10m, auto_activate: false }
+    """
+
+@Suite("SQLite store")
+struct StoreTests {
+    @Test("deploy adds, keeps, changes and deletes triggers; activation survives redeploys")
+    func deployLifecycle() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/state/belfry.sqlite"
+        let store = try BelfryDatabase(path: path)
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+
+        var summary = try store.deploy(definitions(twoTriggers), owner: "alice")
+        #expect(summary.added == ["ops.job hourly_cron", "ops.job rate"])
+        #expect((summary.active, summary.inactive) == (1, 1))
+        summary = try store.deploy(definitions(twoTriggers), owner: "bob")
+        #expect(summary.added.isEmpty && summary.changed.isEmpty && summary.unchanged == 2)
+
+        try store.setActive(false, task: "ops.job", name: "hourly_cron", by: "carol")
+        let changed = twoTriggers.replacingOccurrences(of: "0 * * * *", with: "30 * * * *")
+            .replacingOccurrences(of: "      - { name: rate, every: 10m, auto_activate: false }\n", with: "")
+            .replacingOccurrences(of: "    - { name: rate, every: 10m, auto_activate: false }", with: "")
+        summary = try store.deploy(definitions(changed + "\n      - { name: fresh, every: 1h }\n"), owner: "dave")
+        #expect(summary.changed == ["ops.job hourly_cron"])
+        #expect(summary.deleted == ["ops.job rate"])
+        #expect(summary.added == ["ops.job fresh"])
+        let statuses = try store.triggers()
+        #expect(statuses.map(\.trigger) == ["fresh", "hourly_cron"])
+        let cron = statuses[1]
+        #expect(cron.active == false, "a redeploy keeps the activation state")
+        #expect(cron.owner == "dave")
+        #expect(cron.definition.schedule.text == "30 * * * *")
+    }
+
+    @Test("activation records who and when, and re-anchors a fixed rate")
+    func activation() throws {
+        let directory = try TemporaryDirectory()
+        let store = try BelfryDatabase(path: directory.path + "/db.sqlite")
+        try store.deploy(definitions(twoTriggers), owner: "alice", now: Date(timeIntervalSince1970: 1_000_000))
+        let at = Date(timeIntervalSince1970: 1_767_225_600.25)
+        let status = try store.setActive(true, task: "ops.job", name: "rate", by: "erin", now: at)
+        #expect(status.active && status.updatedBy == "erin" && status.owner == "alice")
+        #expect(status.activatedAt?.timeIntervalSince1970 == 1_767_225_600.25)
+        // The first slot is one interval after activation.
+        #expect(status.nextSlot(after: Instant(secondsSinceEpoch: 1_767_225_600))?.rfc3339 == "2026-01-01T00:10:00Z")
+        #expect(try store.setActive(false, task: "ops.job", name: "rate", by: "erin").nextSlot(after: .init(secondsSinceEpoch: 0)) == nil)
+        #expect {
+            try store.setActive(true, task: "ops.job", name: "rat", by: "erin")
+        } throws: { error in
+            (error as? StoreError)?.description.contains("did you mean \"ops.job rate\"") == true
+        }
+    }
+
+    @Test("a slot is recorded once; a batch with a duplicate writes nothing")
+    func exactlyOnce() throws {
+        let directory = try TemporaryDirectory()
+        let store = try BelfryDatabase(path: directory.path + "/db.sqlite")
+        let now = Date()
+        func run(_ slot: Int64) -> RunRecord {
+            RunRecord(task: "ops.job", trigger: "t", slot: Instant(secondsSinceEpoch: slot), origin: .scheduled, state: .succeeded, queuedAt: now)
+        }
+        try store.insertRuns([run(60), run(120)])
+        #expect(throws: (any Error).self) { try store.insertRuns([run(180), run(60)]) }
+        #expect(try store.runCount() == 2)
+    }
+
+    @Test("pruning keeps the newest runs per trigger and drops old ones")
+    func pruning() throws {
+        let directory = try TemporaryDirectory()
+        let store = try BelfryDatabase(path: directory.path + "/db.sqlite")
+        let now = Date(timeIntervalSince1970: 2_000_000_000)
+        var runs: [RunRecord] = []
+        for i in 0..<1200 {
+            runs.append(RunRecord(task: "ops.job", trigger: "a", slot: Instant(secondsSinceEpoch: Int64(i)), origin: .scheduled,
+                                  state: .succeeded, queuedAt: now.addingTimeInterval(-Double(1200 - i))))
+        }
+        for i in 0..<10 {
+            runs.append(RunRecord(task: "ops.job", trigger: "b", slot: Instant(secondsSinceEpoch: Int64(i)), origin: .scheduled,
+                                  state: .failed, queuedAt: now.addingTimeInterval(-100 * 86400)))
+        }
+        runs.append(RunRecord(task: "ops.job", trigger: "b", slot: Instant(secondsSinceEpoch: 99), origin: .scheduled,
+                              state: .running, queuedAt: now.addingTimeInterval(-100 * 86400)))
+        try store.insertRuns(runs)
+        #expect(try store.pruneHistory(now: now) == 200 + 10)
+        #expect(try store.runCount() == 1001, "1000 of a, and b's running run, which is not history yet")
+    }
+
+    @Test("another process's commit changes the change counter")
+    func changeCounter() throws {
+        let directory = try TemporaryDirectory()
+        let daemon = try BelfryDatabase(path: directory.path + "/db.sqlite")
+        let cli = try BelfryDatabase(path: directory.path + "/db.sqlite")
+        let before = try daemon.changeCounter()
+        #expect(try daemon.changeCounter() == before)
+        try cli.deploy(definitions(twoTriggers), owner: "x")
+        #expect(try daemon.changeCounter() != before)
+    }
+
+    @Test("an impossible database location is a clear error")
+    func badLocation() {
+        #expect {
+            _ = try BelfryDatabase(path: "/proc/belfry-test/db.sqlite")
+        } throws: { error in
+            (error as? StoreError)?.description.hasPrefix("cannot open the database /proc/belfry-test/db.sqlite: cannot create the directory") == true
+        }
+        #expect {
+            _ = try BelfryDatabase(path: "/etc/hostname/db.sqlite")
+        } throws: { error in error is StoreError }
+    }
+}
