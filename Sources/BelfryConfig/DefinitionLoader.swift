@@ -47,9 +47,11 @@ public enum DefinitionLoader {
         var declaredQueues: [String: (concurrency: Int, file: String, node: Node)] = [:]
         var references: [(queue: String, file: String, node: Node)] = []
         var environmentFiles: [String: String] = [:]
-        for file in files {
-            var reader = EnvironmentReader(path: file.path, zones: zones)
-            if let environment = reader.read(file.bytes) {
+        // Files are independent until the cross-file checks: read them on every core.
+        let readers = Self.readConcurrently(files, zones: zones)
+        for (file, result) in zip(files, readers) {
+            var reader = result.reader
+            if let environment = result.environment {
                 if let other = environmentFiles[environment.name] {
                     reader.file.error(reader.environmentNameNode, "environment \"\(environment.name)\" is also defined in \(other)",
                                       hint: "environment names must be unique")
@@ -86,6 +88,23 @@ public enum DefinitionLoader {
         }
         guard diagnostics.isEmpty else { throw DefinitionErrors(diagnostics) }
         return Definitions(environments: environments, queues: queues)
+    }
+
+    private final class Slot: @unchecked Sendable {
+        var value: (reader: EnvironmentReader, environment: EnvironmentDefinition?)?
+    }
+
+    private static func readConcurrently(
+        _ files: [(path: String, bytes: [UInt8])], zones: TimeZoneDatabase
+    ) -> [(reader: EnvironmentReader, environment: EnvironmentDefinition?)] {
+        // Each slot is written by exactly one iteration, and read after all of them finish.
+        let slots = files.map { _ in Slot() }
+        DispatchQueue.concurrentPerform(iterations: files.count) { index in
+            var reader = EnvironmentReader(path: files[index].path, zones: zones)
+            let environment = reader.read(files[index].bytes)
+            slots[index].value = (reader, environment)
+        }
+        return slots.map { $0.value! }
     }
 
     /// The file's bytes, or why they cannot be had (missing, a link loop, too large, unreadable).

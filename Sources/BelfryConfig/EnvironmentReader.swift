@@ -13,6 +13,9 @@ struct EnvironmentReader {
     var queueReferences: [(queue: String, node: Node)] = []
     /// Where the environment's name is written (for "defined twice" errors).
     var environmentNameNode: Node?
+    /// Cron expressions already checked in this file, by expression, zone and DST policy: large
+    /// files repeat a few expressions many times.
+    var checkedCron: [String: CronError?] = [:]
 
     init(path: String, zones: TimeZoneDatabase) {
         self.file = YAMLFile(path: path)
@@ -80,7 +83,7 @@ struct EnvironmentReader {
     /// The file as UTF-8 text; otherwise an error on the first line that is not.
     private mutating func decode(_ bytes: [UInt8]) -> String? {
         if let text = String(validating: bytes, as: UTF8.self) {
-            if text.split(whereSeparator: \.isNewline).allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty || $0.trimmingCharacters(in: .whitespaces).hasPrefix("#") }) {
+            if !Self.hasContent(bytes) {
                 file.diagnostics.append(Diagnostic(file: file.path, line: 1, column: 1, message: "the file is empty",
                                                    hint: "a definition file holds environment: and tasks:"))
                 return nil
@@ -97,10 +100,28 @@ struct EnvironmentReader {
         return nil
     }
 
+    /// Whether any line holds something other than blanks and a comment.
+    private static func hasContent(_ bytes: [UInt8]) -> Bool {
+        var lineStart = true  // only blanks so far on this line
+        var comment = false
+        for byte in bytes {
+            if byte == UInt8(ascii: "\n") {
+                (lineStart, comment) = (true, false)
+            } else if comment || byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r") {
+                continue
+            } else if lineStart && byte == UInt8(ascii: "#") {
+                comment = true
+            } else {
+                return true
+            }
+        }
+        return false
+    }
+
     /// The YAML tree, or the parser's error at its position.
     private mutating func compose(_ text: String) -> Node? {
         do {
-            guard let root = try Yams.compose(yaml: text) else {
+            guard let root = try Yams.compose(yaml: text, .basic) else {
                 file.diagnostics.append(Diagnostic(file: file.path, line: 1, column: 1, message: "the file is empty"))
                 return nil
             }

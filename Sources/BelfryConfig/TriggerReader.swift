@@ -138,15 +138,22 @@ extension EnvironmentReader {
             if let n = policy["skipped"], let v = readChoice(n, "dst skipped", DSTPolicy.Skipped.self) { dst.skipped = v }
             if let n = policy["repeated"], let v = readChoice(n, "dst repeated", DSTPolicy.Repeated.self) { dst.repeated = v }
         }
-        do {
-            _ = try CronSchedule(parsing: expression, zone: zones.rules(for: zone), dst: dst)
-        } catch let error as CronError {
+        let key = "\(expression)\u{0}\(zone)\u{0}\(dst.skipped)\u{0}\(dst.repeated)"
+        if checkedCron[key] == nil {
+            do {
+                _ = try CronSchedule(parsing: expression, zone: zones.rules(for: zone), dst: dst)
+                checkedCron[key] = .some(nil)
+            } catch let error as CronError {
+                checkedCron[key] = error
+            } catch {
+                file.error(node, "\(error)")
+                return nil
+            }
+        }
+        if case .some(.some(let error)) = checkedCron[key] {
             var quote = 0
             if case .scalar(let scalar) = node, scalar.style == .singleQuoted || scalar.style == .doubleQuoted { quote = 1 }
             file.error(node, "cron: \(error.description)", columnOffset: quote + error.column - 1)
-            return nil
-        } catch {
-            file.error(node, "\(error)")
             return nil
         }
         return .cron(expression: expression, timezone: zone, skipped: dst.skipped, repeated: dst.repeated)

@@ -108,8 +108,11 @@ public final class BelfryDatabase: Sendable {
                   task_id INTEGER NOT NULL REFERENCES task(id) ON DELETE CASCADE,
                   name TEXT NOT NULL,
                   kind TEXT NOT NULL,                      -- cron | every
-                  schedule TEXT NOT NULL,
+                  schedule TEXT NOT NULL,                  -- the expression, or the interval as text
                   timezone TEXT NOT NULL,
+                  dst TEXT,                                -- cron: "skip once", "shift twice", ...
+                  interval_seconds INTEGER,                -- every: the interval
+                  start_time INTEGER,                      -- every: start_time, seconds
                   definition BLOB NOT NULL,                -- TriggerDefinition as JSON
                   active BOOLEAN NOT NULL,
                   activated_at INTEGER,                    -- anchor of a fixed rate without start_time

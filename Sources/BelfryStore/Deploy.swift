@@ -19,8 +19,8 @@ extension BelfryDatabase {
     /// triggers no longer defined are deleted (their run history stays). Records who and when.
     public func deploy(_ definitions: Definitions, owner: String, now: Date = Date()) throws -> DeploySummary {
         let at = milliseconds(now)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
+        let encoded = try Self.encode(definitions.tasks)
+        var encodedIndex = 0
         return try pool.write { db in
             var summary = DeploySummary()
             var oldTasks: [String: (id: Int64, definition: Data)] = [:]
@@ -42,11 +42,13 @@ extension BelfryDatabase {
             let insertTask = try db.cachedStatement(sql: "INSERT INTO task (name, environment, definition, updated_at) VALUES (?, ?, ?, ?)")
             let updateTask = try db.cachedStatement(sql: "UPDATE task SET environment = ?, definition = ?, updated_at = ? WHERE id = ?")
             let insertTrigger = try db.cachedStatement(sql: """
-                INSERT INTO "trigger" (task_id, name, kind, schedule, timezone, definition, active, activated_at, owner, updated_by, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO "trigger" (task_id, name, kind, schedule, timezone, dst, interval_seconds, start_time,
+                  definition, active, activated_at, owner, updated_by, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             let updateTrigger = try db.cachedStatement(sql: """
-                UPDATE "trigger" SET kind = ?, schedule = ?, timezone = ?, definition = ?, owner = ?, updated_by = ?, updated_at = ?
+                UPDATE "trigger" SET kind = ?, schedule = ?, timezone = ?, dst = ?, interval_seconds = ?, start_time = ?,
+                  definition = ?, owner = ?, updated_by = ?, updated_at = ?
                 WHERE id = ?
                 """)
             var keptTasks = Set<String>()
@@ -54,9 +56,8 @@ extension BelfryDatabase {
             for environment in definitions.environments {
                 try upsertEnvironment.execute(arguments: [environment.name, environment.description, environment.file, at])
                 for task in environment.tasks {
-                    var bare = task
-                    bare.triggers = []
-                    let taskJSON = try encoder.encode(bare)
+                    let (taskJSON, triggerJSON) = encoded[encodedIndex]
+                    encodedIndex += 1
                     let taskID: Int64
                     if let old = oldTasks[task.fullName] {
                         taskID = old.id
@@ -66,25 +67,21 @@ extension BelfryDatabase {
                         taskID = db.lastInsertedRowID
                     }
                     keptTasks.insert(task.fullName)
-                    for trigger in task.triggers {
+                    for (trigger, json) in zip(task.triggers, triggerJSON) {
                         let key = "\(task.fullName) \(trigger.name)"
                         keptTriggers.insert(key)
-                        let json = try encoder.encode(trigger)
-                        let schedule = trigger.schedule
+                        let columns = ScheduleColumns(trigger.schedule)
                         if let old = oldTriggers[key] {
                             if old.definition == json {
                                 summary.unchanged += 1
                             } else {
-                                try updateTrigger.execute(arguments: [
-                                    schedule.kind, schedule.text, schedule.timezone, json, owner, owner, at, old.id,
-                                ])
+                                try updateTrigger.execute(arguments: columns.arguments + [json, owner, owner, at, old.id])
                                 summary.changed.append(key)
                             }
                             if old.active { summary.active += 1 } else { summary.inactive += 1 }
                         } else {
-                            try insertTrigger.execute(arguments: [
-                                taskID, trigger.name, schedule.kind, schedule.text, schedule.timezone, json,
-                                trigger.autoActivate, trigger.autoActivate ? at : nil, owner, owner, at,
+                            try insertTrigger.execute(arguments: [taskID, trigger.name] + columns.arguments + [
+                                json, trigger.autoActivate, trigger.autoActivate ? at : nil, owner, owner, at,
                             ])
                             summary.added.append(key)
                             if trigger.autoActivate { summary.active += 1 } else { summary.inactive += 1 }
@@ -115,5 +112,30 @@ extension BelfryDatabase {
                 arguments: [owner, at, summary.added.count, summary.changed.count, summary.deleted.count, summary.unchanged])
             return summary
         }
+    }
+
+    /// Each task (without its triggers) and each of its triggers as JSON with sorted keys, so
+    /// that an unchanged definition encodes to the same bytes. Encoding dominates a large
+    /// deploy, so it runs on every core before the transaction starts.
+    private static func encode(_ tasks: [TaskDefinition]) throws -> [(task: Data, triggers: [Data])] {
+        final class Chunk: @unchecked Sendable {
+            var result: Result<[(Data, [Data])], any Error> = .success([])
+        }
+        let chunkCount = min(tasks.count, 4 * ProcessInfo.processInfo.activeProcessorCount)
+        guard chunkCount > 0 else { return [] }
+        let chunks = (0..<chunkCount).map { _ in Chunk() }
+        DispatchQueue.concurrentPerform(iterations: chunkCount) { chunk in
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            let range = (tasks.count * chunk / chunkCount)..<(tasks.count * (chunk + 1) / chunkCount)
+            chunks[chunk].result = Result {
+                try tasks[range].map { task in
+                    var bare = task
+                    bare.triggers = []
+                    return (try encoder.encode(bare), try task.triggers.map { try encoder.encode($0) })
+                }
+            }
+        }
+        return try chunks.flatMap { try $0.result.get() }
     }
 }

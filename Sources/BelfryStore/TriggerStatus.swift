@@ -14,7 +14,9 @@ public struct TriggerStatus: Sendable {
 
     public var task: String
     public var trigger: String
-    public var definition: TriggerDefinition
+    public var schedule: TriggerSchedule
+    /// The full definition, decoded on demand: listings of 100,000 triggers need only `schedule`.
+    let definitionJSON: Data
     public var active: Bool
     /// When it was last activated: the anchor of a fixed rate without `start_time`.
     public var activatedAt: Date?
@@ -23,18 +25,28 @@ public struct TriggerStatus: Sendable {
     public var updatedAt: Date
     public var lastRun: LastRun?
 
+    /// The whole trigger definition as deployed.
+    public func definition() throws -> TriggerDefinition {
+        try JSONDecoder().decode(TriggerDefinition.self, from: definitionJSON)
+    }
+
+    /// The slots of this trigger, anchored at its last activation.
+    public func slots(zones: TimeZoneDatabase = .system) throws -> any SlotSchedule {
+        let anchor = Instant(secondsSinceEpoch: Int64((activatedAt ?? updatedAt).timeIntervalSince1970.rounded(.down)))
+        return try schedule.slots(activatedAt: anchor, zones: zones)
+    }
+
     /// The next slot after `now` if the trigger is active, else nil.
     public func nextSlot(after now: Instant, zones: TimeZoneDatabase = .system) -> Instant? {
         guard active else { return nil }
-        let anchor = Instant(secondsSinceEpoch: Int64((activatedAt ?? updatedAt).timeIntervalSince1970.rounded(.down)))
-        return (try? definition.schedule.slots(activatedAt: anchor, zones: zones))?.nextSlot(after: now)
+        return (try? slots(zones: zones))?.nextSlot(after: now)
     }
 }
 
 extension BelfryDatabase {
     private static let statusQuery = """
         SELECT t.name, tr.name, tr.definition, tr.active, tr.activated_at, tr.owner, tr.updated_by, tr.updated_at,
-               r.id, r.state, r.slot
+               r.id, r.state, r.slot, tr.kind, tr.schedule, tr.timezone, tr.dst, tr.interval_seconds, tr.start_time
         FROM "trigger" tr
         JOIN task t ON t.id = tr.task_id
         LEFT JOIN run r ON r.id = (
@@ -93,13 +105,12 @@ extension BelfryDatabase {
         throw StoreError.unknownTrigger(task: task, trigger: name, suggestions: suggestions)
     }
 
-    private static let decoder = JSONDecoder()
-
     private static func status(_ row: Row) throws -> TriggerStatus {
         let runID: Int64? = row[8]
         return TriggerStatus(
-            task: row[0], trigger: row[1], definition: try decoder.decode(TriggerDefinition.self, from: row[2] as Data),
-            active: row[3], activatedAt: (row[4] as Int64?).map(date), owner: row[5], updatedBy: row[6],
+            task: row[0], trigger: row[1],
+            schedule: try ScheduleColumns(kind: row[11], text: row[12], timezone: row[13], dst: row[14], interval: row[15], start: row[16]).schedule,
+            definitionJSON: row[2], active: row[3], activatedAt: (row[4] as Int64?).map(date), owner: row[5], updatedBy: row[6],
             updatedAt: date(row[7]),
             lastRun: runID.map { TriggerStatus.LastRun(id: $0, state: row[9], slot: (row[10] as Int64?).map(Instant.init(secondsSinceEpoch:))) })
     }
@@ -108,4 +119,43 @@ extension BelfryDatabase {
 /// Milliseconds since the epoch, as the database stores instants of events.
 func date(_ milliseconds: Int64) -> Date {
     Date(timeIntervalSince1970: Double(milliseconds) / 1000)
+}
+
+/// A trigger's schedule as columns of the trigger table, so listings need not decode definitions.
+struct ScheduleColumns {
+    var kind: String
+    var text: String
+    var timezone: String
+    var dst: String?
+    var interval: Int64?
+    var start: Int64?
+
+    init(kind: String, text: String, timezone: String, dst: String?, interval: Int64?, start: Int64?) {
+        (self.kind, self.text, self.timezone, self.dst, self.interval, self.start) = (kind, text, timezone, dst, interval, start)
+    }
+
+    init(_ schedule: TriggerSchedule) {
+        kind = schedule.kind
+        text = schedule.text
+        timezone = schedule.timezone
+        switch schedule {
+        case .cron(_, _, let skipped, let repeated): dst = "\(skipped.rawValue) \(repeated.rawValue)"
+        case .every(let seconds, let startTime, _): (interval, start) = (seconds, startTime?.secondsSinceEpoch)
+        }
+    }
+
+    var arguments: StatementArguments { [kind, text, timezone, dst, interval, start] }
+
+    var schedule: TriggerSchedule {
+        get throws {
+            if kind == "every", let interval {
+                return .every(intervalSeconds: interval, startTime: start.map(Instant.init(secondsSinceEpoch:)), timezone: timezone)
+            }
+            let parts = (dst ?? "").split(separator: " ").map(String.init)
+            guard kind == "cron", parts.count == 2, let skipped = DSTPolicy.Skipped(rawValue: parts[0]),
+                let repeated = DSTPolicy.Repeated(rawValue: parts[1])
+            else { throw DatabaseError(message: "trigger row with an unreadable schedule (\(kind) \(text))") }
+            return .cron(expression: text, timezone: timezone, skipped: skipped, repeated: repeated)
+        }
+    }
 }

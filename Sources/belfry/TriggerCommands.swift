@@ -22,7 +22,7 @@ struct TriggerCommand: ParsableCommand {
             if json { return try printJSON(statuses.map { TriggerJSON($0, now: now) }) }
             var rows = [["TASK", "TRIGGER", "SCHEDULE", "ZONE", "ACTIVE", "NEXT SLOT", "LAST RUN", "OWNER", "UPDATED"]]
             for status in statuses {
-                let schedule = status.definition.schedule
+                let schedule = status.schedule
                 rows.append([
                     status.task, status.trigger, schedule.text, schedule.timezone, status.active ? "yes" : "no",
                     status.nextSlot(after: now).map { localTime($0, zone: schedule.timezone) } ?? "-",
@@ -49,7 +49,7 @@ struct TriggerCommand: ParsableCommand {
             let status = try lookup { try database.open().trigger(task: task, name: trigger) }
             let now = Instant.now
             if json { return try printJSON(TriggerJSON(status, now: now)) }
-            let d = status.definition
+            let d = try status.definition()
             var lines: [(String, String)] = [
                 ("trigger", "\(status.task) \(status.trigger)"), ("kind", d.schedule.kind), ("schedule", d.schedule.text),
                 ("timezone", d.schedule.timezone), ("active", status.active ? "yes" : "no"),
@@ -59,7 +59,7 @@ struct TriggerCommand: ParsableCommand {
             ]
             if let description = d.description { lines.insert(("description", description), at: 1) }
             if let next = status.nextSlot(after: now) {
-                let schedule = try d.schedule.slots(activatedAt: Instant(secondsSinceEpoch: Int64((status.activatedAt ?? status.updatedAt).timeIntervalSince1970)))
+                let schedule = try status.slots()
                 var slot = next
                 var upcoming = [localTime(next, zone: d.schedule.timezone)]
                 for _ in 0..<4 {
@@ -83,7 +83,7 @@ struct TriggerCommand: ParsableCommand {
 
         func run() throws {
             let status = try lookup { try database.open().setActive(true, task: task, name: trigger, by: by ?? currentUser()) }
-            let next = status.nextSlot(after: .now).map { ", next slot \(localTime($0, zone: status.definition.schedule.timezone))" } ?? ""
+            let next = status.nextSlot(after: .now).map { ", next slot \(localTime($0, zone: status.schedule.timezone))" } ?? ""
             print("activated \(task) \(trigger)\(next)")
         }
     }
@@ -147,7 +147,7 @@ struct TriggerJSON: Encodable {
     var updated_at: String
 
     init(_ status: TriggerStatus, now: Instant) {
-        let schedule = status.definition.schedule
+        let schedule = status.schedule
         task = status.task
         trigger = status.trigger
         kind = schedule.kind

@@ -47,7 +47,8 @@ struct StoreTests {
         let cron = statuses[1]
         #expect(cron.active == false, "a redeploy keeps the activation state")
         #expect(cron.owner == "dave")
-        #expect(cron.definition.schedule.text == "30 * * * *")
+        #expect(cron.schedule.text == "30 * * * *")
+        #expect(try cron.definition().schedule == cron.schedule)
     }
 
     @Test("activation records who and when, and re-anchors a fixed rate")
