@@ -14,9 +14,9 @@ public struct TriggerStatus: Sendable {
 
     public var task: String
     public var trigger: String
+    /// Enough of the definition to compute slots; `BelfryDatabase.definition(task:trigger:)` has
+    /// the rest (listings of 100,000 triggers need only this).
     public var schedule: TriggerSchedule
-    /// The full definition, decoded on demand: listings of 100,000 triggers need only `schedule`.
-    let definitionJSON: Data
     public var active: Bool
     /// When it was last activated: the anchor of a fixed rate without `start_time`.
     public var activatedAt: Date?
@@ -25,15 +25,28 @@ public struct TriggerStatus: Sendable {
     public var updatedAt: Date
     public var lastRun: LastRun?
 
-    /// The whole trigger definition as deployed.
-    public func definition() throws -> TriggerDefinition {
-        try JSONDecoder().decode(TriggerDefinition.self, from: definitionJSON)
-    }
-
     /// The slots of this trigger, anchored at its last activation.
     public func slots(zones: TimeZoneDatabase = .system) throws -> any SlotSchedule {
         let anchor = Instant(secondsSinceEpoch: Int64((activatedAt ?? updatedAt).timeIntervalSince1970.rounded(.down)))
         return try schedule.slots(activatedAt: anchor, zones: zones)
+    }
+
+    /// The next slot after `now` of each trigger (nil for inactive ones). Cron schedules are
+    /// parsed once per distinct expression, zone and policy: large installations repeat them.
+    public static func nextSlots(of statuses: [TriggerStatus], after now: Instant, zones: TimeZoneDatabase = .system) -> [Instant?] {
+        var cronSchedules: [TriggerSchedule: CronSchedule] = [:]
+        return statuses.map { status in
+            guard status.active else { return nil }
+            guard case .cron(let expression, let zone, let skipped, let repeated) = status.schedule else {
+                return status.nextSlot(after: now, zones: zones)
+            }
+            if let known = cronSchedules[status.schedule] { return known.nextSlot(after: now) }
+            guard let rules = try? zones.rules(for: zone),
+                let schedule = try? CronSchedule(parsing: expression, zone: rules, dst: DSTPolicy(skipped: skipped, repeated: repeated))
+            else { return nil }
+            cronSchedules[status.schedule] = schedule
+            return schedule.nextSlot(after: now)
+        }
     }
 
     /// The next slot after `now` if the trigger is active, else nil.
@@ -45,7 +58,7 @@ public struct TriggerStatus: Sendable {
 
 extension BelfryDatabase {
     private static let statusQuery = """
-        SELECT t.name, tr.name, tr.definition, tr.active, tr.activated_at, tr.owner, tr.updated_by, tr.updated_at,
+        SELECT t.name, tr.name, NULL, tr.active, tr.activated_at, tr.owner, tr.updated_by, tr.updated_at,
                r.id, r.state, r.slot, tr.kind, tr.schedule, tr.timezone, tr.dst, tr.interval_seconds, tr.start_time
         FROM "trigger" tr
         JOIN task t ON t.id = tr.task_id
@@ -57,13 +70,27 @@ extension BelfryDatabase {
     public func triggers(task: String? = nil) throws -> [TriggerStatus] {
         try pool.read { db in
             let sql = Self.statusQuery + (task == nil ? "" : " WHERE t.name = ?") + " ORDER BY t.name, tr.name"
-            return try Row.fetchAll(db, sql: sql, arguments: task.map { [$0] } ?? []).map(Self.status)
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: task.map { [$0] } ?? [])
+            var statuses: [TriggerStatus] = []
+            while let row = try rows.next() { statuses.append(try Self.status(row)) }
+            return statuses
         }
     }
 
     /// One trigger, or `StoreError.unknownTrigger` with the closest names.
     public func trigger(task: String, name: String) throws -> TriggerStatus {
         try pool.read { db in try Self.fetch(db, task: task, name: name) }
+    }
+
+    /// The whole definition of a deployed trigger.
+    public func definition(task: String, trigger name: String) throws -> TriggerDefinition {
+        let json = try pool.read { db in
+            _ = try Self.fetch(db, task: task, name: name)
+            return try Data.fetchOne(db, sql: """
+                SELECT tr.definition FROM "trigger" tr JOIN task t ON t.id = tr.task_id WHERE t.name = ? AND tr.name = ?
+                """, arguments: [task, name])
+        }
+        return try JSONDecoder().decode(TriggerDefinition.self, from: json ?? Data())
     }
 
     /// Activates or deactivates a trigger, recording who and when. Activation re-anchors a fixed
@@ -110,7 +137,7 @@ extension BelfryDatabase {
         return TriggerStatus(
             task: row[0], trigger: row[1],
             schedule: try ScheduleColumns(kind: row[11], text: row[12], timezone: row[13], dst: row[14], interval: row[15], start: row[16]).schedule,
-            definitionJSON: row[2], active: row[3], activatedAt: (row[4] as Int64?).map(date), owner: row[5], updatedBy: row[6],
+            active: row[3], activatedAt: (row[4] as Int64?).map(date), owner: row[5], updatedBy: row[6],
             updatedAt: date(row[7]),
             lastRun: runID.map { TriggerStatus.LastRun(id: $0, state: row[9], slot: (row[10] as Int64?).map(Instant.init(secondsSinceEpoch:))) })
     }

@@ -18,14 +18,14 @@ struct TriggerCommand: ParsableCommand {
 
         func run() throws {
             let statuses = try database.open().triggers(task: task)
-            let now = Instant.now
-            if json { return try printJSON(statuses.map { TriggerJSON($0, now: now) }) }
+            let nextSlots = TriggerStatus.nextSlots(of: statuses, after: .now)
+            if json { return JSONValue.array(zip(statuses, nextSlots).map(triggerJSON)).print() }
             var rows = [["TASK", "TRIGGER", "SCHEDULE", "ZONE", "ACTIVE", "NEXT SLOT", "LAST RUN", "OWNER", "UPDATED"]]
-            for status in statuses {
+            for (status, nextSlot) in zip(statuses, nextSlots) {
                 let schedule = status.schedule
                 rows.append([
                     status.task, status.trigger, schedule.text, schedule.timezone, status.active ? "yes" : "no",
-                    status.nextSlot(after: now).map { localTime($0, zone: schedule.timezone) } ?? "-",
+                    nextSlot.map { localTime($0, zone: schedule.timezone) } ?? "-",
                     status.lastRun.map { "#\($0.id) \($0.state)" } ?? "-",
                     status.owner ?? "-", "\(status.updatedBy ?? "-") \(utcMinutes(status.updatedAt))",
                 ])
@@ -46,10 +46,11 @@ struct TriggerCommand: ParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let status = try lookup { try database.open().trigger(task: task, name: trigger) }
+            let store = try database.open()
+            let status = try lookup { try store.trigger(task: task, name: trigger) }
             let now = Instant.now
-            if json { return try printJSON(TriggerJSON(status, now: now)) }
-            let d = try status.definition()
+            if json { return triggerJSON(status, nextSlot: status.nextSlot(after: now)).print() }
+            let d = try store.definition(task: task, trigger: trigger)
             var lines: [(String, String)] = [
                 ("trigger", "\(status.task) \(status.trigger)"), ("kind", d.schedule.kind), ("schedule", d.schedule.text),
                 ("timezone", d.schedule.timezone), ("active", status.active ? "yes" : "no"),
@@ -126,60 +127,19 @@ private func lookup<T>(_ body: () throws -> T) throws -> T {
     }
 }
 
-/// The `--json` fields of `trigger list` / `trigger show` (SPEC §6).
-struct TriggerJSON: Encodable {
-    struct LastRun: Encodable {
-        var id: Int64
-        var state: String
-        var slot: String?
+/// The `--json` object of `trigger list` / `trigger show` (SPEC §6); every field on every object.
+func triggerJSON(_ status: TriggerStatus, nextSlot: Instant?) -> JSONValue {
+    let schedule = status.schedule
+    let lastRun = status.lastRun.map { run in
+        JSONValue.object([("id", .int(run.id)), ("state", .string(run.state)), ("slot", .optional(run.slot?.rfc3339))])
     }
-
-    var task: String
-    var trigger: String
-    var kind: String
-    var schedule: String
-    var timezone: String
-    var active: Bool
-    var next_slot: String?
-    var last_run: LastRun?
-    var owner: String?
-    var updated_by: String?
-    var updated_at: String
-
-    init(_ status: TriggerStatus, now: Instant) {
-        let schedule = status.schedule
-        task = status.task
-        trigger = status.trigger
-        kind = schedule.kind
-        self.schedule = schedule.text
-        timezone = schedule.timezone
-        active = status.active
-        next_slot = status.nextSlot(after: now)?.rfc3339
-        last_run = status.lastRun.map { LastRun(id: $0.id, state: $0.state, slot: $0.slot?.rfc3339) }
-        owner = status.owner
-        updated_by = status.updatedBy
-        updated_at = Instant(secondsSinceEpoch: Int64(status.updatedAt.timeIntervalSince1970)).rfc3339
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        // Nulls are written out: a stable interface has every field on every object.
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(task, forKey: .task)
-        try c.encode(trigger, forKey: .trigger)
-        try c.encode(kind, forKey: .kind)
-        try c.encode(schedule, forKey: .schedule)
-        try c.encode(timezone, forKey: .timezone)
-        try c.encode(active, forKey: .active)
-        try c.encode(next_slot, forKey: .next_slot)
-        try c.encode(last_run, forKey: .last_run)
-        try c.encode(owner, forKey: .owner)
-        try c.encode(updated_by, forKey: .updated_by)
-        try c.encode(updated_at, forKey: .updated_at)
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case task, trigger, kind, schedule, timezone, active, next_slot, last_run, owner, updated_by, updated_at
-    }
+    return .object([
+        ("task", .string(status.task)), ("trigger", .string(status.trigger)), ("kind", .string(schedule.kind)),
+        ("schedule", .string(schedule.text)), ("timezone", .string(schedule.timezone)), ("active", .bool(status.active)),
+        ("next_slot", .optional(nextSlot?.rfc3339)), ("last_run", lastRun ?? .null), ("owner", .optional(status.owner)),
+        ("updated_by", .optional(status.updatedBy)),
+        ("updated_at", .string(Instant(secondsSinceEpoch: Int64(status.updatedAt.timeIntervalSince1970)).rfc3339)),
+    ])
 }
 
 extension Instant {

@@ -48,7 +48,7 @@ struct StoreTests {
         #expect(cron.active == false, "a redeploy keeps the activation state")
         #expect(cron.owner == "dave")
         #expect(cron.schedule.text == "30 * * * *")
-        #expect(try cron.definition().schedule == cron.schedule)
+        #expect(try store.definition(task: "ops.job", trigger: "hourly_cron").schedule == cron.schedule)
     }
 
     @Test("activation records who and when, and re-anchors a fixed rate")
