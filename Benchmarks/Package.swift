@@ -21,6 +21,15 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .executableTarget(
+            name: "History",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "BelfryStore", package: "belfry"),
+            ],
+            path: "Benchmarks/History",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
             name: "NextSlotTimer",
             dependencies: [.product(name: "BelfrySchedule", package: "belfry")]
         ),
