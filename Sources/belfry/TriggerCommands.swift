@@ -40,17 +40,15 @@ struct TriggerCommand: ParsableCommand {
 
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show one trigger and its next slots.")
-        @OptionGroup var database: DatabaseOptions
-        @Argument(help: "The task (ENV.TASK).") var task: String
-        @Argument(help: "The trigger's name.") var trigger: String
+        @OptionGroup var target: TriggerArguments
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let store = try database.open()
-            let status = try lookup { try store.trigger(task: task, name: trigger) }
+            let store = try target.database.open()
+            let status = try lookup { try store.trigger(task: target.task, name: target.trigger) }
             let now = Instant.now
             if json { return triggerJSON(status, nextSlot: status.nextSlot(after: now)).print() }
-            let d = try store.definition(task: task, trigger: trigger)
+            let d = try store.definition(task: target.task, trigger: target.trigger)
             var lines: [(String, String)] = [
                 ("trigger", "\(status.task) \(status.trigger)"), ("kind", d.schedule.kind), ("schedule", d.schedule.text),
                 ("timezone", d.schedule.timezone), ("active", status.active ? "yes" : "no"),
@@ -77,43 +75,48 @@ struct TriggerCommand: ParsableCommand {
 
     struct Activate: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Activate a trigger (a fixed rate without start_time re-anchors now).")
-        @OptionGroup var database: DatabaseOptions
-        @Argument(help: "The task (ENV.TASK).") var task: String
-        @Argument(help: "The trigger's name.") var trigger: String
+        @OptionGroup var target: TriggerArguments
         @Option(help: "Who makes the change. Default: $USER.") var by: String?
 
         func run() throws {
-            let status = try lookup { try database.open().setActive(true, task: task, name: trigger, by: by ?? currentUser()) }
+            let status = try lookup {
+                try target.database.open().setActive(true, task: target.task, name: target.trigger, by: by ?? currentUser())
+            }
             let next = status.nextSlot(after: .now).map { ", next slot \(localTime($0, zone: status.schedule.timezone))" } ?? ""
-            print("activated \(task) \(trigger)\(next)")
+            print("activated \(target.task) \(target.trigger)\(next)")
         }
     }
 
     struct Deactivate: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Deactivate a trigger: no slot fires until it is activated again.")
-        @OptionGroup var database: DatabaseOptions
-        @Argument(help: "The task (ENV.TASK).") var task: String
-        @Argument(help: "The trigger's name.") var trigger: String
+        @OptionGroup var target: TriggerArguments
         @Option(help: "Who makes the change. Default: $USER.") var by: String?
 
         func run() throws {
-            _ = try lookup { try database.open().setActive(false, task: task, name: trigger, by: by ?? currentUser()) }
-            print("deactivated \(task) \(trigger)")
+            _ = try lookup {
+                try target.database.open().setActive(false, task: target.task, name: target.trigger, by: by ?? currentUser())
+            }
+            print("deactivated \(target.task) \(target.trigger)")
         }
     }
 
     struct Delete: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Delete a deployed trigger (its runs stay in the history; the next deploy adds it back if it is still defined).")
-        @OptionGroup var database: DatabaseOptions
-        @Argument(help: "The task (ENV.TASK).") var task: String
-        @Argument(help: "The trigger's name.") var trigger: String
+        @OptionGroup var target: TriggerArguments
 
         func run() throws {
-            try lookup { try database.open().deleteTrigger(task: task, name: trigger) }
-            print("deleted \(task) \(trigger)")
+            try lookup { try target.database.open().deleteTrigger(task: target.task, name: target.trigger) }
+            print("deleted \(target.task) \(target.trigger)")
         }
     }
+}
+
+/// `TASK TRIGGER` and the database, shared by the commands on one trigger.
+struct TriggerArguments: ParsableArguments {
+    @OptionGroup var database: DatabaseOptions
+    @Argument(help: "The task (ENV.TASK).") var task: String
+    @Argument(help: "The trigger's name.") var trigger: String
 }
 
 /// Runs a store call, turning its errors into one-line failures.
