@@ -8,12 +8,15 @@ let package = Package(
         .library(name: "BelfrySchedule", targets: ["BelfrySchedule"]),
         .library(name: "BelfryConfig", targets: ["BelfryConfig"]),
         .library(name: "BelfryStore", targets: ["BelfryStore"]),
+        .library(name: "BelfryExecutor", targets: ["BelfryExecutor"]),
         .executable(name: "belfry", targets: ["belfry"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         .target(name: "BelfrySchedule"),
@@ -25,13 +28,22 @@ let package = Package(
         .executableTarget(
             name: "belfry",
             dependencies: [
-                "BelfrySchedule", "BelfryConfig", "BelfryStore",
+                "BelfrySchedule", "BelfryConfig", "BelfryStore", "BelfryExecutor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(
+            name: "BelfryExecutor",
+            dependencies: [
+                "BelfryConfig", "BelfryStore",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .target(name: "BelfryTesting"),
         .testTarget(name: "BelfryScheduleTests", dependencies: ["BelfrySchedule", "BelfryTesting", "belfry"]),
         .testTarget(name: "BelfryConfigTests", dependencies: ["BelfryConfig"]),
+        .testTarget(name: "BelfryExecutorTests", dependencies: ["BelfryExecutor", "BelfryStore", "BelfryConfig", "BelfryTesting", "belfry"]),
         .testTarget(name: "BelfryStoreTests", dependencies: ["BelfryStore", "BelfryConfig", "BelfryTesting", "belfry"]),
     ]
 )

@@ -1,0 +1,142 @@
+import Foundation
+import Subprocess
+import SystemPackage
+
+/// What one attempt launches.
+struct AttemptCommand: Sendable {
+    /// A path (with a `/`) or a name looked up in `$PATH`.
+    var executable: String
+    var arguments: [String]
+    /// Overlaid on the environment of the launching process.
+    var environment: [String: String]
+    var workingDirectory: String?
+    var user: (uid: UInt32, gid: UInt32)?
+}
+
+/// How an attempt ended.
+struct AttemptOutcome: Sendable {
+    enum Ending: Sendable, Equatable {
+        case exited(Int32)
+        case signalled(Int32)
+        /// The process could not be started at all (missing program, bad directory, ...).
+        case couldNotStart(String)
+    }
+
+    var ending: Ending
+    var timedOut: Bool
+    var outputTail: Data
+}
+
+/// Runs one attempt: a process in its own session (so the whole group can be signalled), its
+/// output streamed through a capped log, `maxRuntime` enforced with SIGTERM to the group and
+/// SIGKILL after `killGrace`. Nothing the attempt started survives it, unless it made a session
+/// of its own.
+struct AttemptRunner<C: Clock> where C.Duration == Duration {
+    let clock: C
+    var maxRuntime: Duration?
+    var killGrace: Duration
+    var maxOutputBytes: Int
+    /// Called with each chunk of output as it arrives (the terminal of `belfry run`).
+    var echo: (@Sendable (UnsafeRawBufferPointer) -> Void)?
+
+    func run(_ command: AttemptCommand, logPath: String, onStart: @Sendable (Int32) async throws -> Void) async -> AttemptOutcome {
+        let log: CappedLog
+        do {
+            log = try CappedLog(path: logPath, limit: maxOutputBytes)
+        } catch {
+            return AttemptOutcome(ending: .couldNotStart("cannot write the log \(logPath): \(error.localizedDescription)"), timedOut: false, outputTail: Data())
+        }
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0, fcntl(fds[0], F_SETFD, FD_CLOEXEC) == 0, fcntl(fds[1], F_SETFD, FD_CLOEXEC) == 0 else {
+            return AttemptOutcome(ending: .couldNotStart("cannot create a pipe: \(String(cString: strerror(errno)))"), timedOut: false, outputTail: log.finish())
+        }
+        let pump = OutputPump(fd: fds[0], log: log, echo: echo)
+        var options = PlatformOptions()
+        options.createSession = true
+        options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: killGrace)]
+        if let user = command.user {
+            options.userID = user.uid
+            options.groupID = user.gid
+        }
+        let executable: Executable = command.executable.contains("/") ? .path(FilePath(command.executable)) : .name(command.executable)
+        var ending: AttemptOutcome.Ending
+        var timedOut = false
+        var group: ProcessGroup?
+        do {
+            let result = try await Subprocess.run(
+                executable, arguments: Arguments(command.arguments),
+                environment: .inherit.updating(Dictionary(uniqueKeysWithValues: command.environment.map { (Environment.Key(rawValue: $0.key)!, Optional($0.value)) })),
+                workingDirectory: command.workingDirectory.map { FilePath($0) }, platformOptions: options,
+                input: .none, output: .fileDescriptor(FileDescriptor(rawValue: fds[1]), closeAfterSpawningProcess: false),
+                error: .combinedWithOutput
+            ) { execution in
+                let pid = execution.processIdentifier.value
+                try await onStart(pid)
+                return await supervise(ProcessGroup(id: pid))
+            }
+            close(fds[1])
+            group = ProcessGroup(id: result.processIdentifier.value)
+            timedOut = result.closureResult
+            switch result.terminationStatus {
+            case .exited(let code): ending = .exited(code)
+            case .signaled(let signal): ending = .signalled(signal)
+            }
+        } catch {
+            close(fds[1])
+            ending = .couldNotStart(Self.describe(error, command: command))
+        }
+        // Whatever the attempt left behind in its group goes with it.
+        if let group, group.exists {
+            await group.terminate(killAt: .now + killGrace)
+        }
+        await pump.finish(patience: .seconds(2))
+        return AttemptOutcome(ending: ending, timedOut: timedOut, outputTail: log.finish())
+    }
+
+    /// Waits for the attempt's process to end; past `maxRuntime`, terminates its group. Returns
+    /// whether it timed out.
+    private func supervise(_ group: ProcessGroup) async -> Bool {
+        await withTaskGroup(of: Bool.self) { tasks in
+            tasks.addTask {
+                await ProcessGroup.waitForExit(of: group.id)
+                return false
+            }
+            if let maxRuntime {
+                tasks.addTask {
+                    do {
+                        try await clock.sleep(for: maxRuntime)
+                        return true
+                    } catch {
+                        return false  // cancelled: the process ended first
+                    }
+                }
+            }
+            let timedOut = await tasks.next()!
+            if timedOut {
+                await group.terminate(killAt: .now + killGrace)
+            }
+            tasks.cancelAll()
+            await tasks.waitForAll()
+            return timedOut
+        }
+    }
+
+    private static func describe(_ error: any Error, command: AttemptCommand) -> String {
+        if let directory = command.workingDirectory {
+            var isDirectory: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) || !isDirectory.boolValue {
+                return "working directory \(directory) does not exist"
+            }
+        }
+        if command.executable.contains("/") {
+            if !FileManager.default.fileExists(atPath: command.executable) {
+                return "\(command.executable): no such file"
+            }
+            var info = stat()
+            if stat(command.executable, &info) == 0, info.st_mode & 0o111 == 0 || (info.st_mode & S_IFMT) != S_IFREG {
+                return "\(command.executable): not executable"
+            }
+        }
+        return "cannot start \(command.executable): \(error)"
+    }
+}

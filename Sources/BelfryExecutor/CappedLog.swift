@@ -1,0 +1,101 @@
+import Foundation
+
+/// An attempt's output on its way to its log file, capped at `limit` bytes: past the cap the file
+/// keeps the first half and the last half of the output with a marker between (the error is
+/// usually at the end). Memory stays bounded by half the cap, however much the job prints.
+final class CappedLog: @unchecked Sendable {
+    /// How much of the end of the output the database keeps (SPEC §4).
+    static let tailBytes = 4096
+
+    private let handle: FileHandle
+    private let headLimit: Int
+    private var headWritten = 0
+    private var total = 0
+    /// The end of the output past the head: a ring of at most `limit - headLimit` bytes.
+    private var tail: Ring
+    private var recent = Ring(capacity: tailBytes)
+    private let lock = NSLock()
+
+    init(path: String, limit: Int) throws {
+        guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]),
+            let handle = FileHandle(forWritingAtPath: path)
+        else {
+            throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path])
+        }
+        self.handle = handle
+        headLimit = max(limit / 2, 1)
+        tail = Ring(capacity: max(limit - headLimit, 1))
+    }
+
+    /// Appends output as it arrives.
+    func append(_ bytes: UnsafeRawBufferPointer) {
+        lock.withLock {
+            total += bytes.count
+            recent.append(bytes)
+            var rest = UnsafeRawBufferPointer(rebasing: bytes[...])
+            if headWritten < headLimit {
+                let take = min(headLimit - headWritten, rest.count)
+                handle.write(Data(rest.prefix(take)))
+                headWritten += take
+                rest = UnsafeRawBufferPointer(rebasing: rest.dropFirst(take))
+            }
+            tail.append(rest)
+        }
+    }
+
+    /// Writes the end of the output (with a marker where bytes were left out), closes the file,
+    /// and returns the last 4 KiB of the output.
+    func finish() -> Data {
+        lock.withLock {
+            let end = tail.contents()
+            let omitted = total - headWritten - end.count
+            if omitted > 0 {
+                handle.write(Data("\n[belfry: \(omitted) bytes of output left out here: the log keeps the first \(headWritten) and the last \(end.count)]\n".utf8))
+            }
+            handle.write(Data(end))
+            try? handle.close()
+            return Data(recent.contents())
+        }
+    }
+
+    /// The total number of bytes the job wrote.
+    var byteCount: Int { lock.withLock { total } }
+}
+
+/// The last `capacity` bytes appended.
+struct Ring {
+    private var storage: [UInt8] = []
+    private var start = 0
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        var bytes = bytes[...]
+        if bytes.count >= capacity {
+            storage = Array(bytes.suffix(capacity))
+            start = 0
+            return
+        }
+        let room = capacity - storage.count
+        if room > 0 {
+            storage.append(contentsOf: bytes.prefix(room))
+            bytes = bytes.dropFirst(min(room, bytes.count))
+        }
+        // Overwrite the oldest bytes, in at most two contiguous copies.
+        while !bytes.isEmpty {
+            let count = min(bytes.count, capacity - start)
+            storage.withUnsafeMutableBytes { target in
+                UnsafeMutableRawBufferPointer(rebasing: target[start..<start + count]).copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes.prefix(count)))
+            }
+            start = (start + count) % capacity
+            bytes = bytes.dropFirst(count)
+        }
+    }
+
+    func contents() -> [UInt8] {
+        Array(storage[start...] + storage[..<start])
+    }
+}

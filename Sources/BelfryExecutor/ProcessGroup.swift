@@ -1,0 +1,104 @@
+import Foundation
+
+/// The process group of one attempt: the attempt's process is a session leader, so its pid is
+/// the group's id, and every process it starts belongs to the group unless it makes a session
+/// of its own.
+struct ProcessGroup: Sendable {
+    let id: Int32
+
+    /// Whether any process of the group is still there (zombies included).
+    var exists: Bool { kill(-id, 0) == 0 }
+
+    /// SIGTERM to the whole group, then SIGKILL to whatever is left at `deadline`.
+    func terminate(killAt deadline: ContinuousClock.Instant) async {
+        guard kill(-id, SIGTERM) == 0 else { return }  // nothing left
+        while ContinuousClock.now < deadline {
+            if !exists { return }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        kill(-id, SIGKILL)
+        // SIGKILL cannot be ignored; give the kernel a moment to take them down.
+        for _ in 0..<100 where exists {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// Waits, on a thread of its own, until the process `pid` has ended, without reaping it (the
+    /// process library reaps it afterwards).
+    static func waitForExit(of pid: Int32) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let thread = Thread {
+                var info = siginfo_t()
+                while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0, errno == EINTR {}
+                continuation.resume()
+            }
+            thread.name = "belfry-wait-\(pid)"
+            thread.start()
+        }
+    }
+}
+
+/// Reads a pipe until every writer has closed it, feeding a capped log (and optionally the
+/// terminal), on a thread of its own.
+final class OutputPump: @unchecked Sendable {
+    private let fd: Int32
+    private let log: CappedLog
+    private let echo: (@Sendable (UnsafeRawBufferPointer) -> Void)?
+    private let done = DispatchSemaphore(value: 0)
+    private let stopLock = NSLock()
+    private var stopRequested = false
+
+    init(fd: Int32, log: CappedLog, echo: (@Sendable (UnsafeRawBufferPointer) -> Void)?) {
+        self.fd = fd
+        self.log = log
+        self.echo = echo
+        let thread = Thread { [self] in pump() }
+        thread.name = "belfry-output"
+        thread.start()
+    }
+
+    private func pump() {
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while true {
+            let ready = poll(&poller, 1, 100)
+            if ready == 0 {
+                if stopLock.withLock({ stopRequested }) { break }
+                continue
+            }
+            if ready < 0 { if errno == EINTR { continue } else { break } }
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { break }  // every writer has closed the pipe
+            buffer.withUnsafeBytes { raw in
+                let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<count])
+                log.append(chunk)
+                echo?(chunk)
+            }
+        }
+        close(fd)
+        done.signal()
+    }
+
+    /// Waits until the pipe is drained. A process that escaped the group (its own session) may
+    /// hold the pipe open: after `patience` the pump stops anyway.
+    func finish(patience: Duration) async {
+        let gotEOF = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let thread = Thread { [done] in
+                let seconds = Double(patience.components.seconds) + Double(patience.components.attoseconds) / 1e18
+                continuation.resume(returning: done.wait(timeout: .now() + seconds) == .success)
+            }
+            thread.start()
+        }
+        if !gotEOF {
+            stopLock.withLock { stopRequested = true }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let thread = Thread { [done] in
+                    done.wait()
+                    continuation.resume()
+                }
+                thread.start()
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+import BelfryConfig
+import BelfrySchedule
+import BelfryStore
+import Foundation
+
+/// What to run: a task, for a trigger's slot or by hand.
+public struct RunRequest: Sendable {
+    public var task: TaskDefinition
+    public var trigger: TriggerDefinition?
+    public var slot: Instant?
+    public var origin: RunOrigin
+    /// Inputs given by hand (a manual run); a trigger's come from its definition.
+    public var inputs: [String: String]
+
+    public init(task: TaskDefinition, trigger: TriggerDefinition? = nil, slot: Instant? = nil, origin: RunOrigin, inputs: [String: String] = [:]) {
+        (self.task, self.trigger, self.slot, self.origin, self.inputs) = (task, trigger, slot, origin, inputs)
+    }
+}
+
+/// How a run ended.
+public struct RunResult: Sendable, Hashable {
+    public var runID: Int64
+    public var state: RunState
+    public var exitCode: Int32?
+    public var attempts: Int
+    public var commandUsed: String?
+    public var reason: String?
+}
+
+/// Runs one run to its end (SPEC §4 from "States" on): attempts with retries and backoff,
+/// timeouts, `on_failure` between attempts, fallbacks, the circuit breaker. Every state change is
+/// committed to the store before the next step, so a crash leaves a record of where it stopped.
+///
+/// Generic over the clock (timeouts, backoff) and given a random source (jitter), so that tests
+/// run in virtual time with exact backoff sequences.
+public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
+    public let store: BelfryDatabase
+    public let clock: C
+    /// The wall clock, for the timestamps recorded.
+    public let now: @Sendable () -> Date
+    /// Uniform in [0, 1): the jitter of backoff delays.
+    public let random: @Sendable () -> Double
+    /// Where attempt logs go: `DIR/RUN/attempt-N.log`.
+    public let logDirectory: String
+    /// The environment jobs inherit (SPEC §4: the launching process's).
+    public var baseEnvironment: [String: String] = ProcessInfo.processInfo.environment
+    /// Output as it arrives, for `belfry run`'s terminal.
+    public var echo: (@Sendable (UnsafeRawBufferPointer) -> Void)?
+
+    public init(store: BelfryDatabase, clock: C, now: @escaping @Sendable () -> Date, random: @escaping @Sendable () -> Double, logDirectory: String) {
+        (self.store, self.clock, self.now, self.random, self.logDirectory) = (store, clock, now, random, logDirectory)
+    }
+
+    /// The delay before attempt `k + 1` after `k` failed attempts: `min(max, initial ·
+    /// multiplier^(k-1))`, then ± `jitter` of itself.
+    public static func backoff(_ policy: BackoffPolicy, afterAttempt k: Int, random: Double) -> Duration {
+        let base = min(Double(policy.maxMilliseconds), Double(policy.initialMilliseconds) * pow(policy.multiplier, Double(k - 1)))
+        let jittered = base * (1 + policy.jitter * (2 * random - 1))
+        return .milliseconds(Int64(max(0, jittered).rounded()))
+    }
+
+    public func run(_ request: RunRequest) async throws -> RunResult {
+        let task = request.task
+        let triggerName = request.trigger?.name
+        let given = request.trigger.map { JobEnvironment.triggerInputs($0, slot: request.slot) } ?? request.inputs
+
+        // The circuit breaker decides first: an open circuit skips the run.
+        var circuit = CircuitState.closed
+        if let breaker = task.circuitBreaker {
+            circuit = try store.circuitState(task: task.fullName)
+            if circuit.phase == .open, let opened = circuit.openedAt,
+                now().timeIntervalSince(opened) * 1000 < Double(breaker.cooldownMilliseconds)
+            {
+                let id = try store.recordRunNotRun(task: task.fullName, trigger: triggerName, slot: request.slot, origin: request.origin,
+                                                   state: .skipped, reason: "circuit_open", at: now())
+                return RunResult(runID: id, state: .skipped, exitCode: nil, attempts: 0, commandUsed: nil, reason: "circuit_open")
+            }
+            if circuit.phase == .open {
+                circuit.phase = .probing
+                try store.setCircuitState(circuit, task: task.fullName)
+            }
+        }
+
+        let runID = try store.createRun(task: task.fullName, trigger: triggerName, slot: request.slot, origin: request.origin,
+                                        inputs: nil, at: now())
+        var result: RunResult
+        do {
+            let job = try JobEnvironment(task: task, given: given)
+            let user = try task.user.map { name throws(RunPreparationError) in try JobEnvironment.user(name) }
+            result = try await attempts(runID: runID, request: request, job: job, user: user)
+        } catch let error as RunPreparationError {
+            result = RunResult(runID: runID, state: .failed, exitCode: nil, attempts: 0, commandUsed: nil, reason: error.description)
+        }
+        try store.finishRun(runID, state: result.state, reason: result.reason, exitCode: result.exitCode,
+                            commandUsed: result.commandUsed, at: now())
+        if let breaker = task.circuitBreaker, result.state != .cancelled {
+            try updateCircuit(circuit, breaker: breaker, task: task.fullName, succeeded: result.state == .succeeded)
+        }
+        return result
+    }
+
+    private func updateCircuit(_ state: CircuitState, breaker: CircuitBreakerPolicy, task: String, succeeded: Bool) throws {
+        var state = state
+        if succeeded {
+            state = .closed
+        } else {
+            state.consecutiveFailures += 1
+            if state.phase == .probing || state.consecutiveFailures >= breaker.failureThreshold {
+                state.phase = .open
+                state.openedAt = now()
+            }
+        }
+        try store.setCircuitState(state, task: task)
+    }
+
+    /// The primary command with its retries, then each fallback once.
+    private func attempts(runID: Int64, request: RunRequest, job: JobEnvironment, user: (uid: UInt32, gid: UInt32)?) async throws -> RunResult {
+        let task = request.task
+        let policy = task.retries
+        let directory = (logDirectory as NSString).appendingPathComponent(String(runID))
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        var runner = AttemptRunner(
+            clock: clock, maxRuntime: task.timeout.maxRuntimeMilliseconds.map { .milliseconds($0) },
+            killGrace: .milliseconds(task.killGraceMilliseconds), maxOutputBytes: Int(task.maxOutputBytes))
+        runner.echo = echo
+        let env = request.trigger?.env ?? task.env
+        var number = 0
+        var last: AttemptOutcome?
+
+        func attempt(_ command: Command) async throws -> AttemptOutcome {
+            number += 1
+            let line = try job.commandLine(command)
+            let variables = job.variables(base: env, runID: runID, task: task.fullName, trigger: request.trigger?.name,
+                                          slot: request.slot, attempt: number, database: store.path)
+            let logPath = (directory as NSString).appendingPathComponent("attempt-\(number).log")
+            let current = number
+            let outcome = await runner.run(
+                AttemptCommand(executable: line.executable, arguments: line.arguments, environment: variables,
+                               workingDirectory: task.workingDirectory, user: user),
+                logPath: logPath
+            ) { pid in
+                try store.startAttempt(run: runID, number: current, pid: pid, logPath: logPath, at: now())
+            }
+            if case .couldNotStart = outcome.ending {
+                // No process: record the attempt all the same, so the history says what happened.
+                try store.startAttempt(run: runID, number: current, pid: nil, logPath: logPath, at: now())
+            }
+            let (code, signal) = outcome.ending.codeAndSignal
+            try store.finishAttempt(run: runID, number: current, exitCode: code, signal: signal, timedOut: outcome.timedOut,
+                                    outputTail: outcome.outputTail, at: now())
+            return outcome
+        }
+
+        for retry in 0...policy.count {
+            let outcome = try await attempt(task.command)
+            last = outcome
+            if Task.isCancelled { return finished(runID, number, outcome, state: .cancelled, reason: "cancelled", commandUsed: "primary") }
+            if outcome.ending == .exited(0) { return finished(runID, number, outcome, state: .succeeded, reason: nil, commandUsed: "primary") }
+            if outcome.isPermanentFailure(policy) || retry == policy.count { break }
+            if let hook = task.onFailure { try await onFailure(hook, after: outcome, job: job, env: env, runID: runID, number: number, directory: directory) }
+            try await clock.sleep(for: Self.backoff(policy.backoff, afterAttempt: retry + 1, random: random()))
+        }
+        for (index, fallback) in task.fallbacks.enumerated() {
+            let outcome = try await attempt(fallback)
+            if Task.isCancelled { return finished(runID, number, outcome, state: .cancelled, reason: "cancelled", commandUsed: "fallback \(index + 1)") }
+            if outcome.ending == .exited(0) {
+                return finished(runID, number, outcome, state: .succeeded, reason: "primary failed; fallback \(index + 1) succeeded", commandUsed: "fallback \(index + 1)")
+            }
+        }
+        let outcome = last!
+        return finished(runID, number, outcome, state: outcome.timedOut ? .timedOut : .failed, reason: outcome.reason, commandUsed: nil)
+    }
+
+    private func finished(_ runID: Int64, _ attempts: Int, _ outcome: AttemptOutcome, state: RunState, reason: String?, commandUsed: String?) -> RunResult {
+        RunResult(runID: runID, state: state, exitCode: outcome.ending.codeAndSignal.code, attempts: attempts, commandUsed: commandUsed, reason: reason)
+    }
+
+    /// Runs the task's `on_failure` command, with the failure in its environment; its output goes
+    /// to a log beside the attempt's. Its own failure is logged there and otherwise ignored.
+    private func onFailure(_ command: Command, after outcome: AttemptOutcome, job: JobEnvironment, env: [String: String],
+                           runID: Int64, number: Int, directory: String) async throws {
+        var variables = job.variables(base: env, runID: runID, task: "", trigger: nil, slot: nil, attempt: number, database: store.path)
+        variables["BELFRY_ERROR"] = outcome.reason
+        variables["BELFRY_EXIT_CODE"] = outcome.ending.codeAndSignal.code.map(String.init) ?? ""
+        let line = try job.commandLine(command)
+        let runner = AttemptRunner(clock: clock, maxRuntime: .seconds(300), killGrace: .seconds(5), maxOutputBytes: 1 << 20)
+        _ = await runner.run(
+            AttemptCommand(executable: line.executable, arguments: line.arguments, environment: variables, workingDirectory: nil, user: nil),
+            logPath: (directory as NSString).appendingPathComponent("attempt-\(number).on_failure.log")
+        ) { _ in }
+    }
+}
+
+extension AttemptOutcome.Ending {
+    var codeAndSignal: (code: Int32?, signal: Int32?) {
+        switch self {
+        case .exited(let code): (code, nil)
+        case .signalled(let signal): (nil, signal)
+        case .couldNotStart: (nil, nil)
+        }
+    }
+}
+
+extension AttemptOutcome {
+    /// Failures that another attempt cannot fix: the process could not start, or it exited with
+    /// one of the policy's no-retry codes. Timeouts and signals are retried.
+    func isPermanentFailure(_ policy: RetryPolicy) -> Bool {
+        switch ending {
+        case .couldNotStart: true
+        case .exited(let code): !timedOut && policy.noRetryExitCodes.contains(code)
+        case .signalled: false
+        }
+    }
+
+    /// The failure in words, for the run's reason and `BELFRY_ERROR`.
+    var reason: String {
+        if timedOut { return "timed out" }
+        switch ending {
+        case .exited(let code): return "exit code \(code)"
+        case .signalled(let signal): return "killed by signal \(signal) (\(String(cString: strsignal(signal))))"
+        case .couldNotStart(let why): return why
+        }
+    }
+}

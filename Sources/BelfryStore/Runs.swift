@@ -1,0 +1,221 @@
+import BelfrySchedule
+import Foundation
+import GRDB
+
+/// A run as `belfry runs` lists it (SPEC §6 fields).
+public struct RunSummary: Sendable, Hashable {
+    public var id: Int64
+    public var task: String
+    public var trigger: String?
+    public var slot: Instant?
+    public var origin: RunOrigin
+    public var state: RunState
+    public var reason: String?
+    public var attempts: Int
+    public var exitCode: Int32?
+    public var queuedAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    /// `primary`, or `fallback N` (1-based), once the run has finished.
+    public var commandUsed: String?
+}
+
+/// One process launch of a run.
+public struct AttemptRecord: Sendable, Hashable {
+    public var number: Int
+    public var startedAt: Date
+    public var finishedAt: Date?
+    public var pid: Int32?
+    public var exitCode: Int32?
+    public var signal: Int32?
+    public var timedOut: Bool
+    /// The last 4 KiB of the attempt's output.
+    public var outputTail: Data?
+    public var logPath: String?
+}
+
+/// A resumable step's stored result (SPEC §5).
+public struct StepRecord: Sendable, Hashable {
+    public var name: String
+    public var exitCode: Int32
+    public var stdout: Data
+    public var finishedAt: Date
+}
+
+/// Which runs `runs(matching:)` returns.
+public struct RunFilter: Sendable {
+    public var task: String?
+    public var trigger: String?
+    public var state: RunState?
+    public var since: Date?
+    public var limit = 50
+    public init() {}
+}
+
+extension BelfryDatabase {
+    /// Records a new run, `queued`, and returns its id. For a slot, the UNIQUE constraint on
+    /// (task, trigger, slot) refuses a second run.
+    public func createRun(
+        task: String, trigger: String?, slot: Instant?, origin: RunOrigin, inputs: String?, at: Date
+    ) throws -> Int64 {
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO run (task, "trigger", slot, origin, state, inputs, queued_at) VALUES (?, ?, ?, ?, 'queued', ?, ?)
+                """, arguments: [task, trigger, slot?.secondsSinceEpoch, origin.rawValue, inputs, milliseconds(at)])
+            return db.lastInsertedRowID
+        }
+    }
+
+    /// Records a run that will not run (`skipped`, `missed`) with its reason, finished at once.
+    public func recordRunNotRun(
+        task: String, trigger: String?, slot: Instant?, origin: RunOrigin, state: RunState, reason: String, at: Date
+    ) throws -> Int64 {
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO run (task, "trigger", slot, origin, state, reason, queued_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [task, trigger, slot?.secondsSinceEpoch, origin.rawValue, state.rawValue, reason, milliseconds(at), milliseconds(at)])
+            return db.lastInsertedRowID
+        }
+    }
+
+    /// An attempt has started: the run is `running`, the attempt has its pid and log.
+    public func startAttempt(run: Int64, number: Int, pid: Int32?, logPath: String?, at: Date) throws {
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO attempt (run_id, number, started_at, pid, log_path) VALUES (?, ?, ?, ?, ?)
+                """, arguments: [run, number, milliseconds(at), pid, logPath])
+            try db.execute(sql: """
+                UPDATE run SET state = 'running', attempts = ?, started_at = coalesce(started_at, ?) WHERE id = ?
+                """, arguments: [number, milliseconds(at), run])
+        }
+    }
+
+    /// An attempt has ended: how, and the tail of its output.
+    public func finishAttempt(
+        run: Int64, number: Int, exitCode: Int32?, signal: Int32?, timedOut: Bool, outputTail: Data, at: Date
+    ) throws {
+        try pool.write { db in
+            try db.execute(sql: """
+                UPDATE attempt SET finished_at = ?, exit_code = ?, signal = ?, timed_out = ?, output_tail = ?
+                WHERE run_id = ? AND number = ?
+                """, arguments: [milliseconds(at), exitCode, signal, timedOut, outputTail, run, number])
+        }
+    }
+
+    /// The run has ended in a final state.
+    public func finishRun(
+        _ run: Int64, state: RunState, reason: String?, exitCode: Int32?, commandUsed: String?, at: Date
+    ) throws {
+        try pool.write { db in
+            try db.execute(sql: """
+                UPDATE run SET state = ?, reason = ?, exit_code = ?, command_used = ?, finished_at = ? WHERE id = ?
+                """, arguments: [state.rawValue, reason, exitCode, commandUsed, milliseconds(at), run])
+        }
+    }
+
+    private static let runColumns = """
+        id, task, "trigger", slot, origin, state, reason, attempts, exit_code, queued_at, started_at, finished_at, command_used
+        """
+
+    /// Runs, newest first.
+    public func runs(matching filter: RunFilter) throws -> [RunSummary] {
+        var conditions: [String] = []
+        var arguments: StatementArguments = []
+        if let task = filter.task { conditions.append("task = ?"); arguments += [task] }
+        if let trigger = filter.trigger { conditions.append("\"trigger\" = ?"); arguments += [trigger] }
+        if let state = filter.state { conditions.append("state = ?"); arguments += [state.rawValue] }
+        if let since = filter.since { conditions.append("queued_at >= ?"); arguments += [milliseconds(since)] }
+        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        arguments += [filter.limit]
+        return try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT \(Self.runColumns) FROM run \(whereClause) ORDER BY id DESC LIMIT ?", arguments: arguments)
+                .map(Self.runSummary)
+        }
+    }
+
+    /// One run with its attempts and steps, or nil.
+    public func run(id: Int64) throws -> (run: RunSummary, attempts: [AttemptRecord], steps: [StepRecord])? {
+        try pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.runColumns) FROM run WHERE id = ?", arguments: [id]) else {
+                return nil
+            }
+            let attempts = try Row.fetchAll(db, sql: """
+                SELECT number, started_at, finished_at, pid, exit_code, signal, timed_out, output_tail, log_path
+                FROM attempt WHERE run_id = ? ORDER BY number
+                """, arguments: [id]).map { row in
+                AttemptRecord(
+                    number: row[0], startedAt: date(row[1]), finishedAt: (row[2] as Int64?).map(date), pid: row[3],
+                    exitCode: row[4], signal: row[5], timedOut: row[6], outputTail: row[7], logPath: row[8])
+            }
+            return (try Self.runSummary(row), attempts, try Self.steps(db, run: id))
+        }
+    }
+
+    private static func runSummary(_ row: Row) throws -> RunSummary {
+        guard let origin = RunOrigin(rawValue: row[4]), let state = RunState(rawValue: row[5]) else {
+            throw DatabaseError(message: "run \(row[0] as Int64) has an unknown origin or state")
+        }
+        return RunSummary(
+            id: row[0], task: row[1], trigger: row[2], slot: (row[3] as Int64?).map(Instant.init(secondsSinceEpoch:)),
+            origin: origin, state: state, reason: row[6], attempts: row[7], exitCode: row[8], queuedAt: date(row[9]),
+            startedAt: (row[10] as Int64?).map(date), finishedAt: (row[11] as Int64?).map(date), commandUsed: row[12])
+    }
+
+    private static func steps(_ db: Database, run: Int64) throws -> [StepRecord] {
+        try Row.fetchAll(db, sql: "SELECT name, exit_code, stdout, finished_at FROM step WHERE run_id = ? ORDER BY finished_at", arguments: [run])
+            .map { StepRecord(name: $0[0], exitCode: $0[1], stdout: $0[2] ?? Data(), finishedAt: date($0[3])) }
+    }
+}
+
+/// A task's circuit breaker as stored (SPEC §4): it survives restarts.
+public struct CircuitState: Sendable, Hashable {
+    public enum Phase: String, Sendable {
+        case closed, open, probing
+    }
+
+    public var phase: Phase
+    public var consecutiveFailures: Int
+    public var openedAt: Date?
+
+    public static let closed = CircuitState(phase: .closed, consecutiveFailures: 0, openedAt: nil)
+}
+
+extension BelfryDatabase {
+    public func circuitState(task: String) throws -> CircuitState {
+        try pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT state, consecutive_failures, opened_at FROM circuit_breaker WHERE task = ?", arguments: [task]),
+                let phase = CircuitState.Phase(rawValue: row[0])
+            else { return .closed }
+            return CircuitState(phase: phase, consecutiveFailures: row[1], openedAt: (row[2] as Int64?).map(date))
+        }
+    }
+
+    public func setCircuitState(_ state: CircuitState, task: String) throws {
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO circuit_breaker (task, state, consecutive_failures, opened_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (task) DO UPDATE SET state = excluded.state, consecutive_failures = excluded.consecutive_failures,
+                  opened_at = excluded.opened_at
+                """, arguments: [task, state.phase.rawValue, state.consecutiveFailures, state.openedAt.map(milliseconds)])
+        }
+    }
+
+    /// The stored result of a resumable step of a run, if it succeeded before.
+    public func step(run: Int64, name: String) throws -> StepRecord? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT name, exit_code, stdout, finished_at FROM step WHERE run_id = ? AND name = ?", arguments: [run, name])
+                .map { StepRecord(name: $0[0], exitCode: $0[1], stdout: $0[2] ?? Data(), finishedAt: date($0[3])) }
+        }
+    }
+
+    /// Stores a step's result for later attempts of the same run.
+    public func recordStep(run: Int64, name: String, exitCode: Int32, stdout: Data, at: Date) throws {
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO step (run_id, name, exit_code, stdout, finished_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (run_id, name) DO UPDATE SET exit_code = excluded.exit_code, stdout = excluded.stdout,
+                  finished_at = excluded.finished_at
+                """, arguments: [run, name, exitCode, stdout, milliseconds(at)])
+        }
+    }
+}

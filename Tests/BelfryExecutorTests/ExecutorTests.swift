@@ -1,0 +1,200 @@
+import Synchronization
+import BelfryConfig
+@testable import BelfryExecutor
+import BelfryStore
+import BelfryTesting
+import Foundation
+import Testing
+
+/// A task read from YAML, as an operator writes it.
+func task(_ yaml: String) throws -> TaskDefinition {
+    try DefinitionLoader.load(files: [("t.yaml", Array(("tasks:\n" + yaml).utf8))]).tasks[0]
+}
+
+struct Harness {
+    let directory: TemporaryDirectory
+    let store: BelfryDatabase
+
+    init() throws {
+        directory = try TemporaryDirectory()
+        store = try BelfryDatabase(path: directory.path + "/belfry.sqlite")
+    }
+
+    func executor<C: Clock>(_ clock: C, now: @escaping @Sendable () -> Date = { Date() }) -> RunExecutor<C> where C.Duration == Duration {
+        RunExecutor(store: store, clock: clock, now: now, random: { 0.5 }, logDirectory: directory.path + "/logs")
+    }
+
+    func details(_ id: Int64) throws -> (run: RunSummary, attempts: [AttemptRecord], steps: [StepRecord]) {
+        try #require(try store.run(id: id))
+    }
+}
+
+func shell(_ script: String, retries: Int = 2, extra: String = "") -> String {
+    """
+      - name: job
+        command: { shell: '\(script)' }
+        retries: { count: \(retries), backoff: { initial: 1s, multiplier: 2, max: 1m, jitter: 0 } }
+    \(extra)
+    """
+}
+
+@Suite("Executor")
+struct ExecutorTests {
+    @Test(
+        "exit codes and signals: what each does to retries",
+        arguments: [
+            ("exit 0", RunState.succeeded, 1), ("exit 1", .failed, 3), ("exit 2", .failed, 3),
+            ("exit 64", .failed, 1), ("exit 65", .failed, 1), ("exit 66", .failed, 1), ("exit 67", .failed, 1),
+            ("exit 68", .failed, 1), ("exit 69", .failed, 3), ("exit 75", .failed, 3), ("exit 77", .failed, 1),
+            ("exit 78", .failed, 1), ("exit 126", .failed, 1), ("exit 127", .failed, 1),
+            ("kill -TERM $$", .failed, 3), ("kill -KILL $$", .failed, 3),
+        ])
+    func exitCodes(script: String, state: RunState, attempts: Int) async throws {
+        let harness = try Harness()
+        let clock = ImmediateClock()
+        let result = try await harness.executor(clock).run(RunRequest(task: task(shell(script)), origin: .manual))
+        #expect(result.state == state)
+        #expect(result.attempts == attempts)
+        let details = try harness.details(result.runID)
+        #expect(details.attempts.count == attempts)
+        #expect(details.run.state == state)
+        #expect(clock.sleeps == Array([Duration.seconds(1), .seconds(2)].prefix(attempts - 1)))
+        if script.hasPrefix("kill") {
+            #expect(details.attempts.allSatisfy { $0.signal != nil && $0.exitCode == nil })
+        }
+    }
+
+    @Test("backoff: min(max, initial · multiplier^(k-1)) with ± jitter from the random source")
+    func backoffSequence() {
+        var policy = BackoffPolicy()
+        policy.initialMilliseconds = 1000
+        policy.multiplier = 3
+        policy.maxMilliseconds = 20_000
+        policy.jitter = 0.5
+        let randoms = [0.0, 0.5, 1.0, 0.25, 0.75]
+        let delays = randoms.enumerated().map { k, r in RunExecutor<ImmediateClock>.backoff(policy, afterAttempt: k + 1, random: r) }
+        #expect(delays == [.milliseconds(500), .milliseconds(3000), .milliseconds(13_500), .milliseconds(15_000), .milliseconds(25_000)])
+    }
+
+    @Test("a timeout kills the whole group, a grandchild ignoring SIGTERM included")
+    func timeoutKillsGroup() async throws {
+        let harness = try Harness()
+        let clock = ManualClock()
+        let pidFile = harness.directory.path + "/grandchild.pid"
+        let job = try task(shell("(trap \"\" TERM; exec sleep 60) & echo $! > \(pidFile); sleep 60", retries: 0,
+                                 extra: "    timeout: 10s\n    kill_grace: 300ms"))
+        let executor = harness.executor(clock)
+        let running = Task { try await executor.run(RunRequest(task: job, origin: .manual)) }
+        // Wait for the grandchild to exist, then let virtual time pass the timeout.
+        var grandchild: Int32?
+        for _ in 0..<500 where grandchild == nil {
+            try await Task.sleep(for: .milliseconds(10))
+            grandchild = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        let pid = try #require(grandchild)
+        while clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        clock.advance(by: .seconds(10))
+        let result = try await running.value
+        #expect(result.state == .timedOut)
+        let attempt = try #require(try harness.details(result.runID).attempts.first)
+        #expect(attempt.timedOut)
+        #expect(kill(pid, 0) != 0, "the grandchild survived its attempt")
+    }
+
+    @Test("output past the cap keeps the beginning and the end; the database keeps the last 4 KiB")
+    func outputCap() async throws {
+        let harness = try Harness()
+        let script = "echo FIRST; head -c 104857600 /dev/zero | tr \"\\\\000\" x; echo; echo LAST"
+        let job = try task(shell(script, retries: 0, extra: "    max_output_bytes: 1048576"))
+        let result = try await harness.executor(ImmediateClock()).run(RunRequest(task: job, origin: .manual))
+        #expect(result.state == .succeeded)
+        let attempt = try #require(try harness.details(result.runID).attempts.first)
+        let log = try Data(contentsOf: URL(fileURLWithPath: try #require(attempt.logPath)))
+        #expect(log.count > 1_048_576 && log.count < 1_048_576 + 200)
+        #expect(log.prefix(6) == Data("FIRST\n".utf8))
+        #expect(String(decoding: log, as: UTF8.self).contains("bytes of output left out here"))
+        #expect(log.suffix(5) == Data("LAST\n".utf8))
+        #expect(attempt.outputTail?.count == 4096)
+        #expect(attempt.outputTail?.suffix(5) == Data("LAST\n".utf8))
+    }
+
+    @Test("circuit breaker: open after the threshold, skipped while cooling down, then one probe closes it")
+    func circuitBreaker() async throws {
+        let harness = try Harness()
+        let flag = harness.directory.path + "/healthy"
+        let job = try task(shell("test -f \(flag)", retries: 0, extra: "    circuit_breaker: { failure_threshold: 2, cooldown: 10m }"))
+        let clockTime = Mutex(Date(timeIntervalSince1970: 1_800_000_000))
+        let executor = harness.executor(ImmediateClock()) { clockTime.withLock { $0 } }
+        #expect(try await executor.run(RunRequest(task: job, origin: .manual)).state == .failed)
+        #expect(try await executor.run(RunRequest(task: job, origin: .manual)).state == .failed)
+        #expect(try harness.store.circuitState(task: job.fullName).phase == .open)
+        let skipped = try await executor.run(RunRequest(task: job, origin: .manual))
+        #expect(skipped.state == .skipped && skipped.reason == "circuit_open")
+        #expect(try harness.details(skipped.runID).run.reason == "circuit_open")
+        clockTime.withLock { $0 += 11 * 60 }
+        FileManager.default.createFile(atPath: flag, contents: nil)
+        #expect(try await executor.run(RunRequest(task: job, origin: .manual)).state == .succeeded)
+        #expect(try harness.store.circuitState(task: job.fullName) == .closed)
+    }
+
+    @Test("fallbacks run in order after the primary fails for good; the run says which succeeded")
+    func fallbacks() async throws {
+        let harness = try Harness()
+        let job = try task("""
+              - name: job
+                command: ["/bin/false"]
+                retries: 1
+                fallbacks: [["/bin/sh", "-c", "exit 3"], ["/bin/true"]]
+            """)
+        let result = try await harness.executor(ImmediateClock()).run(RunRequest(task: job, origin: .manual))
+        #expect(result.state == .succeeded)
+        #expect(result.commandUsed == "fallback 2")
+        #expect(try harness.details(result.runID).attempts.map(\.exitCode) == [1, 1, 3, 0])
+    }
+
+    @Test(
+        "what cannot start is a clear failed run, not a crash",
+        arguments: [
+            ("command: [\"/nonexistent/program\"]", "/nonexistent/program: no such file"),
+            ("command: [\"NOT_EXECUTABLE\"]", "not executable"),
+            ("command: [\"no-such-program-anywhere\"]", "no-such-program-anywhere"),
+        ])
+    func cannotStart(command: String, reason: String) async throws {
+        let harness = try Harness()
+        let plain = try harness.directory.write("notes.txt", "just text\n")  // mode 0644
+        let job = try task("  - name: job\n    \(command.replacingOccurrences(of: "NOT_EXECUTABLE", with: plain))\n    retries: 3\n")
+        let result = try await harness.executor(ImmediateClock()).run(RunRequest(task: job, origin: .manual))
+        #expect(result.state == .failed)
+        #expect(result.attempts == 1, "a command that cannot start is not retried")
+        #expect(result.reason?.contains(reason) == true, "\(result.reason ?? "")")
+    }
+
+    @Test("a bad working directory or an unknown user fails the run with the reason")
+    func badEnvironment() async throws {
+        let harness = try Harness()
+        for (environment, reason) in [("working_directory: /nonexistent/dir", "working directory /nonexistent/dir does not exist"),
+                                      ("user: no-such-user-here", "unknown user \"no-such-user-here\"")] {
+            let definitions = try DefinitionLoader.load(files: [("t.yaml", Array("environment: { \(environment) }\ntasks:\n  - { name: job, command: [\"/bin/true\"] }\n".utf8))])
+            let result = try await harness.executor(ImmediateClock()).run(RunRequest(task: definitions.tasks[0], origin: .manual))
+            #expect(result.state == .failed)
+            #expect(result.reason?.contains(reason) == true, "\(result.reason ?? "")")
+        }
+    }
+
+    @Test("the job environment and {{name}} expansion")
+    func jobEnvironment() async throws {
+        let harness = try Harness()
+        let job = try task("""
+              - name: job
+                command: ["/bin/sh", "-c", "echo arg=$1 env=$GREETING run=$BELFRY_RUN_ID task=$BELFRY_TASK attempt=$BELFRY_ATTEMPT day=$BELFRY_INPUT_DAY inputs=$BELFRY_INPUTS", "sh", "{{day}}"]
+                env: { GREETING: hello }
+                params: { day: { required: true }, mode: { default: fast } }
+            """)
+        let result = try await harness.executor(ImmediateClock()).run(RunRequest(task: job, origin: .manual, inputs: ["day": "2026-11-23"]))
+        #expect(result.state == .succeeded)
+        let tail = String(decoding: try #require(try harness.details(result.runID).attempts.first?.outputTail), as: UTF8.self)
+        #expect(tail == "arg=2026-11-23 env=hello run=\(result.runID) task=t.job attempt=1 day=2026-11-23 inputs={\"day\":\"2026-11-23\",\"mode\":\"fast\"}\n")
+        let missing = try await harness.executor(ImmediateClock()).run(RunRequest(task: job, origin: .manual))
+        #expect(missing.state == .failed && missing.reason?.contains("needs input \"day\"") == true)
+    }
+}
