@@ -67,8 +67,10 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
                 executable, arguments: Arguments(command.arguments),
                 environment: .inherit.updating(Dictionary(uniqueKeysWithValues: command.environment.map { (Environment.Key(rawValue: $0.key)!, Optional($0.value)) })),
                 workingDirectory: command.workingDirectory.map { FilePath($0) }, platformOptions: options,
+                // The same pipe for both streams, closed by us once the process is gone: with
+                // `.combinedWithOutput` the library keeps a duplicate of it open in this process.
                 input: .none, output: .fileDescriptor(FileDescriptor(rawValue: fds[1]), closeAfterSpawningProcess: false),
-                error: .combinedWithOutput
+                error: .fileDescriptor(FileDescriptor(rawValue: fds[1]), closeAfterSpawningProcess: false)
             ) { execution in
                 let pid = execution.processIdentifier.value
                 try await onStart(pid)

@@ -5,6 +5,8 @@ import GRDB
 public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case cannotOpen(path: String, reason: String)
     case unknownTrigger(task: String, trigger: String, suggestions: [String])
+    case unknownTask(task: String, suggestions: [String])
+    case unknownRun(Int64)
 
     public var description: String {
         switch self {
@@ -13,6 +15,11 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownTrigger(let task, let trigger, let suggestions):
             let hint = suggestions.isEmpty ? "; `belfry trigger list` shows them all" : "; did you mean \(suggestions.joined(separator: ", "))?"
             return "no trigger \"\(trigger)\" on task \"\(task)\"\(hint)"
+        case .unknownTask(let task, let suggestions):
+            let hint = suggestions.isEmpty ? "; `belfry deploy` deploys tasks, `belfry trigger list` shows them" : "; did you mean \(suggestions.joined(separator: ", "))?"
+            return "no deployed task \"\(task)\"\(hint)"
+        case .unknownRun(let id):
+            return "no run \(id); `belfry runs` lists them"
         }
     }
 }
@@ -73,6 +80,11 @@ public final class BelfryDatabase: Sendable {
             }
         }
         return (error as NSError).localizedDescription
+    }
+
+    /// Where attempt logs go: `logs/` beside the database file.
+    public var logDirectory: String {
+        ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("logs")
     }
 
     /// A number that changes whenever another process commits to the database: cheap to poll

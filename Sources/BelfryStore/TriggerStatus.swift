@@ -186,3 +186,17 @@ struct ScheduleColumns {
         }
     }
 }
+
+extension BelfryDatabase {
+    /// A deployed task's definition (without its triggers), or an error naming the closest tasks.
+    public func task(named name: String) throws -> TaskDefinition {
+        try pool.read { db in
+            if let json = try Data.fetchOne(db, sql: "SELECT definition FROM task WHERE name = ?", arguments: [name]) {
+                return try JSONDecoder().decode(TaskDefinition.self, from: json)
+            }
+            let known = try String.fetchAll(db, sql: "SELECT name FROM task")
+            let suggestions = Suggestions.nearest(to: name, in: known)
+            throw StoreError.unknownTask(task: name, suggestions: suggestions)
+        }
+    }
+}

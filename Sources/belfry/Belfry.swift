@@ -2,11 +2,11 @@ import ArgumentParser
 import Foundation
 
 /// The `belfry` command line.
-struct Belfry: ParsableCommand {
+struct Belfry: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "belfry",
         abstract: "A cron-style job scheduler with exact time-zone and DST rules.",
-        subcommands: [Next.self, Validate.self, Deploy.self, TriggerCommand.self]
+        subcommands: [Next.self, Validate.self, Deploy.self, TriggerCommand.self, RunTask.self, Runs.self, Logs.self]
     )
 }
 
@@ -34,10 +34,14 @@ struct CommandFailure: Error, CustomStringConvertible {
 
 @main
 enum Main {
-    static func main() {
+    static func main() async {
         do {
             var command = try Belfry.parseAsRoot()
-            try command.run()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
         } catch let failure as CommandFailure {
             for line in failure.lines { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
             fail(failure.description, code: failure.exitCode)
