@@ -46,11 +46,14 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
         } catch {
             return AttemptOutcome(ending: .couldNotStart("cannot write the log \(logPath): \(error.localizedDescription)"), timedOut: false, outputTail: Data())
         }
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0, fcntl(fds[0], F_SETFD, FD_CLOEXEC) == 0, fcntl(fds[1], F_SETFD, FD_CLOEXEC) == 0 else {
+        guard let pipe = makePipe() else {
             return AttemptOutcome(ending: .couldNotStart("cannot create a pipe: \(String(cString: strerror(errno)))"), timedOut: false, outputTail: log.finish())
         }
-        let pump = OutputPump(fd: fds[0], log: log, echo: echo)
+        let echo = self.echo
+        let pump = OutputPump(fd: pipe.read) { chunk in
+            log.append(chunk)
+            echo?(chunk)
+        }
         var options = PlatformOptions()
         options.createSession = true
         options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: killGrace)]
@@ -69,14 +72,14 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
                 workingDirectory: command.workingDirectory.map { FilePath($0) }, platformOptions: options,
                 // The same pipe for both streams, closed by us once the process is gone: with
                 // `.combinedWithOutput` the library keeps a duplicate of it open in this process.
-                input: .none, output: .fileDescriptor(FileDescriptor(rawValue: fds[1]), closeAfterSpawningProcess: false),
-                error: .fileDescriptor(FileDescriptor(rawValue: fds[1]), closeAfterSpawningProcess: false)
+                input: .none, output: .fileDescriptor(FileDescriptor(rawValue: pipe.write), closeAfterSpawningProcess: false),
+                error: .fileDescriptor(FileDescriptor(rawValue: pipe.write), closeAfterSpawningProcess: false)
             ) { execution in
                 let pid = execution.processIdentifier.value
                 try await onStart(pid)
                 return await supervise(ProcessGroup(id: pid))
             }
-            close(fds[1])
+            close(pipe.write)
             group = ProcessGroup(id: result.processIdentifier.value)
             timedOut = result.closureResult
             switch result.terminationStatus {
@@ -84,7 +87,7 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
             case .signaled(let signal): ending = .signalled(signal)
             }
         } catch {
-            close(fds[1])
+            close(pipe.write)
             ending = .couldNotStart(Self.describe(error, command: command))
         }
         // Whatever the attempt left behind in its group goes with it.

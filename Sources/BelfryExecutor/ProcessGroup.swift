@@ -6,21 +6,41 @@ import Foundation
 struct ProcessGroup: Sendable {
     let id: Int32
 
-    /// Whether any process of the group is still there (zombies included).
-    var exists: Bool { kill(-id, 0) == 0 }
+    /// Whether a live process of the group is still there. Zombies do not count: once a member's
+    /// parent has died it is reparented, and where PID 1 does not reap (containers) it stays a
+    /// zombie for good.
+    var exists: Bool {
+        guard kill(-id, 0) == 0 else { return false }
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return true }
+        for entry in entries where entry.first?.isNumber == true {
+            // /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces and parentheses.
+            guard let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 2, fields[2] == Substring(String(id)), fields[0] != "Z" { return true }
+        }
+        return false
+    }
 
-    /// SIGTERM to the whole group, then SIGKILL to whatever is left at `deadline`.
+    /// SIGTERM to the whole group, then SIGKILL to whatever is left at `deadline`. Runs to the
+    /// end even when the calling task is cancelled: that is when it matters most.
     func terminate(killAt deadline: ContinuousClock.Instant) async {
         guard kill(-id, SIGTERM) == 0 else { return }  // nothing left
         while ContinuousClock.now < deadline {
             if !exists { return }
-            try? await Task.sleep(for: .milliseconds(10))
+            await Self.pause()
         }
         kill(-id, SIGKILL)
         // SIGKILL cannot be ignored; give the kernel a moment to take them down.
         for _ in 0..<100 where exists {
-            try? await Task.sleep(for: .milliseconds(10))
+            await Self.pause()
         }
+    }
+
+    /// 10 ms, not cut short by cancellation.
+    private static func pause() async {
+        await Task.detached { try? await Task.sleep(for: .milliseconds(10)) }.value
     }
 
     /// Waits, on a thread of its own, until the process `pid` has ended, without reaping it (the
@@ -38,20 +58,27 @@ struct ProcessGroup: Sendable {
     }
 }
 
-/// Reads a pipe until every writer has closed it, feeding a capped log (and optionally the
-/// terminal), on a thread of its own.
+/// Reads a pipe until every writer has closed it, handing each chunk to `sink`, on a thread of
+/// its own (blocking reads see every byte up to end-of-file, however the writers end).
+/// A pipe whose ends are closed on exec, so that no other child inherits them.
+func makePipe() -> (read: Int32, write: Int32)? {
+    var fds: [Int32] = [-1, -1]
+    guard pipe(&fds) == 0 else { return nil }
+    _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+    _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+    return (fds[0], fds[1])
+}
+
 final class OutputPump: @unchecked Sendable {
     private let fd: Int32
-    private let log: CappedLog
-    private let echo: (@Sendable (UnsafeRawBufferPointer) -> Void)?
+    private let sink: @Sendable (UnsafeRawBufferPointer) -> Void
     private let done = DispatchSemaphore(value: 0)
     private let stopLock = NSLock()
     private var stopRequested = false
 
-    init(fd: Int32, log: CappedLog, echo: (@Sendable (UnsafeRawBufferPointer) -> Void)?) {
+    init(fd: Int32, sink: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) {
         self.fd = fd
-        self.log = log
-        self.echo = echo
+        self.sink = sink
         let thread = Thread { [self] in pump() }
         thread.name = "belfry-output"
         thread.start()
@@ -70,11 +97,7 @@ final class OutputPump: @unchecked Sendable {
             let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if count < 0, errno == EINTR { continue }
             guard count > 0 else { break }  // every writer has closed the pipe
-            buffer.withUnsafeBytes { raw in
-                let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<count])
-                log.append(chunk)
-                echo?(chunk)
-            }
+            buffer.withUnsafeBytes { raw in sink(UnsafeRawBufferPointer(rebasing: raw[0..<count])) }
         }
         close(fd)
         done.signal()

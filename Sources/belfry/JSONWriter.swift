@@ -5,6 +5,7 @@ import Foundation
 indirect enum JSONValue {
     case string(String)
     case int(Int64)
+    case number(Double)
     case bool(Bool)
     case null
     case object([(String, JSONValue)])
@@ -17,6 +18,7 @@ indirect enum JSONValue {
         switch self {
         case .string(let text): Self.writeString(text, to: &bytes)
         case .int(let value): bytes.append(contentsOf: String(value).utf8)
+        case .number(let value): bytes.append(contentsOf: (value.isFinite ? String(format: "%.6g", value) : "null").utf8)
         case .bool(let value): bytes.append(contentsOf: (value ? "true" : "false").utf8)
         case .null: bytes.append(contentsOf: "null".utf8)
         case .object(let members):

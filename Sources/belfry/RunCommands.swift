@@ -10,7 +10,7 @@ struct RunTask: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run a deployed task now, in the foreground; the exit status mirrors the run's.",
-        discussion: "Output streams to the terminal and to the attempt's log. Ctrl-C cancels the attempt's whole process group and records the run cancelled. Exit status: 0 succeeded, the job's exit code when it failed, 124 timed out, 130 cancelled, 75 skipped (circuit open).")
+        discussion: "The job's output (stdout and stderr, one stream as in its log) streams to standard output and to the attempt's log. Ctrl-C cancels the attempt's whole process group and records the run cancelled. Exit status: 0 succeeded, the job's exit code when it failed, 124 timed out, 130 cancelled, 75 skipped (circuit open).")
 
     @OptionGroup var database: DatabaseOptions
     @Argument(help: "The task (ENV.TASK).") var task: String

@@ -1,0 +1,71 @@
+import ArgumentParser
+import BelfryExecutor
+import BelfryStore
+import Foundation
+
+/// `belfry step NAME -- CMD ARGS...` (SPEC §5).
+struct StepCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "step",
+        abstract: "Inside a run, run CMD once: a later attempt of the same run replays its stored stdout and exit status.",
+        discussion: "Uses $BELFRY_RUN_ID and $BELFRY_DATABASE, which every attempt has. Outside a run, CMD just runs (and a note says so on stderr).")
+
+    @Argument(help: "The step's name, unique within the run.") var name: String
+    @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.") var command: [String] = []
+
+    func run() async throws {
+        guard !command.isEmpty else { throw CommandFailure("give the command after --: belfry step \(name) -- CMD ARGS...") }
+        let environment = ProcessInfo.processInfo.environment
+        let runID = environment["BELFRY_RUN_ID"].flatMap(Int64.init)
+        var store: BelfryDatabase?
+        if runID != nil {
+            do {
+                store = try BelfryDatabase(path: environment["BELFRY_DATABASE"] ?? BelfryDatabase.defaultPath())
+            } catch {
+                throw CommandFailure("step \(name): \(error)")
+            }
+        } else {
+            FileHandle.standardError.write(Data("belfry step \(name): not inside a Belfry run ($BELFRY_RUN_ID is not set): running the command without recording it\n".utf8))
+        }
+        let (status, outcome) = try await Step.run(name: name, command: command, store: store, runID: runID) { chunk in
+            _ = write(1, chunk.baseAddress, chunk.count)
+        }
+        if outcome == .replayed {
+            FileHandle.standardError.write(Data("belfry step \(name): replayed the result stored by an earlier attempt of run \(runID ?? 0)\n".utf8))
+        }
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// `belfry stats`: per task success rate, attempts, retries and durations.
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Per task: success rate, mean attempts, retry rate, p50/p95 duration.")
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Only this task (ENV.TASK).") var task: String?
+    @Option(help: "Only runs queued at or after this time (RFC 3339 or local date-time).") var since: String?
+    @Flag(help: "Print a JSON array.") var json = false
+
+    func run() throws {
+        let statistics = try database.open().statistics(task: task, since: try since.map(sinceDate))
+        func seconds(_ value: Double?) -> JSONValue { value.map { .number($0) } ?? .null }
+        if json {
+            return JSONValue.array(statistics.map { s in
+                .object([
+                    ("task", .string(s.task)), ("runs", .int(Int64(s.runs))), ("success_rate", .number(s.successRate)),
+                    ("mean_attempts", .number(s.meanAttempts)), ("retry_rate", .number(s.retryRate)),
+                    ("p50_duration", seconds(s.p50Duration)), ("p95_duration", seconds(s.p95Duration)),
+                ])
+            }).print()
+        }
+        guard !statistics.isEmpty else { return print("no finished runs") }
+        var rows = [["TASK", "RUNS", "SUCCESS", "MEAN ATTEMPTS", "RETRIED", "P50", "P95"]]
+        for s in statistics {
+            rows.append([
+                s.task, String(s.runs), String(format: "%.1f%%", s.successRate * 100), String(format: "%.2f", s.meanAttempts),
+                String(format: "%.1f%%", s.retryRate * 100), s.p50Duration.map { String(format: "%.3fs", $0) } ?? "-",
+                s.p95Duration.map { String(format: "%.3fs", $0) } ?? "-",
+            ])
+        }
+        printTable(rows)
+    }
+}
