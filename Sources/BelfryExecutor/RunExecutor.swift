@@ -46,9 +46,15 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
     public var baseEnvironment: [String: String] = ProcessInfo.processInfo.environment
     /// Output as it arrives, for `belfry run`'s terminal.
     public var echo: (@Sendable (UnsafeRawBufferPointer) -> Void)?
+    /// The queues runs wait in; share one gate between all the runs of a process.
+    public let queues: QueueGate<C>
 
-    public init(store: BelfryDatabase, clock: C, now: @escaping @Sendable () -> Date, random: @escaping @Sendable () -> Double, logDirectory: String) {
+    public init(
+        store: BelfryDatabase, clock: C, now: @escaping @Sendable () -> Date, random: @escaping @Sendable () -> Double,
+        logDirectory: String, queues: QueueGate<C>? = nil
+    ) {
         (self.store, self.clock, self.now, self.random, self.logDirectory) = (store, clock, now, random, logDirectory)
+        self.queues = queues ?? QueueGate(limits: [:], clock: clock)
     }
 
     /// The delay before attempt `k + 1` after `k` failed attempts: `min(max, initial ·
@@ -84,12 +90,21 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         let runID = try store.createRun(task: task.fullName, trigger: triggerName, slot: request.slot, origin: request.origin,
                                         inputs: nil, at: now())
         var result: RunResult
-        do {
-            let job = try JobEnvironment(task: task, given: given)
-            let user = try task.user.map { name throws(RunPreparationError) in try JobEnvironment.user(name) }
-            result = try await attempts(runID: runID, request: request, job: job, user: user)
-        } catch let error as RunPreparationError {
-            result = RunResult(runID: runID, state: .failed, exitCode: nil, attempts: 0, commandUsed: nil, reason: error.description)
+        let queue = request.trigger?.queue ?? task.queue
+        if await queues.enter(queue, maxWait: task.timeout.maxQueuedMilliseconds.map { .milliseconds($0) }) {
+            do {
+                let job = try JobEnvironment(task: task, given: given)
+                let user = try task.user.map { name throws(RunPreparationError) in try JobEnvironment.user(name) }
+                result = try await attempts(runID: runID, request: request, job: job, user: user)
+            } catch let error as RunPreparationError {
+                result = RunResult(runID: runID, state: .failed, exitCode: nil, attempts: 0, commandUsed: nil, reason: error.description)
+            } catch {
+                await queues.leave(queue)
+                throw error
+            }
+            await queues.leave(queue)
+        } else {
+            result = RunResult(runID: runID, state: .failed, exitCode: nil, attempts: 0, commandUsed: nil, reason: "queue_timeout")
         }
         try store.finishRun(runID, state: result.state, reason: result.reason, exitCode: result.exitCode,
                             commandUsed: result.commandUsed, at: now())

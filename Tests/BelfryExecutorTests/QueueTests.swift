@@ -1,0 +1,48 @@
+import BelfryConfig
+@testable import BelfryExecutor
+import BelfryStore
+import BelfryTesting
+import Foundation
+import Testing
+
+@Suite("Queues")
+struct QueueTests {
+    @Test("a queue runs at most its limit at once; the others wait their turn")
+    func concurrencyLimit() async throws {
+        let harness = try Harness()
+        let marks = harness.directory.path + "/marks"
+        // Each run notes how many runs were inside at its start.
+        let job = try task("""
+              - name: job
+                command: { shell: 'echo start >> \(marks); n=$(grep -c start \(marks)); m=$(grep -c end \(marks) || true); echo $((n - m)) >> \(marks).inside; sleep 0.3; echo end >> \(marks)' }
+            """)
+        let gate = QueueGate(limits: ["default": 2], clock: ContinuousClock())
+        let executor = RunExecutor(store: harness.store, clock: ContinuousClock(), now: { Date() }, random: { 0.5 },
+                                   logDirectory: harness.directory.path + "/logs", queues: gate)
+        let results = try await withThrowingTaskGroup(of: RunResult.self) { group in
+            for _ in 0..<6 { group.addTask { try await executor.run(RunRequest(task: job, origin: .manual)) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.allSatisfy { $0.state == .succeeded })
+        let inside = try String(contentsOfFile: marks + ".inside", encoding: .utf8).split(separator: "\n").compactMap { Int($0) }
+        #expect(inside.count == 6)
+        #expect(inside.max()! <= 2, "\(inside)")
+    }
+
+    @Test("a run waiting past max_queued_time fails as queue_timeout")
+    func queueTimeout() async throws {
+        let harness = try Harness()
+        let slow = try task("  - { name: slow, command: [\"/bin/sleep\", \"1\"] }\n")
+        let hurried = try task("  - { name: hurried, command: [\"/bin/true\"], timeout: { max_queued_time: 200ms } }\n")
+        let gate = QueueGate(limits: ["default": 1], clock: ContinuousClock())
+        let executor = RunExecutor(store: harness.store, clock: ContinuousClock(), now: { Date() }, random: { 0.5 },
+                                   logDirectory: harness.directory.path + "/logs", queues: gate)
+        let first = Task { try await executor.run(RunRequest(task: slow, origin: .manual)) }
+        while await gate.load(of: "default").running == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        let second = try await executor.run(RunRequest(task: hurried, origin: .manual))
+        #expect(second.state == .failed && second.reason == "queue_timeout")
+        #expect(try harness.details(second.runID).run.reason == "queue_timeout")
+        #expect(try await first.value.state == .succeeded)
+        #expect(await gate.load(of: "default") == (0, 0))
+    }
+}
