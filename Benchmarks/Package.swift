@@ -30,6 +30,17 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .executableTarget(
+            name: "Executor",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "BelfryExecutor", package: "belfry"),
+                .product(name: "BelfryConfig", package: "belfry"),
+                .product(name: "BelfryStore", package: "belfry"),
+            ],
+            path: "Benchmarks/Executor",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
             name: "NextSlotTimer",
             dependencies: [.product(name: "BelfrySchedule", package: "belfry")]
         ),

@@ -172,7 +172,9 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
             if Task.isCancelled { return finished(runID, number, outcome, state: .cancelled, reason: "cancelled", commandUsed: "primary") }
             if outcome.ending == .exited(0) { return finished(runID, number, outcome, state: .succeeded, reason: nil, commandUsed: "primary") }
             if outcome.isPermanentFailure(policy) || retry == policy.count { break }
-            if let hook = task.onFailure { try await onFailure(hook, after: outcome, job: job, env: env, runID: runID, number: number, directory: directory) }
+            if let hook = task.onFailure {
+                try await onFailure(hook, after: outcome, runner: runner, job: job, env: env, runID: runID, number: number, directory: directory)
+            }
             try await clock.sleep(for: Self.backoff(policy.backoff, afterAttempt: retry + 1, random: random()))
         }
         for (index, fallback) in task.fallbacks.enumerated() {
@@ -190,15 +192,17 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         RunResult(runID: runID, state: state, exitCode: outcome.ending.codeAndSignal.code, attempts: attempts, commandUsed: commandUsed, reason: reason)
     }
 
-    /// Runs the task's `on_failure` command, with the failure in its environment; its output goes
-    /// to a log beside the attempt's. Its own failure is logged there and otherwise ignored.
-    private func onFailure(_ command: Command, after outcome: AttemptOutcome, job: JobEnvironment, env: [String: String],
-                           runID: Int64, number: Int, directory: String) async throws {
+    /// Runs the task's `on_failure` command, with the failure in its environment and the task's
+    /// limits; its output goes to a log beside the attempt's. Its own failure is logged there and
+    /// otherwise ignored.
+    private func onFailure(_ command: Command, after outcome: AttemptOutcome, runner: AttemptRunner<C>, job: JobEnvironment,
+                           env: [String: String], runID: Int64, number: Int, directory: String) async throws {
         var variables = job.variables(base: env, runID: runID, task: "", trigger: nil, slot: nil, attempt: number, database: store.path)
         variables["BELFRY_ERROR"] = outcome.reason
         variables["BELFRY_EXIT_CODE"] = outcome.ending.codeAndSignal.code.map(String.init) ?? ""
         let line = try job.commandLine(command)
-        let runner = AttemptRunner(clock: clock, maxRuntime: .seconds(300), killGrace: .seconds(5), maxOutputBytes: 1 << 20)
+        var runner = runner
+        runner.echo = nil
         _ = await runner.run(
             AttemptCommand(executable: line.executable, arguments: line.arguments, environment: variables, workingDirectory: nil, user: nil),
             logPath: (directory as NSString).appendingPathComponent("attempt-\(number).on_failure.log")

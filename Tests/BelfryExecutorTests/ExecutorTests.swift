@@ -152,6 +152,17 @@ struct ExecutorTests {
         #expect(try harness.details(result.runID).attempts.map(\.exitCode) == [1, 1, 3, 0])
     }
 
+    @Test("on_failure runs between attempts with the failure in its environment")
+    func onFailure() async throws {
+        let harness = try Harness()
+        let notes = harness.directory.path + "/notes"
+        let job = try task(shell("exit 7", retries: 2, extra: "    on_failure: { shell: 'echo \"$BELFRY_ATTEMPT $BELFRY_EXIT_CODE $BELFRY_ERROR\" >> \(notes)' }"))
+        let result = try await harness.executor(ImmediateClock()).run(RunRequest(task: job, origin: .manual))
+        #expect(result.state == .failed && result.attempts == 3)
+        // Between attempts 1-2 and 2-3; not after the last one.
+        #expect(try String(contentsOfFile: notes, encoding: .utf8) == "1 7 exit code 7\n2 7 exit code 7\n")
+    }
+
     @Test(
         "what cannot start is a clear failed run, not a crash",
         arguments: [
