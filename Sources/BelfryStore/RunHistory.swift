@@ -18,8 +18,10 @@ public enum RunState: String, Sendable, Codable, CaseIterable {
     public var isFinal: Bool { self != .queued && self != .running }
 }
 
-/// A run record as written to the history in bulk.
+/// A run as the history holds it (the SPEC §6 fields of `belfry runs`).
 public struct RunRecord: Sendable, Hashable {
+    /// Nil until the record is written.
+    public var id: Int64?
     public var task: String
     public var trigger: String?
     public var slot: Instant?
@@ -31,13 +33,17 @@ public struct RunRecord: Sendable, Hashable {
     public var queuedAt: Date
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// `primary`, or `fallback N` (1-based), once the run has finished.
+    public var commandUsed: String?
 
     public init(
-        task: String, trigger: String?, slot: Instant?, origin: RunOrigin, state: RunState, reason: String? = nil,
-        attempts: Int = 0, exitCode: Int32? = nil, queuedAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil
+        id: Int64? = nil, task: String, trigger: String?, slot: Instant?, origin: RunOrigin, state: RunState, reason: String? = nil,
+        attempts: Int = 0, exitCode: Int32? = nil, queuedAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil,
+        commandUsed: String? = nil
     ) {
-        (self.task, self.trigger, self.slot, self.origin, self.state, self.reason) = (task, trigger, slot, origin, state, reason)
+        (self.id, self.task, self.trigger, self.slot, self.origin, self.state, self.reason) = (id, task, trigger, slot, origin, state, reason)
         (self.attempts, self.exitCode, self.queuedAt, self.startedAt, self.finishedAt) = (attempts, exitCode, queuedAt, startedAt, finishedAt)
+        self.commandUsed = commandUsed
     }
 }
 
@@ -54,14 +60,15 @@ extension BelfryDatabase {
     public func insertRuns(_ runs: [RunRecord]) throws {
         try pool.write { db in
             let statement = try db.cachedStatement(sql: """
-                INSERT INTO run (task, "trigger", slot, origin, state, reason, attempts, exit_code, queued_at, started_at, finished_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO run (task, "trigger", slot, origin, state, reason, attempts, exit_code, queued_at, started_at, finished_at,
+                  command_used)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             for run in runs {
                 try statement.execute(arguments: [
                     run.task, run.trigger, run.slot?.secondsSinceEpoch, run.origin.rawValue, run.state.rawValue, run.reason,
                     run.attempts, run.exitCode, milliseconds(run.queuedAt), run.startedAt.map(milliseconds),
-                    run.finishedAt.map(milliseconds),
+                    run.finishedAt.map(milliseconds), run.commandUsed,
                 ])
             }
         }

@@ -2,24 +2,6 @@ import BelfrySchedule
 import Foundation
 import GRDB
 
-/// A run as `belfry runs` lists it (SPEC §6 fields).
-public struct RunSummary: Sendable, Hashable {
-    public var id: Int64
-    public var task: String
-    public var trigger: String?
-    public var slot: Instant?
-    public var origin: RunOrigin
-    public var state: RunState
-    public var reason: String?
-    public var attempts: Int
-    public var exitCode: Int32?
-    public var queuedAt: Date
-    public var startedAt: Date?
-    public var finishedAt: Date?
-    /// `primary`, or `fallback N` (1-based), once the run has finished.
-    public var commandUsed: String?
-}
-
 /// One process launch of a run.
 public struct AttemptRecord: Sendable, Hashable {
     public var number: Int
@@ -118,7 +100,7 @@ extension BelfryDatabase {
         """
 
     /// Runs, newest first.
-    public func runs(matching filter: RunFilter) throws -> [RunSummary] {
+    public func runs(matching filter: RunFilter) throws -> [RunRecord] {
         var conditions: [String] = []
         var arguments: StatementArguments = []
         if let task = filter.task { conditions.append("task = ?"); arguments += [task] }
@@ -134,7 +116,7 @@ extension BelfryDatabase {
     }
 
     /// One run with its attempts and steps, or nil.
-    public func run(id: Int64) throws -> (run: RunSummary, attempts: [AttemptRecord], steps: [StepRecord])? {
+    public func run(id: Int64) throws -> (run: RunRecord, attempts: [AttemptRecord], steps: [StepRecord])? {
         try pool.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.runColumns) FROM run WHERE id = ?", arguments: [id]) else {
                 return nil
@@ -151,11 +133,11 @@ extension BelfryDatabase {
         }
     }
 
-    private static func runSummary(_ row: Row) throws -> RunSummary {
+    private static func runSummary(_ row: Row) throws -> RunRecord {
         guard let origin = RunOrigin(rawValue: row[4]), let state = RunState(rawValue: row[5]) else {
             throw DatabaseError(message: "run \(row[0] as Int64) has an unknown origin or state")
         }
-        return RunSummary(
+        return RunRecord(
             id: row[0], task: row[1], trigger: row[2], slot: (row[3] as Int64?).map(Instant.init(secondsSinceEpoch:)),
             origin: origin, state: state, reason: row[6], attempts: row[7], exitCode: row[8], queuedAt: date(row[9]),
             startedAt: (row[10] as Int64?).map(date), finishedAt: (row[11] as Int64?).map(date), commandUsed: row[12])

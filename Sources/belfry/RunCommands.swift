@@ -85,7 +85,7 @@ struct Runs: ParsableCommand {
             var rows = [["RUN", "TASK", "TRIGGER", "SLOT", "STATE", "ATTEMPTS", "EXIT", "QUEUED", "DURATION", "REASON"]]
             for run in runs {
                 rows.append([
-                    String(run.id), run.task, run.trigger ?? "(manual)", run.slot?.rfc3339 ?? "-", run.state.rawValue,
+                    run.id.map(String.init) ?? "-", run.task, run.trigger ?? "(manual)", run.slot?.rfc3339 ?? "-", run.state.rawValue,
                     String(run.attempts), run.exitCode.map(String.init) ?? "-", utcMinutes(run.queuedAt),
                     duration(run), run.reason ?? "",
                 ])
@@ -111,7 +111,7 @@ struct Runs: ParsableCommand {
                 return JSONValue.object(members).print()
             }
             let r = details.run
-            print("run \(r.id): \(r.task) \(r.trigger ?? "(manual)") \(r.state.rawValue)" + (r.reason.map { " (\($0))" } ?? ""))
+            print("run \(runID): \(r.task) \(r.trigger ?? "(manual)") \(r.state.rawValue)" + (r.reason.map { " (\($0))" } ?? ""))
             print("  origin \(r.origin.rawValue), slot \(r.slot?.rfc3339 ?? "-"), queued \(rfc3339(r.queuedAt)), duration \(duration(r)), command \(r.commandUsed ?? "-")")
             for attempt in details.attempts {
                 let end = attempt.timedOut ? "timed out" : attempt.signal.map { "signal \($0)" } ?? attempt.exitCode.map { "exit \($0)" } ?? "running"
@@ -152,9 +152,9 @@ struct Logs: AsyncParsableCommand {
     }
 }
 
-func runJSON(_ run: RunSummary) -> JSONValue {
+func runJSON(_ run: RunRecord) -> JSONValue {
     .object([
-        ("id", .int(run.id)), ("task", .string(run.task)), ("trigger", .optional(run.trigger)), ("slot", .optional(run.slot?.rfc3339)),
+        ("id", run.id.map(JSONValue.int) ?? .null), ("task", .string(run.task)), ("trigger", .optional(run.trigger)), ("slot", .optional(run.slot?.rfc3339)),
         ("origin", .string(run.origin.rawValue)), ("state", .string(run.state.rawValue)), ("reason", .optional(run.reason)),
         ("attempts", .int(Int64(run.attempts))), ("exit_code", run.exitCode.map { .int(Int64($0)) } ?? .null),
         ("queued_at", .string(rfc3339(run.queuedAt))), ("started_at", .optional(run.startedAt.map(rfc3339))),
@@ -181,7 +181,7 @@ func rfc3339(_ date: Date) -> String {
     return fraction == 0 ? seconds : seconds.dropLast() + String(format: ".%03dZ", fraction)
 }
 
-func duration(_ run: RunSummary) -> String {
+func duration(_ run: RunRecord) -> String {
     guard let start = run.startedAt, let end = run.finishedAt else { return "-" }
     return String(format: "%.3fs", end.timeIntervalSince(start))
 }
