@@ -32,7 +32,9 @@ struct QueueTests {
     @Test("a run waiting past max_queued_time fails as queue_timeout")
     func queueTimeout() async throws {
         let harness = try Harness()
-        let slow = try task("  - { name: slow, command: [\"/bin/sleep\", \"1\"] }\n")
+        // The first run holds the queue's only place until the test lets it go.
+        let release = harness.directory.path + "/release"
+        let slow = try task("  - { name: slow, command: { shell: 'while [ ! -f \(release) ]; do sleep 0.02; done' } }\n")
         let hurried = try task("  - { name: hurried, command: [\"/bin/true\"], timeout: { max_queued_time: 200ms } }\n")
         let gate = QueueGate(limits: ["default": 1], clock: ContinuousClock())
         let executor = RunExecutor(store: harness.store, clock: ContinuousClock(), now: { Date() }, random: { 0.5 },
@@ -42,6 +44,7 @@ struct QueueTests {
         let second = try await executor.run(RunRequest(task: hurried, origin: .manual))
         #expect(second.state == .failed && second.reason == "queue_timeout")
         #expect(try harness.details(second.runID).run.reason == "queue_timeout")
+        #expect(FileManager.default.createFile(atPath: release, contents: nil))
         #expect(try await first.value.state == .succeeded)
         #expect(await gate.load(of: "default") == (0, 0))
     }
