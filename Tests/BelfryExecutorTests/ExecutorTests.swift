@@ -87,7 +87,7 @@ struct ExecutorTests {
         let running = Task { try await executor.run(RunRequest(task: job, origin: .manual)) }
         // Wait for the grandchild to exist, then let virtual time pass the timeout.
         var grandchild: Int32?
-        for _ in 0..<500 where grandchild == nil {
+        for _ in 0..<3000 where grandchild == nil {
             try await Task.sleep(for: .milliseconds(10))
             grandchild = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }

@@ -71,7 +71,7 @@ struct RunCommandTests {
         process.standardError = FileHandle.nullDevice
         try process.run()
         var child: Int32?
-        for _ in 0..<500 where child == nil {
+        for _ in 0..<3000 where child == nil {
             try await Task.sleep(for: .milliseconds(10))
             child = (try? String(contentsOfFile: childFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
