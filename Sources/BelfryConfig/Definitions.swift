@@ -16,6 +16,9 @@ public struct EnvironmentDefinition: Hashable, Sendable, Codable {
     public var queue: String?
     /// The file it was read from.
     public var file: String
+    /// A fingerprint of the file's bytes (and of the definition format): a redeploy of an
+    /// unchanged file need not compare its definitions one by one.
+    public var sourceHash: String
     public var tasks: [TaskDefinition]
 }
 

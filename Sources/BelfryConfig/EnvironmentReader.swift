@@ -34,6 +34,20 @@ struct EnvironmentReader {
         var user: String?
     }
 
+    /// Bump when the meaning of a file or the shape of the definitions changes, so that a
+    /// redeploy does not take an old deployment of the same bytes for the same definitions.
+    static let definitionFormat: UInt64 = 1
+
+    /// FNV-1a over the file's bytes, seeded with the definition format.
+    static func fingerprint(_ bytes: [UInt8]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325 ^ definitionFormat
+        for byte in bytes {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01B3
+        }
+        return String(hash, radix: 16)
+    }
+
     mutating func read(_ bytes: [UInt8]) -> EnvironmentDefinition? {
         guard let text = decode(bytes), let root = compose(text) else { return nil }
         guard let top = file.mapping(root, "the file", allowed: Self.topLevelKeys) else { return nil }
@@ -77,7 +91,8 @@ struct EnvironmentReader {
             tasks.append(task)
         }
         return EnvironmentDefinition(
-            name: defaults.environment, description: description, queue: defaults.queue, file: file.path, tasks: tasks)
+            name: defaults.environment, description: description, queue: defaults.queue, file: file.path,
+            sourceHash: Self.fingerprint(bytes), tasks: tasks)
     }
 
     /// The file as UTF-8 text; otherwise an error on the first line that is not.

@@ -102,6 +102,7 @@ public final class BelfryDatabase: Sendable {
                   name TEXT PRIMARY KEY,
                   description TEXT,
                   file TEXT NOT NULL,
+                  source_hash TEXT NOT NULL,               -- fingerprint of the file deployed
                   updated_at INTEGER NOT NULL              -- milliseconds since the epoch, as every *_at
                 );
                 CREATE TABLE queue (

@@ -19,10 +19,19 @@ extension BelfryDatabase {
     /// triggers no longer defined are deleted (their run history stays). Records who and when.
     public func deploy(_ definitions: Definitions, owner: String, now: Date = Date()) throws -> DeploySummary {
         let at = milliseconds(now)
-        let encoded = try Self.encode(definitions.tasks)
-        var encodedIndex = 0
+        // Files deployed before with the same bytes hold the same definitions: only the others
+        // are encoded (on every core) for comparison, which is most of a large deploy's work.
+        let deployedHashes = try pool.read { db in
+            try Dictionary(Row.fetchAll(db, sql: "SELECT name, source_hash FROM environment").map { ($0[0] as String, $0[1] as String) },
+                           uniquingKeysWith: { a, _ in a })
+        }
+        let changedTasks = definitions.environments.filter { deployedHashes[$0.name] != $0.sourceHash }.flatMap(\.tasks)
+        var encoded = Dictionary(uniqueKeysWithValues: zip(changedTasks.map(\.fullName), try Self.encode(changedTasks)))
         return try pool.write { db in
             var summary = DeploySummary()
+            let currentHashes = try Dictionary(
+                Row.fetchAll(db, sql: "SELECT name, source_hash FROM environment").map { ($0[0] as String, $0[1] as String) },
+                uniquingKeysWith: { a, _ in a })
             var oldTasks: [String: (id: Int64, definition: Data)] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT id, name, definition FROM task") {
                 oldTasks[row[1]] = (row[0], row[2])
@@ -35,9 +44,9 @@ extension BelfryDatabase {
             }
 
             let upsertEnvironment = try db.cachedStatement(sql: """
-                INSERT INTO environment (name, description, file, updated_at) VALUES (?, ?, ?, ?)
+                INSERT INTO environment (name, description, file, source_hash, updated_at) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (name) DO UPDATE SET description = excluded.description, file = excluded.file,
-                  updated_at = excluded.updated_at
+                  source_hash = excluded.source_hash, updated_at = excluded.updated_at
                 """)
             let insertTask = try db.cachedStatement(sql: "INSERT INTO task (name, environment, definition, updated_at) VALUES (?, ?, ?, ?)")
             let updateTask = try db.cachedStatement(sql: "UPDATE task SET environment = ?, definition = ?, updated_at = ? WHERE id = ?")
@@ -54,10 +63,24 @@ extension BelfryDatabase {
             var keptTasks = Set<String>()
             var keptTriggers = Set<String>()
             for environment in definitions.environments {
-                try upsertEnvironment.execute(arguments: [environment.name, environment.description, environment.file, at])
+                let sameFile = currentHashes[environment.name] == environment.sourceHash
+                try upsertEnvironment.execute(arguments: [environment.name, environment.description, environment.file, environment.sourceHash, at])
                 for task in environment.tasks {
-                    let (taskJSON, triggerJSON) = encoded[encodedIndex]
-                    encodedIndex += 1
+                    if sameFile, oldTasks[task.fullName] != nil,
+                        task.triggers.allSatisfy({ oldTriggers["\(task.fullName) \($0.name)"] != nil })
+                    {
+                        // Deployed from the same bytes and all still there: unchanged.
+                        keptTasks.insert(task.fullName)
+                        for trigger in task.triggers {
+                            let key = "\(task.fullName) \(trigger.name)"
+                            keptTriggers.insert(key)
+                            summary.unchanged += 1
+                            if oldTriggers[key]!.active { summary.active += 1 } else { summary.inactive += 1 }
+                        }
+                        continue
+                    }
+                    if encoded[task.fullName] == nil { encoded[task.fullName] = try Self.encode([task])[0] }
+                    let (taskJSON, triggerJSON) = encoded[task.fullName]!
                     let taskID: Int64
                     if let old = oldTasks[task.fullName] {
                         taskID = old.id

@@ -51,6 +51,21 @@ struct StoreTests {
         #expect(try store.definition(task: "ops.job", trigger: "hourly_cron").schedule == cron.schedule)
     }
 
+    @Test("an unchanged file redeploys as unchanged, and a trigger deleted by hand comes back")
+    func unchangedRedeploy() throws {
+        let directory = try TemporaryDirectory()
+        let store = try BelfryDatabase(path: directory.path + "/db.sqlite")
+        try store.deploy(definitions(twoTriggers), owner: "alice")
+        try store.setActive(true, task: "ops.job", name: "rate", by: "bob")
+        var summary = try store.deploy(definitions(twoTriggers), owner: "carol")
+        #expect(summary.unchanged == 2 && summary.added.isEmpty && summary.changed.isEmpty && summary.deleted.isEmpty)
+        #expect((summary.active, summary.inactive) == (2, 0))
+        try store.deleteTrigger(task: "ops.job", name: "rate")
+        summary = try store.deploy(definitions(twoTriggers), owner: "dave")
+        #expect(summary.added == ["ops.job rate"] && summary.unchanged == 1)
+        #expect(try store.triggers().map(\.trigger) == ["hourly_cron", "rate"])
+    }
+
     @Test("activation records who and when, and re-anchors a fixed rate")
     func activation() throws {
         let directory = try TemporaryDirectory()
