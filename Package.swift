@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "BelfryConfig", targets: ["BelfryConfig"]),
         .library(name: "BelfryStore", targets: ["BelfryStore"]),
         .library(name: "BelfryExecutor", targets: ["BelfryExecutor"]),
+        .library(name: "BelfryDaemon", targets: ["BelfryDaemon"]),
         .executable(name: "belfry", targets: ["belfry"]),
     ],
     dependencies: [
@@ -28,7 +29,7 @@ let package = Package(
         .executableTarget(
             name: "belfry",
             dependencies: [
-                "BelfrySchedule", "BelfryConfig", "BelfryStore", "BelfryExecutor",
+                "BelfrySchedule", "BelfryConfig", "BelfryStore", "BelfryExecutor", "BelfryDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -40,9 +41,11 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        .target(name: "BelfryDaemon", dependencies: ["BelfrySchedule", "BelfryConfig", "BelfryStore", "BelfryExecutor"]),
         .target(name: "BelfryTesting"),
         .testTarget(name: "BelfryScheduleTests", dependencies: ["BelfrySchedule", "BelfryTesting", "belfry"]),
         .testTarget(name: "BelfryConfigTests", dependencies: ["BelfryConfig"]),
+        .testTarget(name: "BelfryDaemonTests", dependencies: ["BelfryDaemon", "BelfryExecutor", "BelfryStore", "BelfryConfig", "BelfryTesting"]),
         .testTarget(name: "BelfryExecutorTests", dependencies: ["BelfryExecutor", "BelfryStore", "BelfryConfig", "BelfryTesting", "belfry"]),
         .testTarget(name: "BelfryStoreTests", dependencies: ["BelfryStore", "BelfryConfig", "BelfryTesting", "belfry"]),
     ]

@@ -11,9 +11,14 @@ public struct RunRequest: Sendable {
     public var origin: RunOrigin
     /// Inputs given by hand (a manual run); a trigger's come from its definition.
     public var inputs: [String: String]
+    /// The run's record when the scheduler has already committed it (`queued`); nil: create one.
+    public var runID: Int64?
 
-    public init(task: TaskDefinition, trigger: TriggerDefinition? = nil, slot: Instant? = nil, origin: RunOrigin, inputs: [String: String] = [:]) {
-        (self.task, self.trigger, self.slot, self.origin, self.inputs) = (task, trigger, slot, origin, inputs)
+    public init(
+        task: TaskDefinition, trigger: TriggerDefinition? = nil, slot: Instant? = nil, origin: RunOrigin,
+        inputs: [String: String] = [:], runID: Int64? = nil
+    ) {
+        (self.task, self.trigger, self.slot, self.origin, self.inputs, self.runID) = (task, trigger, slot, origin, inputs, runID)
     }
 }
 
@@ -77,8 +82,14 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
             if circuit.phase == .open, let opened = circuit.openedAt,
                 now().timeIntervalSince(opened) * 1000 < Double(breaker.cooldownMilliseconds)
             {
-                let id = try store.recordRunNotRun(task: task.fullName, trigger: triggerName, slot: request.slot, origin: request.origin,
+                let id: Int64
+                if let existing = request.runID {
+                    try store.finishRun(existing, state: .skipped, reason: "circuit_open", exitCode: nil, commandUsed: nil, at: now())
+                    id = existing
+                } else {
+                    id = try store.recordRunNotRun(task: task.fullName, trigger: triggerName, slot: request.slot, origin: request.origin,
                                                    state: .skipped, reason: "circuit_open", at: now())
+                }
                 return RunResult(runID: id, state: .skipped, exitCode: nil, attempts: 0, commandUsed: nil, reason: "circuit_open")
             }
             if circuit.phase == .open {
@@ -87,8 +98,8 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
             }
         }
 
-        let runID = try store.createRun(task: task.fullName, trigger: triggerName, slot: request.slot, origin: request.origin,
-                                        inputs: nil, at: now())
+        let runID = try request.runID
+            ?? store.createRun(task: task.fullName, trigger: triggerName, slot: request.slot, origin: request.origin, inputs: nil, at: now())
         var result: RunResult
         let queue = request.trigger?.queue ?? task.queue
         if await queues.enter(queue, maxWait: task.timeout.maxQueuedMilliseconds.map { .milliseconds($0) }) {

@@ -17,6 +17,7 @@ extension BelfryDatabase {
     /// Replaces the deployed definitions with `definitions` in one transaction (SPEC §2): new
     /// triggers start active iff `auto_activate`; existing ones keep their activation state;
     /// triggers no longer defined are deleted (their run history stays). Records who and when.
+    @discardableResult
     public func deploy(_ definitions: Definitions, owner: String, now: Date = Date()) throws -> DeploySummary {
         let at = milliseconds(now)
         // Files deployed before with the same bytes hold the same definitions: only the others

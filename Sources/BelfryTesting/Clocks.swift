@@ -47,6 +47,8 @@ public final class ManualClock: Clock, Sendable {
     public var minimumResolution: Duration { .nanoseconds(1) }
     /// How many sleeps are waiting.
     public var sleeperCount: Int { state.withLock { $0.sleepers.count } }
+    /// The earliest deadline a sleeper waits for.
+    public var nextDeadline: Instant? { state.withLock { $0.sleepers.values.map(\.deadline).min() } }
 
     public func sleep(until deadline: Instant, tolerance: Duration?) async throws {
         let id = UUID()

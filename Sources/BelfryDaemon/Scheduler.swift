@@ -1,0 +1,234 @@
+import BelfryConfig
+import BelfryExecutor
+import BelfrySchedule
+import BelfryStore
+import Foundation
+
+/// The scheduling loop (SPEC §4 and §7): keeps the next slot of every active trigger in a
+/// priority queue, sleeps until the earliest, and for each trigger whose slots came due records
+/// every slot exactly once (run, missed or skipped) in one transaction with its watermark before
+/// any process starts. Wakes at least every `changePoll` to notice CLI changes (activation,
+/// deploy) through the database's change counter, and notices wall-clock jumps.
+///
+/// Generic over the clock it sleeps on; the wall clock is a separate provider, so tests run DST
+/// days, outages and clock jumps in virtual time.
+public actor Scheduler<C: Clock> where C.Duration == Duration {
+    public let store: BelfryDatabase
+    public let executor: RunExecutor<C>
+    let clock: C
+    let wallClock: @Sendable () -> Date
+    let zones: TimeZoneDatabase
+    let changePoll: Duration
+    /// Called with one line per event worth logging.
+    let log: @Sendable (SchedulerEvent) -> Void
+
+    private struct Entry {
+        var trigger: ScheduledTrigger
+        var slots: any SlotSchedule
+        var next: Instant?
+    }
+
+    private var entries: [Int64: Entry] = [:]
+    private var queue = SlotQueue()
+    private var running: [Int64: [Int64: Task<Void, Never>]] = [:]  // trigger → run → task
+    private var changeCounter: Int?
+    private var lastWake: (wall: Date, monotonic: C.Instant)?
+    private var stopped = false
+
+    public init(
+        store: BelfryDatabase, executor: RunExecutor<C>, clock: C, wallClock: @escaping @Sendable () -> Date,
+        zones: TimeZoneDatabase = .system, changePoll: Duration = .seconds(1), log: @escaping @Sendable (SchedulerEvent) -> Void
+    ) {
+        (self.store, self.executor, self.clock, self.wallClock, self.zones) = (store, executor, clock, wallClock, zones)
+        (self.changePoll, self.log) = (changePoll, log)
+    }
+
+    /// How many triggers are scheduled and runs are running, and the next slot.
+    public var status: (triggers: Int, running: Int, nextSlot: Instant?) {
+        (entries.count, running.values.reduce(0) { $0 + $1.count }, queue.peek()?.slot)
+    }
+
+    /// Runs until cancelled or `stop()`: then returns without waiting for running runs.
+    public func run() async throws {
+        try reload()
+        while !stopped, !Task.isCancelled {
+            try await tick()
+            let now = Instant(wallClock())
+            var wait = changePoll
+            if let next = queue.peek()?.slot {
+                wait = min(wait, .seconds(max(0, next.secondsSinceEpoch - now.secondsSinceEpoch)))
+            }
+            try await clock.sleep(for: wait)
+        }
+    }
+
+    /// Stops launching runs; `run()` returns at its next wake.
+    public func stop() { stopped = true }
+
+    /// The runs in flight, to wait for or cancel at shutdown.
+    public var runningTasks: [Task<Void, Never>] { running.values.flatMap(\.values) }
+
+    /// One wake: notice clock jumps and database changes, then handle every trigger that is due.
+    public func tick() async throws {
+        let wall = wallClock()
+        let monotonic = clock.now
+        if let last = lastWake {
+            let wallElapsed = wall.timeIntervalSince(last.wall)
+            let elapsed = last.monotonic.duration(to: monotonic)
+            let monotonicElapsed = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            if abs(wallElapsed - monotonicElapsed) > 2 {
+                // Forward: the slots skipped over are due now and follow catch-up. Backward:
+                // watermarks keep every slot from running twice.
+                log(.clockJump(seconds: wallElapsed - monotonicElapsed))
+            }
+        }
+        lastWake = (wall, monotonic)
+        let counter = try store.changeCounter()
+        if let known = changeCounter, known != counter { try reload() }
+        changeCounter = counter
+        let now = Instant(wall)
+        while let top = queue.peek(), top.slot <= now {
+            _ = queue.pop()
+            guard var entry = entries[top.trigger], entry.next == top.slot else { continue }  // stale
+            try handleDue(&entry, now: now)
+            entries[top.trigger] = entry
+            if let next = entry.next { queue.push(next, trigger: top.trigger) }
+        }
+    }
+
+    /// Reads the active triggers again, keeping what is known of unchanged ones.
+    private func reload() throws {
+        let triggers = try store.activeTriggers()
+        var fresh: [Int64: Entry] = [:]
+        queue = SlotQueue()
+        let now = Instant(wallClock())
+        for trigger in triggers {
+            let slots: any SlotSchedule
+            do {
+                slots = try trigger.trigger.schedule.slots(activatedAt: trigger.activatedAt, zones: zones)
+            } catch {
+                log(.unschedulable(task: trigger.task.fullName, trigger: trigger.trigger.name, reason: "\(error)"))
+                continue
+            }
+            // Slots before the activation are not this trigger's to run (it was inactive then).
+            let from = max(trigger.watermark ?? trigger.activatedAt, trigger.activatedAt)
+            var entry = Entry(trigger: trigger, slots: slots, next: slots.nextSlot(after: from))
+            if let old = entries[trigger.id], old.trigger.trigger == trigger.trigger, old.trigger.activatedAt == trigger.activatedAt {
+                entry.next = old.next
+            }
+            if let next = entry.next {
+                queue.push(next, trigger: trigger.id)
+            }
+            fresh[trigger.id] = entry
+        }
+        entries = fresh
+        log(.scheduled(triggers: fresh.count, next: queue.peek()?.slot, at: now))
+    }
+
+    /// Records every slot of `entry` that came due, then launches the runs.
+    private func handleDue(_ entry: inout Entry, now: Instant) throws {
+        var due: [Instant] = []
+        var slot = entry.next
+        while let current = slot, current <= now, due.count < 1_000_000 {
+            due.append(current)
+            slot = entry.slots.nextSlot(after: current)
+        }
+        entry.next = slot
+        let trigger = entry.trigger
+        let catchUp = CatchUp(policy: trigger.trigger.catchUp, startingDeadlineMilliseconds: trigger.trigger.startingDeadlineMilliseconds)
+        var outcomes = catchUp.decide(due, now: now)
+        let busy = !(running[trigger.id]?.isEmpty ?? true)
+        if busy, trigger.trigger.overlap == .forbid {
+            outcomes = outcomes.map { item in
+                guard case .run = item.outcome else { return item }
+                return (item.slot, .notRun(.skipped, reason: "overlap is forbid and the previous run is still running"))
+            }
+        }
+        let launches = try store.claimSlots(outcomes, trigger: trigger, evaluatedThrough: now, at: wallClock())
+        for (slot, outcome) in outcomes {
+            if case .notRun(let state, let reason) = outcome {
+                log(.notRun(task: trigger.task.fullName, trigger: trigger.trigger.name, slot: slot, state: state, reason: reason))
+            }
+        }
+        if !launches.isEmpty, busy, trigger.trigger.overlap == .replace {
+            for task in running[trigger.id]?.values ?? [:].values { task.cancel() }
+        }
+        for launch in launches { start(launch, trigger: trigger) }
+    }
+
+    private func start(_ launch: (slot: Instant, runID: Int64, origin: RunOrigin), trigger: ScheduledTrigger) {
+        let request = RunRequest(task: trigger.task, trigger: trigger.trigger, slot: launch.slot, origin: launch.origin, runID: launch.runID)
+        let executor = self.executor
+        let log = self.log
+        log(.queued(task: trigger.task.fullName, trigger: trigger.trigger.name, slot: launch.slot, run: launch.runID, origin: launch.origin))
+        let task = Task {
+            do {
+                let result = try await executor.run(request)
+                log(.finished(task: trigger.task.fullName, trigger: trigger.trigger.name, run: result.runID, state: result.state, reason: result.reason))
+            } catch {
+                log(.failedToRun(task: trigger.task.fullName, trigger: trigger.trigger.name, run: launch.runID, reason: "\(error)"))
+            }
+            self.finished(run: launch.runID, trigger: trigger.id)
+        }
+        running[trigger.id, default: [:]][launch.runID] = task
+    }
+
+    private func finished(run: Int64, trigger: Int64) {
+        running[trigger]?[run] = nil
+        if running[trigger]?.isEmpty == true { running[trigger] = nil }
+    }
+}
+
+/// What the scheduler reports, one event per log line.
+public enum SchedulerEvent: Sendable {
+    case scheduled(triggers: Int, next: Instant?, at: Instant)
+    case queued(task: String, trigger: String, slot: Instant, run: Int64, origin: RunOrigin)
+    case finished(task: String, trigger: String, run: Int64, state: RunState, reason: String?)
+    case notRun(task: String, trigger: String, slot: Instant, state: RunState, reason: String)
+    case failedToRun(task: String, trigger: String, run: Int64, reason: String)
+    case unschedulable(task: String, trigger: String, reason: String)
+    case clockJump(seconds: Double)
+}
+
+/// A min-heap of (next slot, trigger id).
+struct SlotQueue {
+    private var heap: [(slot: Instant, trigger: Int64)] = []
+
+    func peek() -> (slot: Instant, trigger: Int64)? { heap.first }
+
+    mutating func push(_ slot: Instant, trigger: Int64) {
+        heap.append((slot, trigger))
+        var child = heap.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard heap[child].slot < heap[parent].slot else { break }
+            heap.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func pop() -> (slot: Instant, trigger: Int64)? {
+        guard !heap.isEmpty else { return nil }
+        heap.swapAt(0, heap.count - 1)
+        let top = heap.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1
+            let right = left + 1
+            var smallest = parent
+            if left < heap.count, heap[left].slot < heap[smallest].slot { smallest = left }
+            if right < heap.count, heap[right].slot < heap[smallest].slot { smallest = right }
+            if smallest == parent { break }
+            heap.swapAt(parent, smallest)
+            parent = smallest
+        }
+        return top
+    }
+}
+
+extension Instant {
+    /// The whole second of a wall-clock date (slots are whole seconds).
+    init(_ date: Date) {
+        self.init(secondsSinceEpoch: Int64(date.timeIntervalSince1970.rounded(.down)))
+    }
+}

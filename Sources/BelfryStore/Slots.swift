@@ -1,0 +1,79 @@
+import BelfryConfig
+import BelfrySchedule
+import Foundation
+import GRDB
+
+/// What becomes of a slot that came due.
+public enum SlotOutcome: Hashable, Sendable {
+    /// Run it (`scheduled` on time, `catchUp` for a missed slot).
+    case run(RunOrigin)
+    /// Recorded, not run: `missed` (downtime, deadline) or `skipped` (overlap, circuit).
+    case notRun(RunState, reason: String)
+}
+
+/// An active trigger as the scheduler needs it.
+public struct ScheduledTrigger: Sendable {
+    public var id: Int64
+    public var task: TaskDefinition
+    public var trigger: TriggerDefinition
+    /// When it was last activated (the anchor of a fixed rate without start_time).
+    public var activatedAt: Instant
+    /// The last slot evaluated; nil for a trigger never evaluated.
+    public var watermark: Instant?
+}
+
+extension BelfryDatabase {
+    /// Every active trigger with its task, anchor and watermark.
+    public func activeTriggers() throws -> [ScheduledTrigger] {
+        try pool.read { db in
+            let decoder = JSONDecoder()
+            var tasks: [Int64: TaskDefinition] = [:]
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT tr.id, tr.task_id, t.definition, tr.definition, coalesce(tr.activated_at, tr.updated_at), w.last_slot
+                FROM "trigger" tr JOIN task t ON t.id = tr.task_id LEFT JOIN watermark w ON w.trigger_id = tr.id
+                WHERE tr.active ORDER BY tr.id
+                """)
+            return try rows.map { row in
+                let taskID: Int64 = row[1]
+                if tasks[taskID] == nil { tasks[taskID] = try decoder.decode(TaskDefinition.self, from: row[2] as Data) }
+                return ScheduledTrigger(
+                    id: row[0], task: tasks[taskID]!, trigger: try decoder.decode(TriggerDefinition.self, from: row[3] as Data),
+                    activatedAt: Instant(secondsSinceEpoch: (row[4] as Int64) / 1000),
+                    watermark: (row[5] as Int64?).map(Instant.init(secondsSinceEpoch:)))
+            }
+        }
+    }
+
+    /// Records the outcome of each slot and advances the trigger's watermark, in one
+    /// transaction, before anything runs. Slots at or before the stored watermark, and slots that
+    /// already have a run (another daemon, a restart), are left alone: each slot is recorded once.
+    /// Returns the runs created to be launched now.
+    public func claimSlots(
+        _ outcomes: [(slot: Instant, outcome: SlotOutcome)], trigger: ScheduledTrigger, evaluatedThrough watermark: Instant, at: Date
+    ) throws -> [(slot: Instant, runID: Int64, origin: RunOrigin)] {
+        let task = trigger.task.fullName
+        let name = trigger.trigger.name
+        return try pool.write { db in
+            let stored = try Int64.fetchOne(db, sql: "SELECT last_slot FROM watermark WHERE trigger_id = ?", arguments: [trigger.id])
+            var launches: [(Instant, Int64, RunOrigin)] = []
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO run (task, "trigger", slot, origin, state, reason, queued_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (task, "trigger", slot) DO NOTHING
+                """)
+            for (slot, outcome) in outcomes where stored.map({ slot.secondsSinceEpoch > $0 }) ?? true {
+                switch outcome {
+                case .run(let origin):
+                    try insert.execute(arguments: [task, name, slot.secondsSinceEpoch, origin.rawValue, RunState.queued.rawValue, nil, milliseconds(at), nil])
+                    if db.changesCount == 1 { launches.append((slot, db.lastInsertedRowID, origin)) }
+                case .notRun(let state, let reason):
+                    try insert.execute(arguments: [task, name, slot.secondsSinceEpoch, RunOrigin.scheduled.rawValue, state.rawValue, reason, milliseconds(at), milliseconds(at)])
+                }
+            }
+            try db.execute(sql: """
+                INSERT INTO watermark (trigger_id, last_slot) VALUES (?, ?)
+                ON CONFLICT (trigger_id) DO UPDATE SET last_slot = max(last_slot, excluded.last_slot)
+                """, arguments: [trigger.id, watermark.secondsSinceEpoch])
+            return launches
+        }
+    }
+}

@@ -1,0 +1,180 @@
+import BelfryConfig
+@testable import BelfryDaemon
+import BelfryExecutor
+import BelfrySchedule
+import BelfryStore
+import BelfryTesting
+import Foundation
+import Synchronization
+import Testing
+
+/// A scheduler over a temporary database, in virtual time: the wall clock is `base` plus the
+/// manual clock's time plus any jump the test makes.
+final class VirtualDaemon: Sendable {
+    let directory: TemporaryDirectory
+    let store: BelfryDatabase
+    let clock = ManualClock()
+    let base: Date
+    let jump = Mutex<TimeInterval>(0)
+
+    init(yaml: String, startingAt base: String) throws {
+        directory = try TemporaryDirectory()
+        store = try BelfryDatabase(path: directory.path + "/belfry.sqlite")
+        self.base = Date(timeIntervalSince1970: TimeInterval(try InstantText.parse(base, zone: TimeZoneDatabase.system.rules(for: "UTC"), field: "t").secondsSinceEpoch))
+        let definitions = try DefinitionLoader.load(files: [("t.yaml", Array(("tasks:\n" + yaml).utf8))])
+        try store.deploy(definitions, owner: "test", now: self.base)
+    }
+
+    var wall: Date {
+        base.addingTimeInterval(Double(clock.now.offset.components.seconds) + jump.withLock { $0 })
+    }
+
+    func scheduler() -> Scheduler<ManualClock> {
+        let executor = RunExecutor(store: store, clock: clock, now: { [self] in wall }, random: { 0.5 }, logDirectory: directory.path + "/logs")
+        return Scheduler(store: store, executor: executor, clock: clock, wallClock: { [self] in wall }, changePoll: .seconds(3600)) { _ in }
+    }
+
+    /// Runs a scheduler until the wall clock reaches `end`, jumping from one wake to the next.
+    func run(until end: String) async throws {
+        let endDate = Date(timeIntervalSince1970: TimeInterval(try InstantText.parse(end, zone: TimeZoneDatabase.system.rules(for: "UTC"), field: "t").secondsSinceEpoch))
+        let scheduler = scheduler()
+        let loop = Task { try await scheduler.run() }
+        while true {
+            while clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(1)) }
+            let deadline = try #require(clock.nextDeadline)
+            let step = clock.now.duration(to: deadline)
+            if wall.addingTimeInterval(Double(step.components.seconds)) > endDate { break }
+            clock.advance(by: step)
+        }
+        await scheduler.stop()
+        loop.cancel()
+        _ = try? await loop.value
+        for task in await scheduler.runningTasks { await task.value }
+    }
+
+    /// (slot, state, origin) of every run of a trigger, by slot.
+    func runs(_ trigger: String) throws -> [(slot: String, state: RunState, origin: RunOrigin)] {
+        var filter = RunFilter()
+        filter.trigger = trigger
+        filter.limit = 100_000
+        return try store.runs(matching: filter).reversed().map { ($0.slot?.rfc3339 ?? "-", $0.state, $0.origin) }
+    }
+}
+
+/// The engine's slots of `expression` in (after, through].
+func engineSlots(_ expression: String, zone: String, after: String, through: String) throws -> [String] {
+    let schedule = try CronSchedule(parsing: expression, zone: TimeZoneDatabase.system.rules(for: zone))
+    let utc = try TimeZoneDatabase.system.rules(for: "UTC")
+    let end = try InstantText.parse(through, zone: utc, field: "t")
+    return schedule.slots(after: try InstantText.parse(after, zone: utc, field: "t")).prefix { $0 <= end }.map(\.rfc3339)
+}
+
+@Suite("Scheduler in virtual time")
+struct SchedulerTests {
+    static let dstTriggers = """
+          - name: job
+            command: ["/bin/true"]
+            triggers:
+              - { name: half_past_two, cron: "30 2 * * *", timezone: America/New_York }
+              - { name: half_past_one, cron: "30 1 * * *", timezone: America/New_York }
+              - { name: quarterly, cron: "*/15 * * * *", timezone: America/New_York }
+        """
+
+    @Test("New York DST days: the runs are exactly the engine's slots, none twice", arguments: [
+        ("2026-03-07T12:00:00Z", "2026-03-09T12:00:00Z"), ("2026-10-31T12:00:00Z", "2026-11-02T12:00:00Z"),
+    ])
+    func dstDays(start: String, end: String) async throws {
+        let daemon = try VirtualDaemon(yaml: Self.dstTriggers, startingAt: start)
+        try await daemon.run(until: end)
+        for (name, expression) in [("half_past_two", "30 2 * * *"), ("half_past_one", "30 1 * * *"), ("quarterly", "*/15 * * * *")] {
+            let runs = try daemon.runs(name)
+            #expect(runs.map(\.slot) == (try engineSlots(expression, zone: "America/New_York", after: start, through: end)), "\(name)")
+            #expect(runs.allSatisfy { $0.state == .succeeded && $0.origin == .scheduled }, "\(name)")
+        }
+    }
+
+    @Test("a 3-hour outage: none records every slot missed, latest runs the last one, all runs them all", arguments: [
+        ("none", 0, 12), ("latest", 1, 11), ("all", 12, 0),
+    ])
+    func outage(policy: String, caughtUp: Int, missed: Int) async throws {
+        let daemon = try VirtualDaemon(yaml: """
+              - name: job
+                command: ["/bin/true"]
+                triggers: [{ name: quarterly, cron: "*/15 * * * *", catch_up: \(policy) }]
+            """, startingAt: "2026-06-01T00:00:00Z")
+        try await daemon.run(until: "2026-06-01T01:00:00Z")
+        // The daemon is down for three hours and five minutes: time passes with no scheduler.
+        // (Coming back between slots, so that no slot is on time at the restart.)
+        daemon.clock.advance(by: .seconds(3 * 3600 + 300))
+        try await daemon.run(until: "2026-06-01T05:00:00Z")
+        let runs = try daemon.runs("quarterly")
+        #expect(runs.map(\.slot) == (try engineSlots("*/15 * * * *", zone: "UTC", after: "2026-06-01T00:00:00Z", through: "2026-06-01T05:00:00Z")))
+        let outage = runs.filter { $0.slot > "2026-06-01T01:00:00Z" && $0.slot <= "2026-06-01T04:05:00Z" }
+        #expect(outage.count == 12)
+        #expect(outage.filter { $0.state == .missed }.count == missed)
+        #expect(outage.filter { $0.origin == .catchUp && $0.state == .succeeded }.count == caughtUp)
+        if policy == "latest" { #expect(outage.last?.origin == .catchUp) }
+    }
+
+    @Test("a backward wall-clock jump runs nothing twice; a forward jump follows catch-up")
+    func clockJumps() async throws {
+        let daemon = try VirtualDaemon(yaml: """
+              - name: job
+                command: ["/bin/true"]
+                triggers: [{ name: quarterly, cron: "*/15 * * * *" }]
+            """, startingAt: "2026-06-01T00:00:00Z")
+        try await daemon.run(until: "2026-06-01T01:00:00Z")
+        daemon.jump.withLock { $0 -= 3600 }  // the wall clock is set back an hour
+        try await daemon.run(until: "2026-06-01T01:30:00Z")
+        daemon.jump.withLock { $0 += 3 * 3600 }  // and then forward three
+        try await daemon.run(until: "2026-06-01T04:40:00Z")
+        let runs = try daemon.runs("quarterly")
+        #expect(Set(runs.map(\.slot)).count == runs.count, "a slot ran twice")
+        #expect(runs.map(\.slot) == (try engineSlots("*/15 * * * *", zone: "UTC", after: "2026-06-01T00:00:00Z", through: "2026-06-01T04:30:00Z")))
+        let jumped = runs.filter { $0.slot > "2026-06-01T01:30:00Z" && $0.slot <= "2026-06-01T04:30:00Z" }
+        #expect(jumped.filter { $0.state == .missed }.count == jumped.count - 1, "catch_up latest: one run for the skipped slots")
+    }
+}
+
+@Suite("Scheduler overlap policies")
+struct OverlapTests {
+    /// A job that runs until the test creates the release file.
+    static func yaml(_ policy: String, release: String) -> String {
+        """
+          - name: job
+            command: { shell: 'while [ ! -f \(release) ]; do sleep 0.02; done' }
+            triggers: [{ name: minutely, cron: "* * * * *", overlap: \(policy) }]
+        """
+    }
+
+    @Test("forbid records the slots that come while the previous run is running as skipped")
+    func forbid() async throws {
+        let release = FileManager.default.temporaryDirectory.path + "/belfry-release-\(UUID())"
+        defer { try? FileManager.default.removeItem(atPath: release) }
+        let daemon = try VirtualDaemon(yaml: Self.yaml("forbid", release: release), startingAt: "2026-06-01T00:00:30Z")
+        let finishing = Task {
+            try await Task.sleep(for: .seconds(1))
+            FileManager.default.createFile(atPath: release, contents: nil)
+        }
+        try await daemon.run(until: "2026-06-01T00:04:30Z")
+        try await finishing.value
+        let runs = try daemon.runs("minutely")
+        #expect(runs.map(\.slot) == ["2026-06-01T00:01:00Z", "2026-06-01T00:02:00Z", "2026-06-01T00:03:00Z", "2026-06-01T00:04:00Z"])
+        #expect(runs.map(\.state) == [.succeeded, .skipped, .skipped, .skipped])
+    }
+
+    @Test("replace cancels the running run and starts the new one")
+    func replace() async throws {
+        let release = FileManager.default.temporaryDirectory.path + "/belfry-release-\(UUID())"
+        defer { try? FileManager.default.removeItem(atPath: release) }
+        let daemon = try VirtualDaemon(yaml: Self.yaml("replace", release: release), startingAt: "2026-06-01T00:00:30Z")
+        let finishing = Task {
+            try await Task.sleep(for: .seconds(1))
+            FileManager.default.createFile(atPath: release, contents: nil)
+        }
+        try await daemon.run(until: "2026-06-01T00:02:30Z")
+        try await finishing.value
+        let runs = try daemon.runs("minutely")
+        #expect(runs.map(\.state) == [.cancelled, .succeeded])
+    }
+}
