@@ -65,6 +65,10 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     /// Stops launching runs; `run()` returns at its next wake.
     public func stop() { stopped = true }
 
+    /// Reads the triggers again now (after this process deployed: its own commits do not move
+    /// the change counter it watches).
+    public func refresh() throws { try reload() }
+
     /// The runs in flight, to wait for or cancel at shutdown.
     public var runningTasks: [Task<Void, Never>] { running.values.flatMap(\.values) }
 

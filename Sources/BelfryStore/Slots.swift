@@ -77,3 +77,30 @@ extension BelfryDatabase {
         }
     }
 }
+
+extension BelfryDatabase {
+    /// Concurrency per queue, as deployed.
+    public func queueLimits() throws -> [String: Int] {
+        try pool.read { db in
+            try Dictionary(Row.fetchAll(db, sql: "SELECT name, concurrency FROM queue").map { ($0[0] as String, $0[1] as Int) },
+                           uniquingKeysWith: { a, _ in a })
+        }
+    }
+
+    /// Runs left `queued` or `running` by a daemon that is gone: at start-up, these were
+    /// interrupted. Each is recorded failed with the reason, and its unfinished attempt closed.
+    @discardableResult
+    public func closeInterruptedRuns(at: Date) throws -> [Int64] {
+        try pool.write { db in
+            let ids = try Int64.fetchAll(db, sql: "SELECT id FROM run WHERE state IN ('queued', 'running') AND slot IS NOT NULL")
+            for id in ids {
+                try db.execute(sql: "UPDATE attempt SET finished_at = ? WHERE run_id = ? AND finished_at IS NULL", arguments: [milliseconds(at), id])
+                try db.execute(sql: """
+                    UPDATE run SET state = 'failed', reason = 'interrupted: the daemon stopped while the run was ' || state,
+                      finished_at = ? WHERE id = ?
+                    """, arguments: [milliseconds(at), id])
+            }
+            return ids
+        }
+    }
+}

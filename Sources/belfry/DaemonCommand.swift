@@ -1,0 +1,127 @@
+import ArgumentParser
+import BelfryDaemon
+import BelfryExecutor
+import BelfrySchedule
+import BelfryStore
+import Foundation
+
+/// `belfry daemon`: deploys the schedules directory and runs every active trigger at its slots.
+struct DaemonCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daemon",
+        abstract: "Deploy the schedules directory and run every active trigger at its slots, in the foreground.",
+        discussion: "SIGHUP re-deploys the directory (a bad directory is logged and the running schedule kept). SIGTERM or Ctrl-C stops launching, lets running jobs finish for --shutdown-grace, then takes their process groups down and exits 0. Only one daemon runs on a database at a time.")
+
+    @OptionGroup var schedules: SchedulesOptions
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "text or json.") var logFormat = "text"
+    @Option(help: "How long running jobs may take to finish at shutdown.") var shutdownGrace = "30s"
+
+    func run() async throws {
+        guard let format = EventLog.Format(rawValue: logFormat) else { throw CommandFailure("--log-format must be text or json, not \"\(logFormat)\"") }
+        let grace: Int64
+        do { grace = try DurationText.milliseconds(shutdownGrace, field: "--shutdown-grace") } catch { throw CommandFailure(error) }
+        let log = EventLog(format: format)
+        let store = try database.open()
+        let lock = try Self.lock(store.path)
+        defer { close(lock) }
+
+        try deploy(store, log: log)
+        for run in try store.closeInterruptedRuns(at: Date()) {
+            log.write(.warning, "run interrupted by a previous stop", [("run", String(run))])
+        }
+        let clock = ContinuousClock()
+        let executor = RunExecutor(
+            store: store, clock: clock, now: { Date() }, random: { Double.random(in: 0..<1) }, logDirectory: store.logDirectory,
+            queues: QueueGate(limits: try store.queueLimits(), clock: clock))
+        let scheduler = Scheduler(store: store, executor: executor, clock: clock, wallClock: { Date() }) { log.write($0) }
+        let loop = Task { try await scheduler.run() }
+        log.write(.notice, "daemon started", [("database", store.path), ("schedules", schedules.path), ("pid", String(getpid()))])
+
+        for await signal in Self.signals([SIGTERM, SIGINT, SIGHUP]) {
+            if signal == SIGHUP {
+                do {
+                    try deploy(store, log: log)
+                    try await scheduler.refresh()
+                } catch {
+                    log.write(.error, "re-deploy failed; the running schedule is kept", [("reason", "\(error)")])
+                }
+                continue
+            }
+            log.write(.notice, "stopping", [("signal", signal == SIGTERM ? "SIGTERM" : "SIGINT")])
+            await scheduler.stop()
+            loop.cancel()
+            let running = await scheduler.runningTasks
+            let finished = await Self.wait(for: running, milliseconds: grace)
+            if !finished {
+                log.write(.warning, "shutdown grace over; stopping running jobs", [("runs", String(running.count))])
+                for task in running { task.cancel() }
+                for task in running { await task.value }
+            }
+            log.write(.notice, "daemon stopped")
+            return
+        }
+    }
+
+    private func deploy(_ store: BelfryDatabase, log: EventLog) throws {
+        let definitions = try schedules.load()
+        let summary = try store.deploy(definitions, owner: "belfry daemon")
+        log.write(.notice, "schedules deployed", [
+            ("directory", schedules.path), ("added", String(summary.added.count)), ("changed", String(summary.changed.count)),
+            ("deleted", String(summary.deleted.count)), ("active", String(summary.active)),
+        ])
+    }
+
+    /// Holds an exclusive lock beside the database for the life of the process: a second daemon
+    /// on the same database refuses to start.
+    private static func lock(_ databasePath: String) throws -> Int32 {
+        let path = databasePath + ".daemon.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CommandFailure("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+            close(fd)
+            throw CommandFailure("another belfry daemon (pid \(holder)) is running on \(databasePath)")
+        }
+        ftruncate(fd, 0)
+        let pid = "\(getpid())\n"
+        _ = pid.withCString { write(fd, $0, strlen($0)) }
+        return fd
+    }
+
+    /// The signals as they arrive.
+    private static func signals(_ numbers: [Int32]) -> AsyncStream<Int32> {
+        /// Keeps the dispatch sources alive as long as the stream.
+        final class Sources: @unchecked Sendable {
+            var all: [any DispatchSourceSignal] = []
+        }
+        return AsyncStream { continuation in
+            let sources = Sources()
+            sources.all = numbers.map { number in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number)
+                source.setEventHandler { continuation.yield(number) }
+                source.resume()
+                return source
+            }
+            continuation.onTermination = { _ in sources.all.forEach { $0.cancel() } }
+        }
+    }
+
+    /// Whether every task finished within the time.
+    private static func wait(for tasks: [Task<Void, Never>], milliseconds: Int64) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                for task in tasks { await task.value }
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(milliseconds))
+                return false
+            }
+            let first = await group.next()!
+            group.cancelAll()
+            return first
+        }
+    }
+}
