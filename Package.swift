@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "BelfryTesting"),
         .testTarget(name: "BelfryScheduleTests", dependencies: ["BelfrySchedule", "BelfryTesting", "belfry"]),
         .testTarget(name: "BelfryConfigTests", dependencies: ["BelfryConfig"]),
-        .testTarget(name: "BelfryDaemonTests", dependencies: ["BelfryDaemon", "BelfryExecutor", "BelfryStore", "BelfryConfig", "BelfryTesting"]),
+        .testTarget(name: "BelfryDaemonTests", dependencies: ["BelfryDaemon", "BelfryExecutor", "BelfryStore", "BelfryConfig", "BelfryTesting", "belfry"]),
         .testTarget(name: "BelfryExecutorTests", dependencies: ["BelfryExecutor", "BelfryStore", "BelfryConfig", "BelfryTesting", "belfry"]),
         .testTarget(name: "BelfryStoreTests", dependencies: ["BelfryStore", "BelfryConfig", "BelfryTesting", "belfry"]),
     ]

@@ -70,6 +70,8 @@ public struct EventLog: Sendable {
             write(.error, "run could not be executed", [("task", task), ("trigger", trigger), ("run", String(run)), ("reason", reason)])
         case .unschedulable(let task, let trigger, let reason):
             write(.error, "trigger cannot be scheduled", [("task", task), ("trigger", trigger), ("reason", reason)])
+        case .resumed(let task, let trigger, let run, let attempts):
+            write(.warning, "run resumed after an interruption", [("task", task), ("trigger", trigger), ("run", String(run)), ("attempts_before", String(attempts))])
         case .clockJump(let seconds):
             write(.warning, "wall clock jumped", [("seconds", String(format: "%+.0f", seconds))])
         }

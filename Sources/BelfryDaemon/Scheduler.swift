@@ -50,7 +50,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
 
     /// Runs until cancelled or `stop()`: then returns without waiting for running runs.
     public func run() async throws {
-        try reload()
+        if entries.isEmpty { try reload() }
         while !stopped, !Task.isCancelled {
             try await tick()
             let now = Instant(wallClock())
@@ -64,6 +64,23 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
 
     /// Stops launching runs; `run()` returns at its next wake.
     public func stop() { stopped = true }
+
+    /// Starts again the runs a previous daemon left unfinished (system retries), with their
+    /// trigger's current definition. Runs whose trigger is gone or inactive are recorded failed.
+    public func resume(_ runs: [BelfryDatabase.InterruptedRun]) async throws {
+        for run in runs {
+            if let pid = run.orphanPID {
+                await terminateOrphanedAttempt(pid: pid, grace: .seconds(10))
+            }
+            guard let entry = entries.values.first(where: { $0.trigger.task.fullName == run.task && $0.trigger.trigger.name == run.trigger }) else {
+                try store.finishRun(run.id, state: .failed, reason: "interrupted, and its trigger is no longer active", exitCode: nil,
+                                    commandUsed: nil, at: wallClock())
+                continue
+            }
+            log(.resumed(task: run.task, trigger: run.trigger, run: run.id, attempts: run.attempts))
+            start((run.slot, run.id, run.origin), trigger: entry.trigger, previousAttempts: run.attempts)
+        }
+    }
 
     /// Reads the triggers again now (after this process deployed: its own commits do not move
     /// the change counter it watches).
@@ -160,8 +177,10 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         for launch in launches { start(launch, trigger: trigger) }
     }
 
-    private func start(_ launch: (slot: Instant, runID: Int64, origin: RunOrigin), trigger: ScheduledTrigger) {
-        let request = RunRequest(task: trigger.task, trigger: trigger.trigger, slot: launch.slot, origin: launch.origin, runID: launch.runID)
+    private func start(_ launch: (slot: Instant, runID: Int64, origin: RunOrigin), trigger: ScheduledTrigger, previousAttempts: Int = 0) {
+        let request = RunRequest(
+            task: trigger.task, trigger: trigger.trigger, slot: launch.slot, origin: launch.origin, runID: launch.runID,
+            previousAttempts: previousAttempts)
         let executor = self.executor
         let log = self.log
         log(.queued(task: trigger.task.fullName, trigger: trigger.trigger.name, slot: launch.slot, run: launch.runID, origin: launch.origin))
@@ -192,6 +211,7 @@ public enum SchedulerEvent: Sendable {
     case failedToRun(task: String, trigger: String, run: Int64, reason: String)
     case unschedulable(task: String, trigger: String, reason: String)
     case clockJump(seconds: Double)
+    case resumed(task: String, trigger: String, run: Int64, attempts: Int)
 }
 
 /// A min-heap of (next slot, trigger id).

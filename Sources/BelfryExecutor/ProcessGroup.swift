@@ -60,6 +60,16 @@ struct ProcessGroup: Sendable {
 
 /// Reads a pipe until every writer has closed it, handing each chunk to `sink`, on a thread of
 /// its own (blocking reads see every byte up to end-of-file, however the writers end).
+/// Takes down what an attempt of a previous daemon left running (the daemon was killed and its
+/// jobs' sessions outlived it). Only a session leader is taken for one: every attempt is one, and
+/// a reused pid seldom is.
+public func terminateOrphanedAttempt(pid: Int32, grace: Duration) async {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 4, fields[4] == Substring(String(pid)) else { return }  // field 6: session id
+    await ProcessGroup(id: pid).terminate(killAt: .now + grace)
+}
+
 /// A pipe whose ends are closed on exec, so that no other child inherits them.
 func makePipe() -> (read: Int32, write: Int32)? {
     var fds: [Int32] = [-1, -1]

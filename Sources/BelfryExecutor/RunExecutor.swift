@@ -13,12 +13,16 @@ public struct RunRequest: Sendable {
     public var inputs: [String: String]
     /// The run's record when the scheduler has already committed it (`queued`); nil: create one.
     public var runID: Int64?
+    /// Attempts an interrupted run had started already: numbering goes on from there, and they
+    /// do not count against the task's retries (they were system retries).
+    public var previousAttempts: Int
 
     public init(
         task: TaskDefinition, trigger: TriggerDefinition? = nil, slot: Instant? = nil, origin: RunOrigin,
-        inputs: [String: String] = [:], runID: Int64? = nil
+        inputs: [String: String] = [:], runID: Int64? = nil, previousAttempts: Int = 0
     ) {
         (self.task, self.trigger, self.slot, self.origin, self.inputs, self.runID) = (task, trigger, slot, origin, inputs, runID)
+        self.previousAttempts = previousAttempts
     }
 }
 
@@ -150,7 +154,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
             killGrace: .milliseconds(task.killGraceMilliseconds), maxOutputBytes: Int(task.maxOutputBytes))
         runner.echo = echo
         let env = request.trigger?.env ?? task.env
-        var number = 0
+        var number = request.previousAttempts
         var last: AttemptOutcome?
 
         func attempt(_ command: Command) async throws -> AttemptOutcome {

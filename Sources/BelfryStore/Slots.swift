@@ -87,20 +87,48 @@ extension BelfryDatabase {
         }
     }
 
-    /// Runs left `queued` or `running` by a daemon that is gone: at start-up, these were
-    /// interrupted. Each is recorded failed with the reason, and its unfinished attempt closed.
-    @discardableResult
-    public func closeInterruptedRuns(at: Date) throws -> [Int64] {
+    /// A run that a daemon that is gone left `queued` or `running`.
+    public struct InterruptedRun: Sendable {
+        public var id: Int64
+        public var task: String
+        public var trigger: String
+        public var slot: Instant
+        public var origin: RunOrigin
+        /// Attempts it had started.
+        public var attempts: Int
+        /// The process of the attempt that was running, if any: its group may still be alive.
+        public var orphanPID: Int32?
+    }
+
+    /// At start-up: runs of triggers left `queued` or `running` were interrupted (SPEC §4). Each
+    /// is a system retry, not counted against the user's retries: its unfinished attempt is
+    /// closed as interrupted and the run goes back to `queued`, to be resumed. A run interrupted
+    /// more than `maxSystemRetries` times is recorded failed instead.
+    public func interruptedRuns(maxSystemRetries: Int = 3, at: Date) throws -> [InterruptedRun] {
         try pool.write { db in
-            let ids = try Int64.fetchAll(db, sql: "SELECT id FROM run WHERE state IN ('queued', 'running') AND slot IS NOT NULL")
-            for id in ids {
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT id, task, "trigger", slot, origin, attempts, system_retries FROM run
+                WHERE state IN ('queued', 'running') AND slot IS NOT NULL AND "trigger" IS NOT NULL
+                """)
+            var resumable: [InterruptedRun] = []
+            for row in rows {
+                let id: Int64 = row[0]
+                let orphan = try Int32.fetchOne(db, sql: "SELECT pid FROM attempt WHERE run_id = ? AND finished_at IS NULL AND pid IS NOT NULL", arguments: [id])
                 try db.execute(sql: "UPDATE attempt SET finished_at = ? WHERE run_id = ? AND finished_at IS NULL", arguments: [milliseconds(at), id])
-                try db.execute(sql: """
-                    UPDATE run SET state = 'failed', reason = 'interrupted: the daemon stopped while the run was ' || state,
-                      finished_at = ? WHERE id = ?
-                    """, arguments: [milliseconds(at), id])
+                if (row[6] as Int) >= maxSystemRetries {
+                    try db.execute(sql: """
+                        UPDATE run SET state = 'failed', reason = 'interrupted \(maxSystemRetries + 1) times (daemon stopped)', finished_at = ?
+                        WHERE id = ?
+                        """, arguments: [milliseconds(at), id])
+                    continue
+                }
+                try db.execute(sql: "UPDATE run SET state = 'queued', system_retries = system_retries + 1, reason = 'resumed after an interruption' WHERE id = ?",
+                               arguments: [id])
+                resumable.append(InterruptedRun(
+                    id: id, task: row[1], trigger: row[2], slot: Instant(secondsSinceEpoch: row[3]),
+                    origin: RunOrigin(rawValue: row[4]) ?? .scheduled, attempts: row[5], orphanPID: orphan))
             }
-            return ids
+            return resumable
         }
     }
 }

@@ -27,14 +27,14 @@ struct DaemonCommand: AsyncParsableCommand {
         defer { close(lock) }
 
         try deploy(store, log: log)
-        for run in try store.closeInterruptedRuns(at: Date()) {
-            log.write(.warning, "run interrupted by a previous stop", [("run", String(run))])
-        }
+        let interrupted = try store.interruptedRuns(at: Date())
         let clock = ContinuousClock()
         let executor = RunExecutor(
             store: store, clock: clock, now: { Date() }, random: { Double.random(in: 0..<1) }, logDirectory: store.logDirectory,
             queues: QueueGate(limits: try store.queueLimits(), clock: clock))
         let scheduler = Scheduler(store: store, executor: executor, clock: clock, wallClock: { Date() }) { log.write($0) }
+        try await scheduler.refresh()
+        try await scheduler.resume(interrupted)
         let loop = Task { try await scheduler.run() }
         log.write(.notice, "daemon started", [("database", store.path), ("schedules", schedules.path), ("pid", String(getpid()))])
 

@@ -114,7 +114,8 @@ struct Runs: ParsableCommand {
             print("run \(runID): \(r.task) \(r.trigger ?? "(manual)") \(r.state.rawValue)" + (r.reason.map { " (\($0))" } ?? ""))
             print("  origin \(r.origin.rawValue), slot \(r.slot?.rfc3339 ?? "-"), queued \(rfc3339(r.queuedAt)), duration \(duration(r)), command \(r.commandUsed ?? "-")")
             for attempt in details.attempts {
-                let end = attempt.timedOut ? "timed out" : attempt.signal.map { "signal \($0)" } ?? attempt.exitCode.map { "exit \($0)" } ?? "running"
+                let end = attempt.timedOut ? "timed out" : attempt.signal.map { "signal \($0)" } ?? attempt.exitCode.map { "exit \($0)" }
+                    ?? (attempt.finishedAt == nil ? "running" : "interrupted")
                 print("  attempt \(attempt.number): pid \(attempt.pid.map(String.init) ?? "-"), \(end), started \(rfc3339(attempt.startedAt)), log \(attempt.logPath ?? "-")")
                 if let tail = attempt.outputTail, !tail.isEmpty {
                     let lines = String(decoding: tail, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).suffix(5)

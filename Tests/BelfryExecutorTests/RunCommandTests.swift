@@ -104,10 +104,3 @@ struct RunCommandTests {
         #expect(outside.status == 0 && outside.stdout == "hi\n" && outside.stderr.contains("not inside a Belfry run"))
     }
 }
-
-/// Whether `pid` is a live process (a zombie is not).
-func isAlive(_ pid: Int32) -> Bool {
-    guard kill(pid, 0) == 0 else { return false }
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
-    return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
-}
