@@ -9,7 +9,7 @@ struct DaemonProcessTests {
         let process = Process()
         process.executableURL = BelfryCommand.executable
         process.arguments = ["daemon", "--schedules", directory.path + "/schedules", "--database", directory.path + "/belfry.sqlite"]
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: log)
         process.standardOutput = FileHandle.nullDevice
         try process.run()

@@ -154,7 +154,7 @@ struct OverlapTests {
         let daemon = try VirtualDaemon(yaml: Self.yaml("forbid", release: release), startingAt: "2026-06-01T00:00:30Z")
         let finishing = Task {
             try await Task.sleep(for: .seconds(1))
-            FileManager.default.createFile(atPath: release, contents: nil)
+            _ = FileManager.default.createFile(atPath: release, contents: nil)
         }
         try await daemon.run(until: "2026-06-01T00:04:30Z")
         try await finishing.value
@@ -170,7 +170,7 @@ struct OverlapTests {
         let daemon = try VirtualDaemon(yaml: Self.yaml("replace", release: release), startingAt: "2026-06-01T00:00:30Z")
         let finishing = Task {
             try await Task.sleep(for: .seconds(1))
-            FileManager.default.createFile(atPath: release, contents: nil)
+            _ = FileManager.default.createFile(atPath: release, contents: nil)
         }
         try await daemon.run(until: "2026-06-01T00:02:30Z")
         try await finishing.value
