@@ -37,9 +37,23 @@ struct DaemonCommand: AsyncParsableCommand {
         try await scheduler.resume(interrupted)
         let loop = Task { try await scheduler.run() }
         log.write(.notice, "daemon started", [("database", store.path), ("schedules", schedules.path), ("pid", String(getpid()))])
+        let systemd = SystemdNotifier()
+        systemd.send("READY=1\nSTATUS=\(await Self.status(scheduler))")
+        // STATUS= for `systemctl status`, and WATCHDOG=1 while the scheduler answers.
+        let heartbeat = Task {
+            let period = min(systemd.watchdogInterval ?? .seconds(5), .seconds(5))
+            while !Task.isCancelled {
+                try? await Task.sleep(for: period)
+                let status = await Self.status(scheduler)
+                systemd.send((systemd.watchdogInterval == nil ? "" : "WATCHDOG=1\n") + "STATUS=\(status)")
+            }
+        }
+        defer { heartbeat.cancel() }
 
         for await signal in Self.signals([SIGTERM, SIGINT, SIGHUP]) {
             if signal == SIGHUP {
+                systemd.send("RELOADING=1")
+                defer { systemd.send("READY=1") }
                 do {
                     try deploy(store, log: log)
                     try await scheduler.refresh()
@@ -49,6 +63,7 @@ struct DaemonCommand: AsyncParsableCommand {
                 continue
             }
             log.write(.notice, "stopping", [("signal", signal == SIGTERM ? "SIGTERM" : "SIGINT")])
+            systemd.send("STOPPING=1")
             await scheduler.stop()
             loop.cancel()
             let running = await scheduler.runningTasks
@@ -61,6 +76,12 @@ struct DaemonCommand: AsyncParsableCommand {
             log.write(.notice, "daemon stopped")
             return
         }
+    }
+
+    /// `12 active triggers, 1 running, next slot 2026-11-23T12:30:00Z`.
+    private static func status(_ scheduler: Scheduler<ContinuousClock>) async -> String {
+        let status = await scheduler.status
+        return "\(status.triggers) active triggers, \(status.running) running, next slot \(status.nextSlot?.rfc3339 ?? "none")"
     }
 
     private func deploy(_ store: BelfryDatabase, log: EventLog) throws {
