@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .target(name: "BelfrySchedule"),
@@ -31,6 +32,7 @@ let package = Package(
             dependencies: [
                 "BelfrySchedule", "BelfryConfig", "BelfryStore", "BelfryExecutor", "BelfryDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -41,7 +43,13 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
-        .target(name: "BelfryDaemon", dependencies: ["BelfrySchedule", "BelfryConfig", "BelfryStore", "BelfryExecutor"]),
+        .target(
+            name: "BelfryDaemon",
+            dependencies: [
+                "BelfrySchedule", "BelfryConfig", "BelfryStore", "BelfryExecutor",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(name: "BelfryTesting"),
         .testTarget(name: "BelfryScheduleTests", dependencies: ["BelfrySchedule", "BelfryTesting", "belfry"]),
         .testTarget(name: "BelfryConfigTests", dependencies: ["BelfryConfig"]),

@@ -1,79 +1,90 @@
 import BelfrySchedule
 import BelfryStore
 import Foundation
+import Logging
 
-/// One line per event on standard error: `time level message key=value ...`, or a JSON object
-/// per line (`--log-format json`). Under systemd, where stderr is the journal
-/// (`$JOURNAL_STREAM`), each line starts with its syslog priority (`<6>`) so that journald
-/// files it at the right level.
-public struct EventLog: Sendable {
+/// swift-log's handler for the daemon: one line per event on standard error,
+/// `time level message key=value ...` or one JSON object per line. Where stderr is the journal
+/// (`$JOURNAL_STREAM`), each line starts with its syslog priority (`<6>`), so that journald files
+/// it at the right level.
+public struct BelfryLogHandler: LogHandler {
     public enum Format: String, Sendable, CaseIterable {
         case text, json
     }
 
-    public enum Level: Int, Sendable {
-        case error = 3, warning = 4, notice = 5, info = 6
-
-        var name: String {
-            switch self {
-            case .error: "error"
-            case .warning: "warning"
-            case .notice: "notice"
-            case .info: "info"
-            }
-        }
-    }
-
+    public var logLevel: Logger.Level = .info
+    public var metadata: Logger.Metadata = [:]
     let format: Format
     let journal: Bool
-    let lock = NSLock()
+    private static let output = NSLock()
 
     public init(format: Format, environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.format = format
         self.journal = !(environment["JOURNAL_STREAM"] ?? "").isEmpty
     }
 
-    /// Writes one event: a short constant message, the variables as metadata.
-    public func write(_ level: Level, _ message: String, _ metadata: [(String, String)] = []) {
-        var line = journal ? "<\(level.rawValue)>" : ""
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        let all = metadata.merging(event.metadata ?? [:]) { $1 }
+        var line = journal ? "<\(Self.priority(event.level))>" : ""
         let time = Instant(Date()).rfc3339
         switch format {
         case .text:
-            line += "\(time) \(level.name) \(message)"
-            for (key, value) in metadata {
-                line += " \(key)=" + (value.contains(" ") || value.isEmpty ? "\"\(value)\"" : value)
+            line += "\(time) \(event.level) \(event.message)"
+            for (key, value) in all.sorted(by: { $0.key < $1.key }) {
+                let text = "\(value)"
+                line += " \(key)=" + (text.contains(" ") || text.isEmpty ? "\"\(text)\"" : text)
             }
         case .json:
-            var object: [String: String] = ["time": time, "level": level.name, "message": message]
-            for (key, value) in metadata { object[key] = value }
+            var object = ["time": time, "level": "\(event.level)", "message": "\(event.message)"]
+            for (key, value) in all { object[key] = "\(value)" }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             line += String(decoding: (try? encoder.encode(object)) ?? Data(), as: UTF8.self)
         }
-        lock.withLock { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        Self.output.withLock { FileHandle.standardError.write(Data((line + "\n").utf8)) }
     }
 
-    /// The line of a scheduler event.
-    public func write(_ event: SchedulerEvent) {
+    /// syslog priorities, as journald reads them from a `<N>` prefix.
+    static func priority(_ level: Logger.Level) -> Int {
+        switch level {
+        case .trace, .debug: 7
+        case .info: 6
+        case .notice: 5
+        case .warning: 4
+        case .error: 3
+        case .critical: 2
+        }
+    }
+}
+
+extension Logger {
+    /// The line of a scheduler event: a short constant message, the variables as metadata.
+    public func log(_ event: SchedulerEvent) {
         switch event {
         case .scheduled(let triggers, let next, _):
-            write(.info, "schedule loaded", [("triggers", String(triggers)), ("next_slot", next?.rfc3339 ?? "none")])
+            info("schedule loaded", metadata: ["triggers": "\(triggers)", "next_slot": "\(next?.rfc3339 ?? "none")"])
         case .queued(let task, let trigger, let slot, let run, let origin):
-            write(.info, "run queued", [("task", task), ("trigger", trigger), ("slot", slot.rfc3339), ("run", String(run)), ("origin", origin.rawValue)])
+            info("run queued", metadata: ["task": "\(task)", "trigger": "\(trigger)", "slot": "\(slot.rfc3339)", "run": "\(run)", "origin": "\(origin.rawValue)"])
         case .finished(let task, let trigger, let run, let state, let reason):
-            write(state == .succeeded ? .info : .warning, "run finished",
-                  [("task", task), ("trigger", trigger), ("run", String(run)), ("state", state.rawValue)] + (reason.map { [("reason", $0)] } ?? []))
+            var metadata: Logger.Metadata = ["task": "\(task)", "trigger": "\(trigger)", "run": "\(run)", "state": "\(state.rawValue)"]
+            if let reason { metadata["reason"] = "\(reason)" }
+            log(level: state == .succeeded ? .info : .warning, "run finished", metadata: metadata)
         case .notRun(let task, let trigger, let slot, let state, let reason):
-            write(.warning, state == .missed ? "slot missed" : "slot skipped",
-                  [("task", task), ("trigger", trigger), ("slot", slot.rfc3339), ("reason", reason)])
+            warning(state == .missed ? "slot missed" : "slot skipped",
+                    metadata: ["task": "\(task)", "trigger": "\(trigger)", "slot": "\(slot.rfc3339)", "reason": "\(reason)"])
         case .failedToRun(let task, let trigger, let run, let reason):
-            write(.error, "run could not be executed", [("task", task), ("trigger", trigger), ("run", String(run)), ("reason", reason)])
+            error("run could not be executed", metadata: ["task": "\(task)", "trigger": "\(trigger)", "run": "\(run)", "reason": "\(reason)"])
         case .unschedulable(let task, let trigger, let reason):
-            write(.error, "trigger cannot be scheduled", [("task", task), ("trigger", trigger), ("reason", reason)])
+            error("trigger cannot be scheduled", metadata: ["task": "\(task)", "trigger": "\(trigger)", "reason": "\(reason)"])
         case .resumed(let task, let trigger, let run, let attempts):
-            write(.warning, "run resumed after an interruption", [("task", task), ("trigger", trigger), ("run", String(run)), ("attempts_before", String(attempts))])
+            warning("run resumed after an interruption", metadata: ["task": "\(task)", "trigger": "\(trigger)", "run": "\(run)", "attempts_before": "\(attempts)"])
         case .clockJump(let seconds):
-            write(.warning, "wall clock jumped", [("seconds", String(format: "%+.0f", seconds))])
+            warning("wall clock jumped", metadata: ["seconds": "\(String(format: "%+.0f", seconds))"])
         }
     }
 }

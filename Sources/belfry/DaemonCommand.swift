@@ -4,6 +4,7 @@ import BelfryExecutor
 import BelfrySchedule
 import BelfryStore
 import Foundation
+import Logging
 
 /// `belfry daemon`: deploys the schedules directory and runs every active trigger at its slots.
 struct DaemonCommand: AsyncParsableCommand {
@@ -18,10 +19,10 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(help: "How long running jobs may take to finish at shutdown.") var shutdownGrace = "30s"
 
     func run() async throws {
-        guard let format = EventLog.Format(rawValue: logFormat) else { throw CommandFailure("--log-format must be text or json, not \"\(logFormat)\"") }
+        guard let format = BelfryLogHandler.Format(rawValue: logFormat) else { throw CommandFailure("--log-format must be text or json, not \"\(logFormat)\"") }
         let grace: Int64
         do { grace = try DurationText.milliseconds(shutdownGrace, field: "--shutdown-grace") } catch { throw CommandFailure(error) }
-        let log = EventLog(format: format)
+        let log = Logger(label: "belfry") { _ in BelfryLogHandler(format: format) }
         let store = try database.open()
         let lock = try Self.lock(store.path)
         defer { close(lock) }
@@ -32,11 +33,11 @@ struct DaemonCommand: AsyncParsableCommand {
         let executor = RunExecutor(
             store: store, clock: clock, now: { Date() }, random: { Double.random(in: 0..<1) }, logDirectory: store.logDirectory,
             queues: QueueGate(limits: try store.queueLimits(), clock: clock))
-        let scheduler = Scheduler(store: store, executor: executor, clock: clock, wallClock: { Date() }) { log.write($0) }
+        let scheduler = Scheduler(store: store, executor: executor, clock: clock, wallClock: { Date() }) { log.log($0) }
         try await scheduler.refresh()
         try await scheduler.resume(interrupted)
         let loop = Task { try await scheduler.run() }
-        log.write(.notice, "daemon started", [("database", store.path), ("schedules", schedules.path), ("pid", String(getpid()))])
+        log.notice("daemon started", metadata: ["database": "\(store.path)", "schedules": "\(schedules.path)", "pid": "\(getpid())"])
         let systemd = SystemdNotifier()
         systemd.send("READY=1\nSTATUS=\(await Self.status(scheduler))")
         // STATUS= for `systemctl status`, and WATCHDOG=1 while the scheduler answers.
@@ -58,22 +59,22 @@ struct DaemonCommand: AsyncParsableCommand {
                     try deploy(store, log: log)
                     try await scheduler.refresh()
                 } catch {
-                    log.write(.error, "re-deploy failed; the running schedule is kept", [("reason", "\(error)")])
+                    log.error("re-deploy failed; the running schedule is kept", metadata: ["reason": "\(error)"])
                 }
                 continue
             }
-            log.write(.notice, "stopping", [("signal", signal == SIGTERM ? "SIGTERM" : "SIGINT")])
+            log.notice("stopping", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])
             systemd.send("STOPPING=1")
             await scheduler.stop()
             loop.cancel()
             let running = await scheduler.runningTasks
             let finished = await Self.wait(for: running, milliseconds: grace)
             if !finished {
-                log.write(.warning, "shutdown grace over; stopping running jobs", [("runs", String(running.count))])
+                log.warning("shutdown grace over; stopping running jobs", metadata: ["runs": "\(running.count)"])
                 for task in running { task.cancel() }
                 for task in running { await task.value }
             }
-            log.write(.notice, "daemon stopped")
+            log.notice("daemon stopped")
             return
         }
     }
@@ -84,12 +85,12 @@ struct DaemonCommand: AsyncParsableCommand {
         return "\(status.triggers) active triggers, \(status.running) running, next slot \(status.nextSlot?.rfc3339 ?? "none")"
     }
 
-    private func deploy(_ store: BelfryDatabase, log: EventLog) throws {
+    private func deploy(_ store: BelfryDatabase, log: Logger) throws {
         let definitions = try schedules.load()
         let summary = try store.deploy(definitions, owner: "belfry daemon")
-        log.write(.notice, "schedules deployed", [
-            ("directory", schedules.path), ("added", String(summary.added.count)), ("changed", String(summary.changed.count)),
-            ("deleted", String(summary.deleted.count)), ("active", String(summary.active)),
+        log.notice("schedules deployed", metadata: [
+            "directory": "\(schedules.path)", "added": "\(summary.added.count)", "changed": "\(summary.changed.count)",
+            "deleted": "\(summary.deleted.count)", "active": "\(summary.active)",
         ])
     }
 
