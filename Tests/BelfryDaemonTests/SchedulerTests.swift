@@ -147,34 +147,31 @@ struct OverlapTests {
         """
     }
 
-    @Test("forbid records the slots that come while the previous run is running as skipped")
-    func forbid() async throws {
+    /// The runs of a minutely trigger whose first run blocks for a second of real time while
+    /// virtual minutes pass, until `end`.
+    static func runsWhileBlocked(_ policy: String, until end: String) async throws -> [(slot: String, state: RunState, origin: RunOrigin)] {
         let release = FileManager.default.temporaryDirectory.path + "/belfry-release-\(UUID())"
         defer { try? FileManager.default.removeItem(atPath: release) }
-        let daemon = try VirtualDaemon(yaml: Self.yaml("forbid", release: release), startingAt: "2026-06-01T00:00:30Z")
+        let daemon = try VirtualDaemon(yaml: Self.yaml(policy, release: release), startingAt: "2026-06-01T00:00:30Z")
         let finishing = Task {
             try await Task.sleep(for: .seconds(1))
             _ = FileManager.default.createFile(atPath: release, contents: nil)
         }
-        try await daemon.run(until: "2026-06-01T00:04:30Z")
+        try await daemon.run(until: end)
         try await finishing.value
-        let runs = try daemon.runs("minutely")
+        return try daemon.runs("minutely")
+    }
+
+    @Test("forbid records the slots that come while the previous run is running as skipped")
+    func forbid() async throws {
+        let runs = try await Self.runsWhileBlocked("forbid", until: "2026-06-01T00:04:30Z")
         #expect(runs.map(\.slot) == ["2026-06-01T00:01:00Z", "2026-06-01T00:02:00Z", "2026-06-01T00:03:00Z", "2026-06-01T00:04:00Z"])
         #expect(runs.map(\.state) == [.succeeded, .skipped, .skipped, .skipped])
     }
 
     @Test("replace cancels the running run and starts the new one")
     func replace() async throws {
-        let release = FileManager.default.temporaryDirectory.path + "/belfry-release-\(UUID())"
-        defer { try? FileManager.default.removeItem(atPath: release) }
-        let daemon = try VirtualDaemon(yaml: Self.yaml("replace", release: release), startingAt: "2026-06-01T00:00:30Z")
-        let finishing = Task {
-            try await Task.sleep(for: .seconds(1))
-            _ = FileManager.default.createFile(atPath: release, contents: nil)
-        }
-        try await daemon.run(until: "2026-06-01T00:02:30Z")
-        try await finishing.value
-        let runs = try daemon.runs("minutely")
+        let runs = try await Self.runsWhileBlocked("replace", until: "2026-06-01T00:02:30Z")
         #expect(runs.map(\.state) == [.cancelled, .succeeded])
     }
 }
