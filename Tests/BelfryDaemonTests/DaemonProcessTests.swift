@@ -32,7 +32,11 @@ struct DaemonProcessTests {
                 triggers: [{ name: every_3s, every: 3s }]
             """)
         let first = try Self.start(directory, log: directory.path + "/first.log")
-        for _ in 0..<1000 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(for: .milliseconds(10)) }
+        // Kill it once the attempt is recorded as running (its process started, its pid committed).
+        for _ in 0..<3000 {
+            if FileManager.default.fileExists(atPath: marker), try Self.runs(directory).last?["state"] as? String == "running" { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
         let orphan = try #require(Int32((try String(contentsOfFile: marker, encoding: .utf8)).split(separator: "\n").first ?? ""))
         kill(first.processIdentifier, SIGKILL)
         first.waitUntilExit()
