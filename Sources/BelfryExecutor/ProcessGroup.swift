@@ -66,7 +66,7 @@ struct ProcessGroup: Sendable {
 public func terminateOrphanedAttempt(pid: Int32, grace: Duration) async {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return }
     let fields = stat[stat.index(after: close)...].split(separator: " ")
-    guard fields.count > 4, fields[4] == Substring(String(pid)) else { return }  // field 6: session id
+    guard fields.count > 3, fields[3] == Substring(String(pid)) else { return }  // after state, ppid, pgrp: the session
     await ProcessGroup(id: pid).terminate(killAt: .now + grace)
 }
 

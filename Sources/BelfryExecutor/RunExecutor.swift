@@ -164,16 +164,13 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
                                           slot: request.slot, attempt: number, database: store.path)
             let logPath = (directory as NSString).appendingPathComponent("attempt-\(number).log")
             let current = number
+            try store.startAttempt(run: runID, number: current, pid: nil, logPath: logPath, at: now())
             let outcome = await runner.run(
                 AttemptCommand(executable: line.executable, arguments: line.arguments, environment: variables,
                                workingDirectory: task.workingDirectory, user: user),
                 logPath: logPath
             ) { pid in
-                try store.startAttempt(run: runID, number: current, pid: pid, logPath: logPath, at: now())
-            }
-            if case .couldNotStart = outcome.ending {
-                // No process: record the attempt all the same, so the history says what happened.
-                try store.startAttempt(run: runID, number: current, pid: nil, logPath: logPath, at: now())
+                try store.setAttemptProcess(run: runID, number: current, pid: pid)
             }
             let (code, signal) = outcome.ending.codeAndSignal
             try store.finishAttempt(run: runID, number: current, exitCode: code, signal: signal, timedOut: outcome.timedOut,

@@ -60,7 +60,8 @@ extension BelfryDatabase {
         }
     }
 
-    /// An attempt has started: the run is `running`, the attempt has its pid and log.
+    /// An attempt is starting: the run is `running`; the attempt has its log (and its pid, once
+    /// known). Committed before the process starts, so that a crash never hides an attempt.
     public func startAttempt(run: Int64, number: Int, pid: Int32?, logPath: String?, at: Date) throws {
         try pool.write { db in
             try db.execute(sql: """
@@ -69,6 +70,13 @@ extension BelfryDatabase {
             try db.execute(sql: """
                 UPDATE run SET state = 'running', attempts = ?, started_at = coalesce(started_at, ?) WHERE id = ?
                 """, arguments: [number, milliseconds(at), run])
+        }
+    }
+
+    /// The attempt's process has started: its pid (its process group), for recovery after a crash.
+    public func setAttemptProcess(run: Int64, number: Int, pid: Int32) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE attempt SET pid = ? WHERE run_id = ? AND number = ?", arguments: [pid, run, number])
         }
     }
 

@@ -25,33 +25,46 @@ struct DaemonProcessTests {
     func killNine() async throws {
         let directory = try TemporaryDirectory()
         let marker = directory.path + "/started"
+        // The first attempt of a run would take 30 s; the resumed one finishes at once. Overlap
+        // forbid keeps it to one run in flight.
         try directory.write("schedules/t.yaml", """
             tasks:
               - name: slow
-                command: { shell: 'echo $$ >> \(marker); sleep 2' }
-                triggers: [{ name: every_3s, every: 3s }]
+                command: { shell: 'echo $$ >> \(marker); if [ "$BELFRY_ATTEMPT" = 1 ]; then sleep 30; fi' }
+                triggers: [{ name: every_2s, every: 2s, overlap: forbid }]
             """)
         let first = try Self.start(directory, log: directory.path + "/first.log")
-        // Kill it once the attempt is recorded as running (its process started, its pid committed).
-        for _ in 0..<3000 {
-            if FileManager.default.fileExists(atPath: marker), try Self.runs(directory).last?["state"] as? String == "running" { break }
-            try await Task.sleep(for: .milliseconds(10))
+        var interrupted: Int?
+        for _ in 0..<600 where interrupted == nil {
+            try await Task.sleep(for: .milliseconds(50))
+            interrupted = try Self.runs(directory).first { $0["state"] as? String == "running" }?["id"] as? Int
+        }
+        let runID = try #require(interrupted)
+        // ... and its process is recorded (the attempt row is committed before the spawn, the pid after).
+        for _ in 0..<600 {
+            let show = try BelfryCommand.run("runs", "show", String(runID), "--json", "--database", directory.path + "/belfry.sqlite")
+            let attempts = (try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any])?["attempt_list"] as? [[String: Any]]
+            if attempts?.first?["pid"] is Int { break }
+            try await Task.sleep(for: .milliseconds(50))
         }
         let orphan = try #require(Int32((try String(contentsOfFile: marker, encoding: .utf8)).split(separator: "\n").first ?? ""))
         kill(first.processIdentifier, SIGKILL)
         first.waitUntilExit()
         let second = try Self.start(directory, log: directory.path + "/second.log")
-        try await Task.sleep(for: .seconds(4))
-        #expect(!isAlive(orphan), "the interrupted attempt's process survived the restart")
+        var resumed: [String: Any]?
+        for _ in 0..<600 {
+            try await Task.sleep(for: .milliseconds(50))
+            resumed = try Self.runs(directory).first { $0["id"] as? Int == runID }
+            if resumed?["state"] as? String == "succeeded" { break }
+        }
         second.terminate()
         second.waitUntilExit()
         #expect(second.terminationStatus == 0)
-        let runs = try Self.runs(directory)
-        let slots = runs.compactMap { $0["slot"] as? String }
+        #expect(!isAlive(orphan), "the interrupted attempt's process survived the restart")
+        #expect(resumed?["state"] as? String == "succeeded")
+        #expect(resumed?["attempts"] as? Int == 2, "one interrupted attempt, one resumed")
+        let slots = try Self.runs(directory).compactMap { $0["slot"] as? String }
         #expect(Set(slots).count == slots.count, "a slot ran twice")
-        let resumed = try #require(runs.last)  // the first run, interrupted by kill -9
-        #expect(resumed["state"] as? String == "succeeded")
-        #expect(resumed["attempts"] as? Int == 2)
         let log = try String(contentsOfFile: directory.path + "/second.log", encoding: .utf8)
         #expect(log.contains("run resumed after an interruption"))
     }
