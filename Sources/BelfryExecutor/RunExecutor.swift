@@ -2,6 +2,7 @@ import BelfryConfig
 import BelfrySchedule
 import BelfryStore
 import Foundation
+import Synchronization
 
 /// What to run: a task, for a trigger's slot or by hand.
 public struct RunRequest: Sendable {
@@ -57,6 +58,9 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
     public var echo: (@Sendable (UnsafeRawBufferPointer) -> Void)?
     /// The queues runs wait in; share one gate between all the runs of a process.
     public let queues: QueueGate<C>
+    /// Set when the daemon shuts down: runs cancelled then are interrupted, not cancelled — they
+    /// go back to `queued` and the next start resumes them (SPEC §4, "Interruptions").
+    public let shutdown = ShutdownFlag()
 
     public init(
         store: BelfryDatabase, clock: C, now: @escaping @Sendable () -> Date, random: @escaping @Sendable () -> Double,
@@ -123,7 +127,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         }
         try store.finishRun(runID, state: result.state, reason: result.reason, exitCode: result.exitCode,
                             commandUsed: result.commandUsed, at: now())
-        if let breaker = task.circuitBreaker, result.state != .cancelled {
+        if let breaker = task.circuitBreaker, result.state.isFinal, result.state != .cancelled {
             try updateCircuit(circuit, breaker: breaker, task: task.fullName, succeeded: result.state == .succeeded)
         }
         return result
@@ -181,7 +185,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         for retry in 0...policy.count {
             let outcome = try await attempt(task.command)
             last = outcome
-            if Task.isCancelled { return finished(runID, number, outcome, state: .cancelled, reason: "cancelled", commandUsed: "primary") }
+            if Task.isCancelled { return cancelled(runID, number, outcome, commandUsed: "primary") }
             if outcome.ending == .exited(0) { return finished(runID, number, outcome, state: .succeeded, reason: nil, commandUsed: "primary") }
             if outcome.isPermanentFailure(policy) || retry == policy.count { break }
             if let hook = task.onFailure {
@@ -191,13 +195,20 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         }
         for (index, fallback) in task.fallbacks.enumerated() {
             let outcome = try await attempt(fallback)
-            if Task.isCancelled { return finished(runID, number, outcome, state: .cancelled, reason: "cancelled", commandUsed: "fallback \(index + 1)") }
+            if Task.isCancelled { return cancelled(runID, number, outcome, commandUsed: "fallback \(index + 1)") }
             if outcome.ending == .exited(0) {
                 return finished(runID, number, outcome, state: .succeeded, reason: "primary failed; fallback \(index + 1) succeeded", commandUsed: "fallback \(index + 1)")
             }
         }
         let outcome = last!
         return finished(runID, number, outcome, state: outcome.timedOut ? .timedOut : .failed, reason: outcome.reason, commandUsed: nil)
+    }
+
+    /// A cancelled run: `cancelled`, or back to `queued` when the daemon is shutting down.
+    private func cancelled(_ runID: Int64, _ attempts: Int, _ outcome: AttemptOutcome, commandUsed: String) -> RunResult {
+        shutdown.isSet
+            ? finished(runID, attempts, outcome, state: .queued, reason: "interrupted: the daemon stopped; resumed at its next start", commandUsed: nil)
+            : finished(runID, attempts, outcome, state: .cancelled, reason: "cancelled", commandUsed: commandUsed)
     }
 
     private func finished(_ runID: Int64, _ attempts: Int, _ outcome: AttemptOutcome, state: RunState, reason: String?, commandUsed: String?) -> RunResult {
@@ -252,4 +263,15 @@ extension AttemptOutcome {
         case .couldNotStart(let why): return why
         }
     }
+}
+
+/// A flag set once, read from any task.
+public final class ShutdownFlag: Sendable {
+    private let value = Mutex(false)
+
+    public init() {}
+
+    public var isSet: Bool { value.withLock { $0 } }
+
+    public func set() { value.withLock { $0 = true } }
 }

@@ -96,10 +96,12 @@ extension BelfryDatabase {
     public func finishRun(
         _ run: Int64, state: RunState, reason: String?, exitCode: Int32?, commandUsed: String?, at: Date
     ) throws {
+        // A run put back in the queue (interrupted by a shutdown) has not finished.
+        let finished = state.isFinal ? milliseconds(at) : nil
         try pool.write { db in
             try db.execute(sql: """
                 UPDATE run SET state = ?, reason = ?, exit_code = ?, command_used = ?, finished_at = ? WHERE id = ?
-                """, arguments: [state.rawValue, reason, exitCode, commandUsed, milliseconds(at), run])
+                """, arguments: [state.rawValue, reason, exitCode, commandUsed, finished, run])
         }
     }
 

@@ -68,9 +68,13 @@ struct DaemonCommand: AsyncParsableCommand {
             await scheduler.stop()
             loop.cancel()
             let running = await scheduler.runningTasks
-            let finished = await Self.wait(for: running, milliseconds: grace)
-            if !finished {
-                log.warning("shutdown grace over; stopping running jobs", metadata: ["runs": "\(running.count)"])
+            let deadline = ContinuousClock.now + .milliseconds(grace)
+            while await scheduler.status.running > 0, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            if await scheduler.status.running > 0 {
+                log.warning("shutdown grace over; interrupting running jobs, to be resumed at the next start", metadata: ["runs": "\(running.count)"])
+                executor.shutdown.set()
                 for task in running { task.cancel() }
                 for task in running { await task.value }
             }
@@ -127,23 +131,6 @@ struct DaemonCommand: AsyncParsableCommand {
                 return source
             }
             continuation.onTermination = { _ in sources.all.forEach { $0.cancel() } }
-        }
-    }
-
-    /// Whether every task finished within the time.
-    private static func wait(for tasks: [Task<Void, Never>], milliseconds: Int64) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                for task in tasks { await task.value }
-                return true
-            }
-            group.addTask {
-                try? await Task.sleep(for: .milliseconds(milliseconds))
-                return false
-            }
-            let first = await group.next()!
-            group.cancelAll()
-            return first
         }
     }
 }

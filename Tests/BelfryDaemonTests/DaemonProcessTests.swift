@@ -5,10 +5,10 @@ import Testing
 /// The real `belfry daemon`, killed and restarted.
 @Suite("belfry daemon process")
 struct DaemonProcessTests {
-    static func start(_ directory: TemporaryDirectory, log: String) throws -> Process {
+    static func start(_ directory: TemporaryDirectory, log: String, arguments: [String] = []) throws -> Process {
         let process = Process()
         process.executableURL = BelfryCommand.executable
-        process.arguments = ["daemon", "--schedules", directory.path + "/schedules", "--database", directory.path + "/belfry.sqlite"]
+        process.arguments = ["daemon", "--schedules", directory.path + "/schedules", "--database", directory.path + "/belfry.sqlite"] + arguments
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: log)
         process.standardOutput = FileHandle.nullDevice
@@ -67,6 +67,41 @@ struct DaemonProcessTests {
         #expect(Set(slots).count == slots.count, "a slot ran twice")
         let log = try String(contentsOfFile: directory.path + "/second.log", encoding: .utf8)
         #expect(log.contains("run resumed after an interruption"))
+    }
+
+    @Test("SIGTERM past the shutdown grace interrupts the running job; the next start resumes it")
+    func gracefulStop() async throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("schedules/t.yaml", """
+            tasks:
+              - name: slow
+                command: { shell: 'if [ "$BELFRY_ATTEMPT" = 1 ]; then sleep 30; fi' }
+                triggers: [{ name: every_2s, every: 2s, overlap: forbid }]
+            """)
+        let first = try Self.start(directory, log: directory.path + "/first.log", arguments: ["--shutdown-grace", "300ms"])
+        var running: Int?
+        for _ in 0..<600 where running == nil {
+            try await Task.sleep(for: .milliseconds(50))
+            running = try Self.runs(directory).first { $0["state"] as? String == "running" }?["id"] as? Int
+        }
+        let runID = try #require(running)
+        first.terminate()
+        first.waitUntilExit()
+        #expect(first.terminationStatus == 0)
+        let stopped = try #require(try Self.runs(directory).first { $0["id"] as? Int == runID })
+        #expect(stopped["state"] as? String == "queued")
+        #expect((stopped["reason"] as? String)?.hasPrefix("interrupted") == true)
+        let second = try Self.start(directory, log: directory.path + "/second.log")
+        var resumed: [String: Any]?
+        for _ in 0..<600 {
+            try await Task.sleep(for: .milliseconds(50))
+            resumed = try Self.runs(directory).first { $0["id"] as? Int == runID }
+            if resumed?["state"] as? String == "succeeded" { break }
+        }
+        second.terminate()
+        second.waitUntilExit()
+        #expect(resumed?["state"] as? String == "succeeded")
+        #expect(resumed?["attempts"] as? Int == 2)
     }
 
     @Test("a second daemon on the same database refuses to start")
