@@ -34,13 +34,21 @@ final class VirtualDaemon: Sendable {
         return Scheduler(store: store, executor: executor, clock: clock, wallClock: { [self] in wall }, changePoll: .seconds(3600)) { _ in }
     }
 
-    /// Runs a scheduler until the wall clock reaches `end`, jumping from one wake to the next.
-    func run(until end: String) async throws {
-        let endDate = Date(timeIntervalSince1970: TimeInterval(try InstantText.parse(end, zone: TimeZoneDatabase.system.rules(for: "UTC"), field: "t").secondsSinceEpoch))
+    /// Runs a scheduler until the wall clock reaches `end`, jumping from one wake to the next;
+    /// `during` is called once the wall clock has passed `at` (a redeploy in the middle, say).
+    func run(until end: String, at: String? = nil, during: (() throws -> Void)? = nil) async throws {
+        let utc = try TimeZoneDatabase.system.rules(for: "UTC")
+        let endDate = Date(timeIntervalSince1970: TimeInterval(try InstantText.parse(end, zone: utc, field: "t").secondsSinceEpoch))
+        let middle = try at.map { Date(timeIntervalSince1970: TimeInterval(try InstantText.parse($0, zone: utc, field: "t").secondsSinceEpoch)) }
+        var pending = during
         let scheduler = scheduler()
         let loop = Task { try await scheduler.run() }
         while true {
             while clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(1)) }
+            if let action = pending, let middle, wall >= middle {
+                try action()
+                pending = nil
+            }
             let deadline = try #require(clock.nextDeadline)
             let step = clock.now.duration(to: deadline)
             if wall.addingTimeInterval(Double(step.components.seconds)) > endDate { break }
@@ -114,6 +122,39 @@ struct SchedulerTests {
         #expect(outage.filter { $0.state == .missed }.count == missed)
         #expect(outage.filter { $0.origin == .catchUp && $0.state == .succeeded }.count == caughtUp)
         if policy == "latest" { #expect(outage.last?.origin == .catchUp) }
+    }
+
+    @Test("a redeploy while a run is in flight: the run finishes, later slots use the new definition, none twice")
+    func redeployInFlight() async throws {
+        let release = FileManager.default.temporaryDirectory.path + "/belfry-release-\(UUID())"
+        defer { try? FileManager.default.removeItem(atPath: release) }
+        let daemon = try VirtualDaemon(yaml: """
+              - name: job
+                command: { shell: 'while [ ! -f \(release) ]; do sleep 0.02; done' }
+                triggers: [{ name: minutely, cron: "* * * * *" }]
+            """, startingAt: "2026-06-01T00:00:30Z")
+        let marker = daemon.directory.path + "/new-definition"
+        let finishing = Task {
+            try await Task.sleep(for: .seconds(1))
+            _ = FileManager.default.createFile(atPath: release, contents: nil)
+        }
+        try await daemon.run(until: "2026-06-01T00:04:30Z", at: "2026-06-01T00:01:00Z") {
+            // The CLI deploys a new command, through a connection of its own.
+            let cli = try BelfryDatabase(path: daemon.store.path)
+            try cli.deploy(DefinitionLoader.load(files: [("t.yaml", Array("""
+                tasks:
+                  - name: job
+                    command: { shell: 'echo $BELFRY_TRIGGER_TIME >> \(marker)' }
+                    triggers: [{ name: minutely, cron: "* * * * *" }]
+                """.utf8))]), owner: "cli", now: daemon.wall)
+        }
+        try await finishing.value
+        let runs = try daemon.runs("minutely")
+        #expect(runs.map(\.slot) == ["2026-06-01T00:01:00Z", "2026-06-01T00:02:00Z", "2026-06-01T00:03:00Z", "2026-06-01T00:04:00Z"])
+        #expect(runs.allSatisfy { $0.state == .succeeded })
+        // The runs of the new definition (they may finish in any order: virtual minutes are short).
+        let written = ((try? String(contentsOfFile: marker, encoding: .utf8)) ?? "").split(separator: "\n").sorted()
+        #expect(written == ["2026-06-01T00:02:00Z", "2026-06-01T00:03:00Z", "2026-06-01T00:04:00Z"])
     }
 
     @Test("a backward wall-clock jump runs nothing twice; a forward jump follows catch-up")
