@@ -104,6 +104,43 @@ struct DaemonProcessTests {
         #expect(resumed?["attempts"] as? Int == 2)
     }
 
+    @Test("under systemd: READY=1 with a STATUS line, then WATCHDOG=1, then STOPPING=1")
+    func notify() async throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("schedules/t.yaml", "tasks:\n  - { name: x, command: [\"/bin/true\"], triggers: [hourly] }\n")
+        let socketPath = directory.path + "/notify.sock"
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(socketPath.utf8) + [0]) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let process = Process()
+        process.executableURL = BelfryCommand.executable
+        process.arguments = ["daemon", "--schedules", directory.path + "/schedules", "--database", directory.path + "/belfry.sqlite"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "1000000"]) { $1 }
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        func receive() -> String {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = recv(fd, &buffer, buffer.count, 0)
+            return count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self) : ""
+        }
+        let ready = receive()
+        #expect(ready.hasPrefix("READY=1\nSTATUS=1 active triggers, 0 running, next slot "), "\(ready)")
+        #expect(receive().hasPrefix("WATCHDOG=1\nSTATUS="))
+        process.terminate()
+        var stopping = false
+        for _ in 0..<5 where !stopping { stopping = receive() == "STOPPING=1" }
+        process.waitUntilExit()
+        #expect(stopping)
+    }
+
     @Test("a second daemon on the same database refuses to start")
     func secondDaemon() async throws {
         let directory = try TemporaryDirectory()
