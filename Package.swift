@@ -53,7 +53,10 @@ let package = Package(
         .target(name: "BelfryTesting"),
         .testTarget(name: "BelfryScheduleTests", dependencies: ["BelfrySchedule", "BelfryTesting", "belfry"]),
         .testTarget(name: "BelfryConfigTests", dependencies: ["BelfryConfig"]),
-        .testTarget(name: "BelfryDaemonTests", dependencies: ["BelfryDaemon", "BelfryExecutor", "BelfryStore", "BelfryConfig", "BelfryTesting", "belfry"]),
+        .testTarget(
+            name: "BelfryDaemonTests",
+            dependencies: ["BelfryDaemon", "BelfryExecutor", "BelfryStore", "BelfryConfig", "BelfrySchedule", "BelfryTesting", "belfry"]
+        ),
         .testTarget(name: "BelfryExecutorTests", dependencies: ["BelfryExecutor", "BelfryStore", "BelfryConfig", "BelfryTesting", "belfry"]),
         .testTarget(name: "BelfryStoreTests", dependencies: ["BelfryStore", "BelfryConfig", "BelfryTesting", "belfry"]),
     ]

@@ -1,3 +1,4 @@
+import BelfrySchedule
 import BelfryTesting
 import Foundation
 import Testing
@@ -139,6 +140,38 @@ struct DaemonProcessTests {
         for _ in 0..<5 where !stopping { stopping = receive() == "STOPPING=1" }
         process.waitUntilExit()
         #expect(stopping)
+    }
+
+    @Test("chaos: SIGKILL the daemon again and again; every second's slot is a run or a missed record, none twice")
+    func chaos() async throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("schedules/t.yaml", """
+            tasks:
+              - name: tick
+                command: { shell: 'sleep 0.$((RANDOM % 5))' }
+                triggers: [{ name: each_second, cron: "* * * * * *" }]
+            """)
+        for round in 0..<8 {
+            let daemon = try Self.start(directory, log: directory.path + "/round-\(round).log")
+            try await Task.sleep(for: .milliseconds(Int.random(in: 700...2500)))
+            kill(daemon.processIdentifier, SIGKILL)
+            daemon.waitUntilExit()
+        }
+        // A last, clean run lets interrupted runs finish.
+        let last = try Self.start(directory, log: directory.path + "/last.log")
+        try await Task.sleep(for: .seconds(3))
+        last.terminate()
+        last.waitUntilExit()
+        let runs = try Self.runs(directory)
+        let slots = runs.compactMap { $0["slot"] as? String }.sorted()
+        #expect(Set(slots).count == slots.count, "a slot was recorded twice")
+        // Every second from the first slot to the last is there.
+        let utc = try TimeZoneDatabase.system.rules(for: "UTC")
+        let first = try InstantText.parse(try #require(slots.first), zone: utc, field: "t").secondsSinceEpoch
+        let lastSlot = try InstantText.parse(try #require(slots.last), zone: utc, field: "t").secondsSinceEpoch
+        #expect(slots.count == Int(lastSlot - first + 1), "slots are missing: \(slots.count) for \(lastSlot - first + 1) seconds")
+        let states = Set(runs.compactMap { $0["state"] as? String })
+        #expect(states.isSubset(of: ["succeeded", "missed", "skipped"]), "\(states)")
     }
 
     @Test("a second daemon on the same database refuses to start")
