@@ -5,6 +5,7 @@ import BelfrySchedule
 import BelfryStore
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// `belfry daemon`: deploys the schedules directory and runs every active trigger at its slots.
 struct DaemonCommand: AsyncParsableCommand {
@@ -36,60 +37,21 @@ struct DaemonCommand: AsyncParsableCommand {
         let scheduler = Scheduler(store: store, executor: executor, clock: clock, wallClock: { Date() }) { log.log($0) }
         try await scheduler.refresh()
         try await scheduler.resume(interrupted)
-        let loop = Task { try await scheduler.run() }
         log.notice("daemon started", metadata: ["database": "\(store.path)", "schedules": "\(schedules.path)", "pid": "\(getpid())"])
-        let systemd = SystemdNotifier()
-        systemd.send("READY=1\nSTATUS=\(await Self.status(scheduler))")
-        // STATUS= for `systemctl status`, and WATCHDOG=1 while the scheduler answers.
-        let heartbeat = Task {
-            let period = min(systemd.watchdogInterval ?? .seconds(5), .seconds(5))
-            while !Task.isCancelled {
-                try? await Task.sleep(for: period)
-                let status = await Self.status(scheduler)
-                systemd.send((systemd.watchdogInterval == nil ? "" : "WATCHDOG=1\n") + "STATUS=\(status)")
-            }
-        }
-        defer { heartbeat.cancel() }
-
-        for await signal in Self.signals([SIGTERM, SIGINT, SIGHUP]) {
-            if signal == SIGHUP {
-                systemd.send("RELOADING=1")
-                defer { systemd.send("READY=1") }
-                do {
-                    try deploy(store, log: log)
-                    try await scheduler.refresh()
-                } catch {
-                    log.error("re-deploy failed; the running schedule is kept", metadata: ["reason": "\(error)"])
-                }
-                continue
-            }
-            log.notice("stopping", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])
-            systemd.send("STOPPING=1")
-            await scheduler.stop()
-            loop.cancel()
-            let running = await scheduler.runningTasks
-            let deadline = ContinuousClock.now + .milliseconds(grace)
-            while await scheduler.status.running > 0, ContinuousClock.now < deadline {
-                try? await Task.sleep(for: .milliseconds(50))
-            }
-            if await scheduler.status.running > 0 {
-                log.warning("shutdown grace over; interrupting running jobs, to be resumed at the next start", metadata: ["runs": "\(running.count)"])
-                executor.shutdown.set()
-                for task in running { task.cancel() }
-                for task in running { await task.value }
-            }
-            log.notice("daemon stopped")
-            return
-        }
-    }
-
-    /// `12 active triggers, 1 running, next slot 2026-11-23T12:30:00Z`.
-    private static func status(_ scheduler: Scheduler<ContinuousClock>) async -> String {
-        let status = await scheduler.status
-        return "\(status.triggers) active triggers, \(status.running) running, next slot \(status.nextSlot?.rfc3339 ?? "none")"
+        let schedules = self.schedules
+        let service = DaemonService(
+            scheduler: scheduler, executor: executor, logger: log, shutdownGrace: .milliseconds(grace)
+        ) { try Self.deploy(schedules, to: store, log: log) }
+        let group = ServiceGroup(
+            configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
+        try await group.run()
     }
 
     private func deploy(_ store: BelfryDatabase, log: Logger) throws {
+        try Self.deploy(schedules, to: store, log: log)
+    }
+
+    private static func deploy(_ schedules: SchedulesOptions, to store: BelfryDatabase, log: Logger) throws {
         let definitions = try schedules.load()
         let summary = try store.deploy(definitions, owner: "belfry daemon")
         log.notice("schedules deployed", metadata: [
@@ -113,24 +75,5 @@ struct DaemonCommand: AsyncParsableCommand {
         let pid = "\(getpid())\n"
         _ = pid.withCString { write(fd, $0, strlen($0)) }
         return fd
-    }
-
-    /// The signals as they arrive.
-    private static func signals(_ numbers: [Int32]) -> AsyncStream<Int32> {
-        /// Keeps the dispatch sources alive as long as the stream.
-        final class Sources: @unchecked Sendable {
-            var all: [any DispatchSourceSignal] = []
-        }
-        return AsyncStream { continuation in
-            let sources = Sources()
-            sources.all = numbers.map { number in
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number)
-                source.setEventHandler { continuation.yield(number) }
-                source.resume()
-                return source
-            }
-            continuation.onTermination = { _ in sources.all.forEach { $0.cancel() } }
-        }
     }
 }

@@ -1,0 +1,84 @@
+import BelfryExecutor
+import BelfryStore
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// The daemon as a swift-service-lifecycle `Service`: runs the scheduler, tells systemd how it
+/// is doing, re-deploys on SIGHUP, and on graceful shutdown (SIGTERM, SIGINT, through the
+/// service group) stops launching, lets running jobs finish for `shutdownGrace`, then interrupts
+/// them (their runs go back to `queued`, resumed at the next start).
+public struct DaemonService: Service {
+    let scheduler: Scheduler<ContinuousClock>
+    let executor: RunExecutor<ContinuousClock>
+    let logger: Logger
+    let shutdownGrace: Duration
+    /// Deploys the schedules directory again (SIGHUP); throws when it is not valid.
+    let redeploy: @Sendable () throws -> Void
+    let systemd = SystemdNotifier()
+
+    public init(
+        scheduler: Scheduler<ContinuousClock>, executor: RunExecutor<ContinuousClock>, logger: Logger, shutdownGrace: Duration,
+        redeploy: @escaping @Sendable () throws -> Void
+    ) {
+        (self.scheduler, self.executor, self.logger, self.shutdownGrace, self.redeploy) = (scheduler, executor, logger, shutdownGrace, redeploy)
+    }
+
+    public func run() async throws {
+        let loop = Task { try await scheduler.run() }
+        systemd.send("READY=1\nSTATUS=\(await status())")
+        let heartbeat = Task { await beat() }
+        let reloads = Task { await reloadOnHangUp() }
+        defer {
+            heartbeat.cancel()
+            reloads.cancel()
+        }
+        try? await gracefulShutdown()
+        logger.notice("stopping")
+        systemd.send("STOPPING=1")
+        await scheduler.stop()
+        loop.cancel()
+        let running = await scheduler.runningTasks
+        let deadline = ContinuousClock.now + shutdownGrace
+        while await scheduler.status.running > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        if await scheduler.status.running > 0 {
+            logger.warning("shutdown grace over; interrupting running jobs, to be resumed at the next start", metadata: ["runs": "\(running.count)"])
+            executor.shutdown.set()
+            for task in running { task.cancel() }
+            for task in running { await task.value }
+        }
+        logger.notice("daemon stopped")
+    }
+
+    /// STATUS= for `systemctl status`, and WATCHDOG=1 while the scheduler answers.
+    private func beat() async {
+        let period = min(systemd.watchdogInterval ?? .seconds(5), .seconds(5))
+        while !Task.isCancelled {
+            try? await Task.sleep(for: period)
+            let status = await status()
+            systemd.send((systemd.watchdogInterval == nil ? "" : "WATCHDOG=1\n") + "STATUS=\(status)")
+        }
+    }
+
+    private func reloadOnHangUp() async {
+        for await _ in await UnixSignalsSequence(trapping: .sighup) {
+            systemd.send("RELOADING=1")
+            do {
+                try redeploy()
+                try await scheduler.refresh()
+            } catch {
+                logger.error("re-deploy failed; the running schedule is kept", metadata: ["reason": "\(error)"])
+            }
+            systemd.send("READY=1")
+        }
+    }
+
+    /// `12 active triggers, 1 running, next slot 2026-11-23T12:30:00Z`.
+    private func status() async -> String {
+        let status = await scheduler.status
+        return "\(status.triggers) active triggers, \(status.running) running, next slot \(status.nextSlot?.rfc3339 ?? "none")"
+    }
+}
