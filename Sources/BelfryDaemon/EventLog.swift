@@ -66,7 +66,7 @@ extension Logger {
     /// The line of a scheduler event: a short constant message, the variables as metadata.
     public func log(_ event: SchedulerEvent) {
         switch event {
-        case .scheduled(let triggers, let next, _):
+        case .scheduled(let triggers, let next):
             info("schedule loaded", metadata: ["triggers": "\(triggers)", "next_slot": "\(next?.rfc3339 ?? "none")"])
         case .queued(let task, let trigger, let slot, let run, let origin):
             info("run queued", metadata: ["task": "\(task)", "trigger": "\(trigger)", "slot": "\(slot.rfc3339)", "run": "\(run)", "origin": "\(origin.rawValue)"])

@@ -122,7 +122,6 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         let triggers = try store.activeTriggers()
         var fresh: [Int64: Entry] = [:]
         queue = SlotQueue()
-        let now = Instant(wallClock())
         for trigger in triggers {
             let slots: any SlotSchedule
             do {
@@ -143,7 +142,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
             fresh[trigger.id] = entry
         }
         entries = fresh
-        log(.scheduled(triggers: fresh.count, next: queue.peek()?.slot, at: now))
+        log(.scheduled(triggers: fresh.count, next: queue.peek()?.slot))
     }
 
     /// Records every slot of `entry` that came due, then launches the runs.
@@ -204,7 +203,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
 
 /// What the scheduler reports, one event per log line.
 public enum SchedulerEvent: Sendable {
-    case scheduled(triggers: Int, next: Instant?, at: Instant)
+    case scheduled(triggers: Int, next: Instant?)
     case queued(task: String, trigger: String, slot: Instant, run: Int64, origin: RunOrigin)
     case finished(task: String, trigger: String, run: Int64, state: RunState, reason: String?)
     case notRun(task: String, trigger: String, slot: Instant, state: RunState, reason: String)

@@ -17,8 +17,6 @@ public struct SystemdNotifier: Sendable {
         }
     }
 
-    public var isActive: Bool { socketPath != nil }
-
     /// Sends one notification (lines such as `READY=1`, `STATUS=...`); errors are ignored, as
     /// sd_notify's are: a daemon must not stop because its supervisor went away.
     public func send(_ message: String) {

@@ -57,9 +57,6 @@ final class CappedLog: @unchecked Sendable {
             return Data(recent.contents())
         }
     }
-
-    /// The total number of bytes the job wrote.
-    var byteCount: Int { lock.withLock { total } }
 }
 
 /// The last `capacity` bytes appended.

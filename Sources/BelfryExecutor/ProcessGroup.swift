@@ -13,12 +13,7 @@ struct ProcessGroup: Sendable {
         guard kill(-id, 0) == 0 else { return false }
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return true }
         for entry in entries where entry.first?.isNumber == true {
-            // /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces and parentheses.
-            guard let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                let close = stat.lastIndex(of: ")")
-            else { continue }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            if fields.count > 2, fields[2] == Substring(String(id)), fields[0] != "Z" { return true }
+            if let process = ProcessStatus(pid: entry), process.group == id, !process.isZombie { return true }
         }
         return false
     }
@@ -64,10 +59,25 @@ struct ProcessGroup: Sendable {
 /// jobs' sessions outlived it). Only a session leader is taken for one: every attempt is one, and
 /// a reused pid seldom is.
 public func terminateOrphanedAttempt(pid: Int32, grace: Duration) async {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return }
-    let fields = stat[stat.index(after: close)...].split(separator: " ")
-    guard fields.count > 3, fields[3] == Substring(String(pid)) else { return }  // after state, ppid, pgrp: the session
+    guard let process = ProcessStatus(pid: String(pid)), process.session == pid else { return }
     await ProcessGroup(id: pid).terminate(killAt: .now + grace)
+}
+
+/// What `/proc/PID/stat` says of a process: `pid (comm) state ppid pgrp session ...`, where
+/// comm may hold spaces and parentheses.
+struct ProcessStatus {
+    var isZombie: Bool
+    var group: Int32
+    var session: Int32
+
+    init?(pid: String) {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
+            return nil
+        }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 3, let group = Int32(fields[2]), let session = Int32(fields[3]) else { return nil }
+        (isZombie, self.group, self.session) = (fields[0] == "Z", group, session)
+    }
 }
 
 /// A pipe whose ends are closed on exec, so that no other child inherits them.

@@ -28,7 +28,7 @@ struct DaemonCommand: AsyncParsableCommand {
         let lock = try Self.lock(store.path)
         defer { close(lock) }
 
-        try deploy(store, log: log)
+        try Self.deploy(schedules, to: store, log: log)
         let interrupted = try store.interruptedRuns(at: Date())
         let clock = ContinuousClock()
         let executor = RunExecutor(
@@ -45,10 +45,6 @@ struct DaemonCommand: AsyncParsableCommand {
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
         try await group.run()
-    }
-
-    private func deploy(_ store: BelfryDatabase, log: Logger) throws {
-        try Self.deploy(schedules, to: store, log: log)
     }
 
     private static func deploy(_ schedules: SchedulesOptions, to store: BelfryDatabase, log: Logger) throws {
