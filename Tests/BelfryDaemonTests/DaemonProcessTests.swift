@@ -17,6 +17,15 @@ struct DaemonProcessTests {
         return process
     }
 
+    /// Polls `belfry runs --json` for up to 30 s until a run matches; returns it (or nil).
+    static func waitForRun(_ directory: TemporaryDirectory, where matches: ([String: Any]) -> Bool) async throws -> [String: Any]? {
+        for _ in 0..<600 {
+            if let run = try runs(directory).first(where: matches) { return run }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return nil
+    }
+
     static func runs(_ directory: TemporaryDirectory) throws -> [[String: Any]] {
         let list = try BelfryCommand.run("runs", "--json", "--limit", "10000", "--database", directory.path + "/belfry.sqlite")
         return try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]] ?? []
@@ -35,12 +44,7 @@ struct DaemonProcessTests {
                 triggers: [{ name: every_2s, every: 2s, overlap: forbid }]
             """)
         let first = try Self.start(directory, log: directory.path + "/first.log")
-        var interrupted: Int?
-        for _ in 0..<600 where interrupted == nil {
-            try await Task.sleep(for: .milliseconds(50))
-            interrupted = try Self.runs(directory).first { $0["state"] as? String == "running" }?["id"] as? Int
-        }
-        let runID = try #require(interrupted)
+        let runID = try #require(try await Self.waitForRun(directory) { $0["state"] as? String == "running" }?["id"] as? Int)
         // ... and its process is recorded (the attempt row is committed before the spawn, the pid after).
         for _ in 0..<600 {
             let show = try BelfryCommand.run("runs", "show", String(runID), "--json", "--database", directory.path + "/belfry.sqlite")
@@ -52,12 +56,7 @@ struct DaemonProcessTests {
         kill(first.processIdentifier, SIGKILL)
         first.waitUntilExit()
         let second = try Self.start(directory, log: directory.path + "/second.log")
-        var resumed: [String: Any]?
-        for _ in 0..<600 {
-            try await Task.sleep(for: .milliseconds(50))
-            resumed = try Self.runs(directory).first { $0["id"] as? Int == runID }
-            if resumed?["state"] as? String == "succeeded" { break }
-        }
+        let resumed = try await Self.waitForRun(directory) { $0["id"] as? Int == runID && $0["state"] as? String == "succeeded" }
         second.terminate()
         second.waitUntilExit()
         #expect(second.terminationStatus == 0)
@@ -80,12 +79,7 @@ struct DaemonProcessTests {
                 triggers: [{ name: every_2s, every: 2s, overlap: forbid }]
             """)
         let first = try Self.start(directory, log: directory.path + "/first.log", arguments: ["--shutdown-grace", "300ms"])
-        var running: Int?
-        for _ in 0..<600 where running == nil {
-            try await Task.sleep(for: .milliseconds(50))
-            running = try Self.runs(directory).first { $0["state"] as? String == "running" }?["id"] as? Int
-        }
-        let runID = try #require(running)
+        let runID = try #require(try await Self.waitForRun(directory) { $0["state"] as? String == "running" }?["id"] as? Int)
         first.terminate()
         first.waitUntilExit()
         #expect(first.terminationStatus == 0)
@@ -93,12 +87,7 @@ struct DaemonProcessTests {
         #expect(stopped["state"] as? String == "queued")
         #expect((stopped["reason"] as? String)?.hasPrefix("interrupted") == true)
         let second = try Self.start(directory, log: directory.path + "/second.log")
-        var resumed: [String: Any]?
-        for _ in 0..<600 {
-            try await Task.sleep(for: .milliseconds(50))
-            resumed = try Self.runs(directory).first { $0["id"] as? Int == runID }
-            if resumed?["state"] as? String == "succeeded" { break }
-        }
+        let resumed = try await Self.waitForRun(directory) { $0["id"] as? Int == runID && $0["state"] as? String == "succeeded" }
         second.terminate()
         second.waitUntilExit()
         #expect(resumed?["state"] as? String == "succeeded")
