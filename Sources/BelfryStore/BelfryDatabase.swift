@@ -62,10 +62,36 @@ public final class BelfryDatabase: Sendable {
         configuration.busyMode = .timeout(30)
         configuration.label = "belfry"
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
-            try Self.migrator.migrate(pool)
+            pool = try Self.openMigrated(path: path, configuration: configuration)
         } catch {
             throw .cannotOpen(path: path, reason: Self.reason(error))
+        }
+    }
+
+    /// Opens the pool and brings the schema up to date, settling the races of processes that
+    /// open a new database at the same moment (the daemon and a CLI command, say):
+    /// - switching a new file to WAL needs it alone, and SQLite answers "database is locked" at
+    ///   once, without the busy timeout, when another process has it open: wait and retry;
+    /// - GRDB reads which migrations are applied before it takes the write lock, so two
+    ///   processes can both try v1; the loser fails ("table ... already exists") after the winner
+    ///   committed, and reading again finds nothing left to do.
+    private static func openMigrated(path: String, configuration: GRDB.Configuration) throws -> DatabasePool {
+        var busyRetries = 100  // 5 s in all
+        var migrationRetried = false
+        while true {
+            do {
+                let pool = try DatabasePool(path: path, configuration: configuration)
+                do {
+                    try migrator.migrate(pool)
+                } catch let error as DatabaseError where error.resultCode == .SQLITE_ERROR && !migrationRetried {
+                    migrationRetried = true
+                    try migrator.migrate(pool)
+                }
+                return pool
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && busyRetries > 0 {
+                busyRetries -= 1
+                usleep(50_000)
+            }
         }
     }
 

@@ -17,12 +17,19 @@ struct DaemonProcessTests {
         return process
     }
 
-    /// Polls `belfry runs --json` for up to 30 s until a run matches; returns it (or nil).
-    static func waitForRun(_ directory: TemporaryDirectory, where matches: ([String: Any]) -> Bool) async throws -> [String: Any]? {
-        for _ in 0..<600 {
+    /// Polls `belfry runs --json` for up to 30 s until a run matches; returns it, or records an
+    /// issue with the daemon's log and returns nil.
+    static func waitForRun(
+        _ directory: TemporaryDirectory, log: String, sourceLocation: SourceLocation = #_sourceLocation,
+        where matches: ([String: Any]) -> Bool
+    ) async throws -> [String: Any]? {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
             if let run = try runs(directory).first(where: matches) { return run }
             try await Task.sleep(for: .milliseconds(50))
         }
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? "(no log)"
+        Issue.record("no such run after 30 s; the daemon's log:\n\(text)", sourceLocation: sourceLocation)
         return nil
     }
 
@@ -44,7 +51,7 @@ struct DaemonProcessTests {
                 triggers: [{ name: every_2s, every: 2s, overlap: forbid }]
             """)
         let first = try Self.start(directory, log: directory.path + "/first.log")
-        let runID = try #require(try await Self.waitForRun(directory) { $0["state"] as? String == "running" }?["id"] as? Int)
+        let runID = try #require(try await Self.waitForRun(directory, log: directory.path + "/first.log") { $0["state"] as? String == "running" }?["id"] as? Int)
         // ... and its process is recorded (the attempt row is committed before the spawn, the pid after).
         for _ in 0..<600 {
             let show = try BelfryCommand.run("runs", "show", String(runID), "--json", "--database", directory.path + "/belfry.sqlite")
@@ -56,7 +63,7 @@ struct DaemonProcessTests {
         kill(first.processIdentifier, SIGKILL)
         first.waitUntilExit()
         let second = try Self.start(directory, log: directory.path + "/second.log")
-        let resumed = try await Self.waitForRun(directory) { $0["id"] as? Int == runID && $0["state"] as? String == "succeeded" }
+        let resumed = try await Self.waitForRun(directory, log: directory.path + "/second.log") { $0["id"] as? Int == runID && $0["state"] as? String == "succeeded" }
         second.terminate()
         second.waitUntilExit()
         #expect(second.terminationStatus == 0)
@@ -79,7 +86,7 @@ struct DaemonProcessTests {
                 triggers: [{ name: every_2s, every: 2s, overlap: forbid }]
             """)
         let first = try Self.start(directory, log: directory.path + "/first.log", arguments: ["--shutdown-grace", "300ms"])
-        let runID = try #require(try await Self.waitForRun(directory) { $0["state"] as? String == "running" }?["id"] as? Int)
+        let runID = try #require(try await Self.waitForRun(directory, log: directory.path + "/first.log") { $0["state"] as? String == "running" }?["id"] as? Int)
         first.terminate()
         first.waitUntilExit()
         #expect(first.terminationStatus == 0)
@@ -87,7 +94,7 @@ struct DaemonProcessTests {
         #expect(stopped["state"] as? String == "queued")
         #expect((stopped["reason"] as? String)?.hasPrefix("interrupted") == true)
         let second = try Self.start(directory, log: directory.path + "/second.log")
-        let resumed = try await Self.waitForRun(directory) { $0["id"] as? Int == runID && $0["state"] as? String == "succeeded" }
+        let resumed = try await Self.waitForRun(directory, log: directory.path + "/second.log") { $0["id"] as? Int == runID && $0["state"] as? String == "succeeded" }
         second.terminate()
         second.waitUntilExit()
         #expect(resumed?["state"] as? String == "succeeded")

@@ -102,4 +102,23 @@ struct DeployCommandTests {
         #expect(states == [false, false])
         #expect(triggers.count == 7)
     }
+
+    @Test("processes opening a new database at the same moment all succeed (WAL switch and first migration)")
+    func concurrentFirstOpen() async throws {
+        let directory = try TemporaryDirectory()
+        var failures: [String] = []
+        for round in 0..<10 {
+            let database = directory.path + "/\(round)/belfry.sqlite"
+            failures += try await withThrowingTaskGroup(of: String?.self) { group in
+                for _ in 0..<6 {
+                    group.addTask {
+                        let result = try BelfryCommand.run("runs", "--json", "--database", database)
+                        return result.status == 0 ? nil : result.stderr
+                    }
+                }
+                return try await group.reduce(into: []) { if let failure = $1 { $0.append(failure) } }
+            }
+        }
+        #expect(failures.isEmpty, "\(failures)")
+    }
 }
