@@ -53,10 +53,11 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         if entries.isEmpty { try reload() }
         while !stopped, !Task.isCancelled {
             try await tick()
-            let now = Instant(wallClock())
+            // Until the next slot to the nanosecond (slots are whole seconds, the wall clock is not).
             var wait = changePoll
             if let next = queue.peek()?.slot {
-                wait = min(wait, .seconds(max(0, next.secondsSinceEpoch - now.secondsSinceEpoch)))
+                let seconds = Double(next.secondsSinceEpoch) - wallClock().timeIntervalSince1970
+                wait = min(wait, .nanoseconds(Int64(max(0, seconds) * 1e9)))
             }
             try await clock.sleep(for: wait)
         }
@@ -78,7 +79,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
                 continue
             }
             log(.resumed(task: run.task, trigger: run.trigger, run: run.id, attempts: run.attempts))
-            start((run.slot, run.id, run.origin), trigger: entry.trigger, previousAttempts: run.attempts)
+            start(.init(slot: run.slot, runID: run.id, origin: run.origin), trigger: entry.trigger, previousAttempts: run.attempts)
         }
     }
 
@@ -108,12 +109,28 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         if let known = changeCounter, known != counter { try reload() }
         changeCounter = counter
         let now = Instant(wall)
+        var claims: [BelfryDatabase.SlotClaim] = []
         while let top = queue.peek(), top.slot <= now {
             _ = queue.pop()
             guard var entry = entries[top.trigger], entry.next == top.slot else { continue }  // stale
-            try handleDue(&entry, now: now)
+            claims.append(decide(&entry, now: now))
             entries[top.trigger] = entry
             if let next = entry.next { queue.push(next, trigger: top.trigger) }
+        }
+        guard !claims.isEmpty else { return }
+        // Every trigger due now is claimed in one transaction, then launched.
+        let launches = try store.claimSlots(claims, evaluatedThrough: now, at: wallClock())
+        for (claim, launches) in zip(claims, launches) {
+            let trigger = claim.trigger
+            for (slot, outcome) in claim.outcomes {
+                if case .notRun(let state, let reason) = outcome {
+                    log(.notRun(task: trigger.task.fullName, trigger: trigger.trigger.name, slot: slot, state: state, reason: reason))
+                }
+            }
+            if !launches.isEmpty, trigger.trigger.overlap == .replace {
+                for task in running[trigger.id]?.values ?? [:].values { task.cancel() }
+            }
+            for launch in launches { start(launch, trigger: trigger) }
         }
     }
 
@@ -145,8 +162,9 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         log(.scheduled(triggers: fresh.count, next: queue.peek()?.slot))
     }
 
-    /// Records every slot of `entry` that came due, then launches the runs.
-    private func handleDue(_ entry: inout Entry, now: Instant) throws {
+    /// Collects the slots of `entry` that came due and decides what becomes of each (catch-up,
+    /// overlap); moves the entry to its next slot.
+    private func decide(_ entry: inout Entry, now: Instant) -> BelfryDatabase.SlotClaim {
         var due: [Instant] = []
         var slot = entry.next
         while let current = slot, current <= now, due.count < 1_000_000 {
@@ -157,26 +175,16 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         let trigger = entry.trigger
         let catchUp = CatchUp(policy: trigger.trigger.catchUp, startingDeadlineMilliseconds: trigger.trigger.startingDeadlineMilliseconds)
         var outcomes = catchUp.decide(due, now: now)
-        let busy = !(running[trigger.id]?.isEmpty ?? true)
-        if busy, trigger.trigger.overlap == .forbid {
+        if trigger.trigger.overlap == .forbid, !(running[trigger.id]?.isEmpty ?? true) {
             outcomes = outcomes.map { item in
                 guard case .run = item.outcome else { return item }
                 return (item.slot, .notRun(.skipped, reason: "overlap is forbid and the previous run is still running"))
             }
         }
-        let launches = try store.claimSlots(outcomes, trigger: trigger, evaluatedThrough: now, at: wallClock())
-        for (slot, outcome) in outcomes {
-            if case .notRun(let state, let reason) = outcome {
-                log(.notRun(task: trigger.task.fullName, trigger: trigger.trigger.name, slot: slot, state: state, reason: reason))
-            }
-        }
-        if !launches.isEmpty, busy, trigger.trigger.overlap == .replace {
-            for task in running[trigger.id]?.values ?? [:].values { task.cancel() }
-        }
-        for launch in launches { start(launch, trigger: trigger) }
+        return BelfryDatabase.SlotClaim(trigger: trigger, outcomes: outcomes)
     }
 
-    private func start(_ launch: (slot: Instant, runID: Int64, origin: RunOrigin), trigger: ScheduledTrigger, previousAttempts: Int = 0) {
+    private func start(_ launch: BelfryDatabase.Launch, trigger: ScheduledTrigger, previousAttempts: Int = 0) {
         let request = RunRequest(
             task: trigger.task, trigger: trigger.trigger, slot: launch.slot, origin: launch.origin, runID: launch.runID,
             previousAttempts: previousAttempts)

@@ -7,7 +7,7 @@ struct AttemptCommand: Sendable {
     /// A path (with a `/`) or a name looked up in `$PATH`.
     var executable: String
     var arguments: [String]
-    /// Overlaid on the environment of the launching process.
+    /// The whole environment of the process.
     var environment: [String: String]
     var workingDirectory: String?
     var user: (uid: UInt32, gid: UInt32)?
@@ -68,7 +68,7 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
         do {
             let result = try await Subprocess.run(
                 executable, arguments: Arguments(command.arguments),
-                environment: .inherit.updating(Dictionary(uniqueKeysWithValues: command.environment.map { (Environment.Key(rawValue: $0.key)!, Optional($0.value)) })),
+                environment: .custom(Dictionary(uniqueKeysWithValues: command.environment.map { (Environment.Key(rawValue: $0.key)!, $0.value) })),
                 workingDirectory: command.workingDirectory.map { FilePath($0) }, platformOptions: options,
                 // The same pipe for both streams, closed by us once the process is gone: with
                 // `.combinedWithOutput` the library keeps a duplicate of it open in this process.

@@ -17,12 +17,11 @@ final class CappedLog: @unchecked Sendable {
     private let lock = NSLock()
 
     init(path: String, limit: Int) throws {
-        guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]),
-            let handle = FileHandle(forWritingAtPath: path)
-        else {
-            throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path])
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path, NSUnderlyingErrorKey: POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)])
         }
-        self.handle = handle
+        handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         headLimit = max(limit / 2, 1)
         tail = Ring(capacity: max(limit - headLimit, 1))
     }

@@ -152,12 +152,15 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         let task = request.task
         let policy = task.retries
         let directory = (logDirectory as NSString).appendingPathComponent(String(runID))
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        if mkdir(directory, 0o700) != 0, errno != EEXIST {  // the common case in one system call
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
         var runner = AttemptRunner(
             clock: clock, maxRuntime: task.timeout.maxRuntimeMilliseconds.map { .milliseconds($0) },
             killGrace: .milliseconds(task.killGraceMilliseconds), maxOutputBytes: Int(task.maxOutputBytes))
         runner.echo = echo
-        let env = request.trigger?.env ?? task.env
+        // The whole environment of its processes: this process's, then the definition's `env`.
+        let env = baseEnvironment.merging(request.trigger?.env ?? task.env) { $1 }
         var number = request.previousAttempts
         var last: AttemptOutcome?
 

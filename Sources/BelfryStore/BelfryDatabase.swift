@@ -60,6 +60,10 @@ public final class BelfryDatabase: Sendable {
         var configuration = GRDB.Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(30)
+        // WAL with synchronous = NORMAL: a commit survives the process being killed, and the
+        // database is never corrupted; a power loss may forget the last commits. Slot claims are
+        // synced anyway (`claimSlots`). FULL costs 0.6 ms per commit on this machine, NORMAL 26 µs.
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         configuration.label = "belfry"
         do {
             pool = try Self.openMigrated(path: path, configuration: configuration)

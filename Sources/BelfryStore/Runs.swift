@@ -64,19 +64,19 @@ extension BelfryDatabase {
     /// known). Committed before the process starts, so that a crash never hides an attempt.
     public func startAttempt(run: Int64, number: Int, pid: Int32?, logPath: String?, at: Date) throws {
         try pool.write { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO attempt (run_id, number, started_at, pid, log_path) VALUES (?, ?, ?, ?, ?)
-                """, arguments: [run, number, milliseconds(at), pid, logPath])
-            try db.execute(sql: """
+                """).execute(arguments: [run, number, milliseconds(at), pid, logPath])
+            try db.cachedStatement(sql: """
                 UPDATE run SET state = 'running', attempts = ?, started_at = coalesce(started_at, ?) WHERE id = ?
-                """, arguments: [number, milliseconds(at), run])
+                """).execute(arguments: [number, milliseconds(at), run])
         }
     }
 
     /// The attempt's process has started: its pid (its process group), for recovery after a crash.
     public func setAttemptProcess(run: Int64, number: Int, pid: Int32) throws {
         try pool.write { db in
-            try db.execute(sql: "UPDATE attempt SET pid = ? WHERE run_id = ? AND number = ?", arguments: [pid, run, number])
+            try db.cachedStatement(sql: "UPDATE attempt SET pid = ? WHERE run_id = ? AND number = ?").execute(arguments: [pid, run, number])
         }
     }
 
@@ -85,10 +85,10 @@ extension BelfryDatabase {
         run: Int64, number: Int, exitCode: Int32?, signal: Int32?, timedOut: Bool, outputTail: Data, at: Date
     ) throws {
         try pool.write { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE attempt SET finished_at = ?, exit_code = ?, signal = ?, timed_out = ?, output_tail = ?
                 WHERE run_id = ? AND number = ?
-                """, arguments: [milliseconds(at), exitCode, signal, timedOut, outputTail, run, number])
+                """).execute(arguments: [milliseconds(at), exitCode, signal, timedOut, outputTail, run, number])
         }
     }
 
@@ -99,9 +99,9 @@ extension BelfryDatabase {
         // A run put back in the queue (interrupted by a shutdown) has not finished.
         let finished = state.isFinal ? milliseconds(at) : nil
         try pool.write { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE run SET state = ?, reason = ?, exit_code = ?, command_used = ?, finished_at = ? WHERE id = ?
-                """, arguments: [state.rawValue, reason, exitCode, commandUsed, finished, run])
+                """).execute(arguments: [state.rawValue, reason, exitCode, commandUsed, finished, run])
         }
     }
 

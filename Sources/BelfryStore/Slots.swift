@@ -44,36 +44,70 @@ extension BelfryDatabase {
         }
     }
 
-    /// Records the outcome of each slot and advances the trigger's watermark, in one
-    /// transaction, before anything runs. Slots at or before the stored watermark, and slots that
-    /// already have a run (another daemon, a restart), are left alone: each slot is recorded once.
-    /// Returns the runs created to be launched now.
-    public func claimSlots(
-        _ outcomes: [(slot: Instant, outcome: SlotOutcome)], trigger: ScheduledTrigger, evaluatedThrough watermark: Instant, at: Date
-    ) throws -> [(slot: Instant, runID: Int64, origin: RunOrigin)] {
-        let task = trigger.task.fullName
-        let name = trigger.trigger.name
-        return try pool.write { db in
-            let stored = try Int64.fetchOne(db, sql: "SELECT last_slot FROM watermark WHERE trigger_id = ?", arguments: [trigger.id])
-            var launches: [(Instant, Int64, RunOrigin)] = []
-            let insert = try db.cachedStatement(sql: """
-                INSERT INTO run (task, "trigger", slot, origin, state, reason, queued_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (task, "trigger", slot) DO NOTHING
-                """)
-            for (slot, outcome) in outcomes where stored.map({ slot.secondsSinceEpoch > $0 }) ?? true {
-                switch outcome {
-                case .run(let origin):
-                    try insert.execute(arguments: [task, name, slot.secondsSinceEpoch, origin.rawValue, RunState.queued.rawValue, nil, milliseconds(at), nil])
-                    if db.changesCount == 1 { launches.append((slot, db.lastInsertedRowID, origin)) }
-                case .notRun(let state, let reason):
-                    try insert.execute(arguments: [task, name, slot.secondsSinceEpoch, RunOrigin.scheduled.rawValue, state.rawValue, reason, milliseconds(at), milliseconds(at)])
+    /// The slots of one trigger that came due, each with what becomes of it.
+    public struct SlotClaim: Sendable {
+        public var trigger: ScheduledTrigger
+        public var outcomes: [(slot: Instant, outcome: SlotOutcome)]
+
+        public init(trigger: ScheduledTrigger, outcomes: [(slot: Instant, outcome: SlotOutcome)]) {
+            (self.trigger, self.outcomes) = (trigger, outcomes)
+        }
+    }
+
+    /// A run created by a claim, to be launched now.
+    public struct Launch: Sendable {
+        public var slot: Instant
+        public var runID: Int64
+        public var origin: RunOrigin
+
+        public init(slot: Instant, runID: Int64, origin: RunOrigin) {
+            (self.slot, self.runID, self.origin) = (slot, runID, origin)
+        }
+    }
+
+    /// Records the outcome of each slot and advances each trigger's watermark to
+    /// `evaluatedThrough`, in one transaction synced to disk, before anything runs. Slots at or
+    /// before a stored watermark, and slots that already have a run (another daemon, a restart),
+    /// are left alone: each slot is recorded once. Returns, per claim, the runs to launch now.
+    public func claimSlots(_ claims: [SlotClaim], evaluatedThrough watermark: Instant, at: Date) throws -> [[Launch]] {
+        try pool.writeWithoutTransaction { db in
+            // The database runs with synchronous = NORMAL (durable across crashes of the
+            // process, not of the machine); a claim is synced so that after a power loss no slot
+            // whose process started can be claimed again.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
+            var result: [[Launch]] = []
+            try db.inTransaction(.immediate) {
+                let readWatermark = try db.cachedStatement(sql: "SELECT last_slot FROM watermark WHERE trigger_id = ?")
+                let insert = try db.cachedStatement(sql: """
+                    INSERT INTO run (task, "trigger", slot, origin, state, reason, queued_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (task, "trigger", slot) DO NOTHING
+                    """)
+                let advance = try db.cachedStatement(sql: """
+                    INSERT INTO watermark (trigger_id, last_slot) VALUES (?, ?)
+                    ON CONFLICT (trigger_id) DO UPDATE SET last_slot = max(last_slot, excluded.last_slot)
+                    """)
+                let now = milliseconds(at)
+                for claim in claims {
+                    let task = claim.trigger.task.fullName
+                    let name = claim.trigger.trigger.name
+                    let stored = try Int64.fetchOne(readWatermark, arguments: [claim.trigger.id])
+                    var launches: [Launch] = []
+                    for (slot, outcome) in claim.outcomes where stored.map({ slot.secondsSinceEpoch > $0 }) ?? true {
+                        switch outcome {
+                        case .run(let origin):
+                            try insert.execute(arguments: [task, name, slot.secondsSinceEpoch, origin.rawValue, RunState.queued.rawValue, nil, now, nil])
+                            if db.changesCount == 1 { launches.append(Launch(slot: slot, runID: db.lastInsertedRowID, origin: origin)) }
+                        case .notRun(let state, let reason):
+                            try insert.execute(arguments: [task, name, slot.secondsSinceEpoch, RunOrigin.scheduled.rawValue, state.rawValue, reason, now, now])
+                        }
+                    }
+                    try advance.execute(arguments: [claim.trigger.id, watermark.secondsSinceEpoch])
+                    result.append(launches)
                 }
+                return .commit
             }
-            try db.execute(sql: """
-                INSERT INTO watermark (trigger_id, last_slot) VALUES (?, ?)
-                ON CONFLICT (trigger_id) DO UPDATE SET last_slot = max(last_slot, excluded.last_slot)
-                """, arguments: [trigger.id, watermark.secondsSinceEpoch])
-            return launches
+            return result
         }
     }
 }

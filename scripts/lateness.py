@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Lateness: from a slot's instant to its process's start, for every-second triggers.
+
+Usage: scripts/lateness.py [--triggers 200] [--seconds 120] [--cron] [--belfry PATH]
+
+Builds scripts/stamp.c (a job that appends the slot it was started for and the instant it
+started), deploys TRIGGERS triggers `* * * * * *` running it into a fresh database, runs the
+daemon (release build by default) for SECONDS, and prints p50/p99/max of (start - slot).
+Every trigger's queue allows all of them at once: nothing waits in a queue.
+
+With --cron, Debian's cron runs the same job every minute in the same window (a file in
+/etc/cron.d; cron is started if it is not running; needs root), and its lateness after the
+minute is printed beside Belfry's.
+"""
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def summary(name, latenesses_ms):
+    if not latenesses_ms:
+        return f"{name}: no runs"
+    return (f"{name}: {len(latenesses_ms)} starts, lateness p50 {percentile(latenesses_ms, 50):.2f} ms, "
+            f"p99 {percentile(latenesses_ms, 99):.2f} ms, max {max(latenesses_ms):.2f} ms")
+
+
+def read_stamps(path):
+    result = []
+    if os.path.exists(path):
+        for line in open(path):
+            slot, started = line.split()
+            result.append((int(slot), (int(started) - int(slot) * 1_000_000_000) / 1e6))
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--triggers", type=int, default=200)
+    parser.add_argument("--seconds", type=int, default=120)
+    parser.add_argument("--cron", action="store_true")
+    parser.add_argument("--belfry", default=os.path.join(ROOT, ".build/release/belfry"))
+    args = parser.parse_args()
+
+    work = tempfile.mkdtemp(prefix="belfry-lateness-")
+    stamp = os.path.join(work, "stamp")
+    subprocess.run(["gcc", "-O2", "-o", stamp, os.path.join(ROOT, "scripts/stamp.c")], check=True)
+    schedules = os.path.join(work, "schedules")
+    os.makedirs(schedules)
+    out = os.path.join(work, "belfry.out")
+    lines = [f"queues:\n  now: {{ concurrency: {args.triggers} }}\n",
+             "environment:\n  name: lateness\n  queue: now\ntasks:\n"]
+    for i in range(args.triggers):
+        lines.append(f"  - name: job-{i:03d}\n    command: [\"{stamp}\", \"{out}\"]\n"
+                     f"    triggers: [{{ name: each_second, cron: \"* * * * * *\" }}]\n")
+    with open(os.path.join(schedules, "lateness.yaml"), "w") as f:
+        f.write("".join(lines))
+
+    cron_out = os.path.join(work, "cron.out")
+    cron_file = "/etc/cron.d/belfry-lateness"
+    cron_process = None
+    if args.cron:
+        with open(cron_file, "w") as f:
+            f.write(f"* * * * * root {stamp} {cron_out}\n")
+        if subprocess.run(["pgrep", "-x", "cron"], capture_output=True).returncode != 0:
+            cron_process = subprocess.Popen(["cron", "-f"], stderr=subprocess.DEVNULL)
+
+    database = os.path.join(work, "belfry.sqlite")
+    log = open(os.path.join(work, "daemon.log"), "w")
+    daemon = subprocess.Popen([args.belfry, "daemon", "--schedules", schedules, "--database", database], stderr=log)
+    print(f"{args.triggers} every-second triggers for {args.seconds} s (work directory {work})", flush=True)
+    begin = time.time()
+    time.sleep(args.seconds)
+    daemon.send_signal(signal.SIGTERM)
+    daemon.wait()
+    end = time.time()
+    if args.cron:
+        os.remove(cron_file)
+        if cron_process:
+            cron_process.terminate()
+            cron_process.wait()
+
+    # The first seconds are start-up (deploy, the first slot may be caught up): count slots
+    # from 3 s after the start on.
+    belfry = [ms for slot, ms in read_stamps(out) if begin + 3 <= slot <= end]
+    expected = args.triggers * len(range(int(begin + 3) + 1, int(end)))
+    print(summary("belfry", belfry) + f" (of about {expected} slots)")
+    if args.cron:
+        print(summary("cron (per-minute job)", [ms for _, ms in read_stamps(cron_out)]))
+    sys.exit(0 if belfry else 1)
+
+
+main()
