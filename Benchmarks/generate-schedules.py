@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Writes a schedules directory with many triggers, for the deploy and listing benchmarks.
 
-Usage: Benchmarks/generate-schedules.py DIR [TRIGGERS]   (default 100000)
+Usage: Benchmarks/generate-schedules.py DIR [TRIGGERS] [--quiet]   (default 100000)
 A mix of cron expressions in 20 zones and fixed rates: 100 files, each one environment of
-tasks with 10 triggers.
+tasks with 10 triggers. --quiet: expressions and rates with no slot due for weeks (on leap
+days, New Year, midsummer...; rates of 2000 hours), to measure a daemon with nothing to do.
 """
 import os
 import sys
@@ -14,10 +15,15 @@ ZONES = ["UTC", "America/New_York", "America/Los_Angeles", "America/Chicago", "A
          "Australia/Sydney", "Australia/Lord_Howe", "Pacific/Auckland", "Pacific/Chatham", "Pacific/Apia"]
 CRONS = ["*/15 * * * *", "30 2 * * *", "0 9 * * 1-5", "*/5 9-17 * * 1-5", "0 0 L * *", "0 */2 * * *",
          "15 4 1,15 * *", "0 12 * * MON#1", "45 23 * * 5L", "*/10 * * * * *"]
+QUIET_CRONS = ["0 0 29 2 *", "30 2 1 1 *", "0 9 1 7 *", "15 4 15 3 *", "0 12 * 6 MON#1", "45 23 * 8 5L",
+               "0 0 L 5 *", "*/5 9-17 1 4 *", "0 */2 10 9 *", "*/10 * * 2 * 29"]
 
 def main():
-    directory = sys.argv[1]
-    total = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
+    arguments = [a for a in sys.argv[1:] if a != "--quiet"]
+    quiet = "--quiet" in sys.argv
+    crons = QUIET_CRONS if quiet else CRONS
+    directory = arguments[0]
+    total = int(arguments[1]) if len(arguments) > 1 else 100_000
     os.makedirs(directory, exist_ok=True)
     files = 100
     per_file = total // files
@@ -28,9 +34,10 @@ def main():
             lines.append(f"  - name: task-{t:04d}\n    command: [\"/bin/true\", \"{f}-{t}\"]\n    triggers:\n")
             for k in range(10):
                 if k % 5 == 4:
-                    lines.append(f"      - {{ name: t{k}, every: {60 * (1 + n % 90)}s }}\n")
+                    every = 2000 * 3600 + n % 3600 if quiet else 60 * (1 + n % 90)
+                    lines.append(f"      - {{ name: t{k}, every: {every}s }}\n")
                 else:
-                    cron = CRONS[n % len(CRONS)]
+                    cron = crons[n % len(crons)]
                     zone = ZONES[n % len(ZONES)]
                     lines.append(f"      - {{ name: t{k}, cron: \"{cron}\", timezone: {zone} }}\n")
                 n += 1

@@ -92,9 +92,9 @@ def main():
 
     # The first seconds are start-up (deploy, the first slot may be caught up): count slots
     # from 3 s after the start on.
-    belfry = [ms for slot, ms in read_stamps(out) if begin + 3 <= slot <= end]
-    expected = args.triggers * len(range(int(begin + 3) + 1, int(end)))
-    print(summary("belfry", belfry) + f" (of about {expected} slots)")
+    belfry = [ms for slot, ms in read_stamps(out) if int(begin + 3) + 1 <= slot <= int(end)]
+    expected = args.triggers * len(range(int(begin + 3) + 1, int(end) + 1))
+    print(summary("belfry", belfry) + f" (for {expected} slots)")
     if args.cron:
         print(summary("cron (per-minute job)", [ms for _, ms in read_stamps(cron_out)]))
     sys.exit(0 if belfry else 1)

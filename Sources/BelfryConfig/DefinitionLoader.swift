@@ -10,6 +10,22 @@ public enum DefinitionLoader {
 
     /// Loads every `.yaml` / `.yml` file directly inside `directory`, in name order.
     public static func load(directory: String, zones: TimeZoneDatabase = .system) throws(DefinitionErrors) -> Definitions {
+        let (files, problems) = try readDirectory(directory)
+        return try load(files: files, zones: zones, problems: problems)
+    }
+
+    /// The fingerprint of every definition file in `directory` (path → fingerprint, as
+    /// `EnvironmentDefinition.sourceHash`), read without parsing them; nil when the directory or
+    /// a file cannot be read (`load` says why). A deploy compares it with what is deployed.
+    public static func fingerprints(directory: String) -> [String: String]? {
+        guard let contents = try? readDirectory(directory), contents.problems.isEmpty else { return nil }
+        let files = contents.files
+        return Dictionary(files.map { ($0.path, EnvironmentReader.fingerprint($0.bytes)) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// The bytes of every definition file directly inside `directory`, in name order, and the
+    /// files that could not be read.
+    private static func readDirectory(_ directory: String) throws(DefinitionErrors) -> (files: [(path: String, bytes: [UInt8])], problems: [Diagnostic]) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw DefinitionErrors([Diagnostic(file: directory, line: 0, column: 0, message: "no such directory",
@@ -35,7 +51,7 @@ public enum DefinitionLoader {
             case .failure(let problem): problems.append(problem)
             }
         }
-        return try load(files: files, zones: zones, problems: problems)
+        return (files, problems)
     }
 
     /// Loads definition files given as bytes (the directory loader and tests use this).

@@ -73,13 +73,15 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
             if let pid = run.orphanPID {
                 await terminateOrphanedAttempt(pid: pid, grace: .seconds(10))
             }
-            guard let entry = entries.values.first(where: { $0.trigger.task.fullName == run.task && $0.trigger.trigger.name == run.trigger }) else {
+            guard let entry = entries.values.first(where: { $0.trigger.task == run.task && $0.trigger.name == run.trigger }) else {
                 try store.finishRun(run.id, state: .failed, reason: "interrupted, and its trigger is no longer active", exitCode: nil,
                                     commandUsed: nil, at: wallClock())
                 continue
             }
+            guard let definitions = try store.launchDefinitions(trigger: entry.trigger.id) else { continue }  // deleted just now: next start
             log(.resumed(task: run.task, trigger: run.trigger, run: run.id, attempts: run.attempts))
-            start(.init(slot: run.slot, runID: run.id, origin: run.origin), trigger: entry.trigger, previousAttempts: run.attempts)
+            start(.init(slot: run.slot, runID: run.id, origin: run.origin, definitions: definitions), trigger: entry.trigger,
+                  previousAttempts: run.attempts)
         }
     }
 
@@ -124,10 +126,10 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
             let trigger = claim.trigger
             for (slot, outcome) in claim.outcomes {
                 if case .notRun(let state, let reason) = outcome {
-                    log(.notRun(task: trigger.task.fullName, trigger: trigger.trigger.name, slot: slot, state: state, reason: reason))
+                    log(.notRun(task: trigger.task, trigger: trigger.name, slot: slot, state: state, reason: reason))
                 }
             }
-            if !launches.isEmpty, trigger.trigger.overlap == .replace {
+            if !launches.isEmpty, trigger.overlap == .replace {
                 for task in running[trigger.id]?.values ?? [:].values { task.cancel() }
             }
             for launch in launches { start(launch, trigger: trigger) }
@@ -138,19 +140,25 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     private func reload() throws {
         let triggers = try store.activeTriggers()
         var fresh: [Int64: Entry] = [:]
+        var cronSlots: [TriggerSchedule: any SlotSchedule] = [:]  // a cron's slots do not depend on its activation
         queue = SlotQueue()
         for trigger in triggers {
             let slots: any SlotSchedule
             do {
-                slots = try trigger.trigger.schedule.slots(activatedAt: trigger.activatedAt, zones: zones)
+                if case .cron = trigger.schedule, let known = cronSlots[trigger.schedule] {
+                    slots = known
+                } else {
+                    slots = try trigger.schedule.slots(activatedAt: trigger.activatedAt, zones: zones)
+                    if case .cron = trigger.schedule { cronSlots[trigger.schedule] = slots }
+                }
             } catch {
-                log(.unschedulable(task: trigger.task.fullName, trigger: trigger.trigger.name, reason: "\(error)"))
+                log(.unschedulable(task: trigger.task, trigger: trigger.name, reason: "\(error)"))
                 continue
             }
             // Slots before the activation are not this trigger's to run (it was inactive then).
             let from = max(trigger.watermark ?? trigger.activatedAt, trigger.activatedAt)
             var entry = Entry(trigger: trigger, slots: slots, next: slots.nextSlot(after: from))
-            if let old = entries[trigger.id], old.trigger.trigger == trigger.trigger, old.trigger.activatedAt == trigger.activatedAt {
+            if let old = entries[trigger.id], old.trigger.schedulesLike(trigger) {
                 entry.next = old.next
             }
             if let next = entry.next {
@@ -173,9 +181,9 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         }
         entry.next = slot
         let trigger = entry.trigger
-        let catchUp = CatchUp(policy: trigger.trigger.catchUp, startingDeadlineMilliseconds: trigger.trigger.startingDeadlineMilliseconds)
+        let catchUp = CatchUp(policy: trigger.catchUp, startingDeadlineMilliseconds: trigger.startingDeadlineMilliseconds)
         var outcomes = catchUp.decide(due, now: now)
-        if trigger.trigger.overlap == .forbid, !(running[trigger.id]?.isEmpty ?? true) {
+        if trigger.overlap == .forbid, !(running[trigger.id]?.isEmpty ?? true) {
             outcomes = outcomes.map { item in
                 guard case .run = item.outcome else { return item }
                 return (item.slot, .notRun(.skipped, reason: "overlap is forbid and the previous run is still running"))
@@ -184,23 +192,33 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         return BelfryDatabase.SlotClaim(trigger: trigger, outcomes: outcomes)
     }
 
+    /// Runs the launch in a task of its own, which decodes its definitions (as they were when
+    /// the slot was claimed) off the scheduler.
     private func start(_ launch: BelfryDatabase.Launch, trigger: ScheduledTrigger, previousAttempts: Int = 0) {
-        let request = RunRequest(
-            task: trigger.task, trigger: trigger.trigger, slot: launch.slot, origin: launch.origin, runID: launch.runID,
-            previousAttempts: previousAttempts)
-        let executor = self.executor
-        let log = self.log
-        log(.queued(task: trigger.task.fullName, trigger: trigger.trigger.name, slot: launch.slot, run: launch.runID, origin: launch.origin))
+        log(.queued(task: trigger.task, trigger: trigger.name, slot: launch.slot, run: launch.runID, origin: launch.origin))
+        let (executor, log) = (self.executor, self.log)
         let task = Task {
-            do {
-                let result = try await executor.run(request)
-                log(.finished(task: trigger.task.fullName, trigger: trigger.trigger.name, run: result.runID, state: result.state, reason: result.reason))
-            } catch {
-                log(.failedToRun(task: trigger.task.fullName, trigger: trigger.trigger.name, run: launch.runID, reason: "\(error)"))
-            }
+            await Self.run(launch, trigger: trigger, previousAttempts: previousAttempts, executor: executor, log: log)
             self.finished(run: launch.runID, trigger: trigger.id)
         }
         running[trigger.id, default: [:]][launch.runID] = task
+    }
+
+    @concurrent
+    private static func run(
+        _ launch: BelfryDatabase.Launch, trigger: ScheduledTrigger, previousAttempts: Int, executor: RunExecutor<C>,
+        log: @Sendable (SchedulerEvent) -> Void
+    ) async {
+        do {
+            let definitions = try launch.definitions.decode()
+            let request = RunRequest(
+                task: definitions.task, trigger: definitions.trigger, slot: launch.slot, origin: launch.origin,
+                runID: launch.runID, previousAttempts: previousAttempts)
+            let result = try await executor.run(request)
+            log(.finished(task: trigger.task, trigger: trigger.name, run: result.runID, state: result.state, reason: result.reason))
+        } catch {
+            log(.failedToRun(task: trigger.task, trigger: trigger.name, run: launch.runID, reason: "\(error)"))
+        }
     }
 
     private func finished(run: Int64, trigger: Int64) {

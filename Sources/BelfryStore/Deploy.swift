@@ -138,6 +138,29 @@ extension BelfryDatabase {
         }
     }
 
+    /// When the deployed definitions came from exactly these files with these bytes (`file →
+    /// fingerprint`, see `DefinitionLoader.fingerprints`), a deploy would change nothing: records
+    /// it and returns its summary without reading the files. Nil: the files differ, deploy them.
+    /// (Deleting a trigger by hand forgets its file's fingerprint, so that a deploy restores it.)
+    public func deployUnchanged(fingerprints: [String: String], owner: String, now: Date = Date()) throws -> DeploySummary? {
+        try pool.write { db in
+            let deployed = try Dictionary(
+                Row.fetchAll(db, sql: "SELECT file, source_hash FROM environment").map { ($0[0] as String, $0[1] as String) },
+                uniquingKeysWith: { _, _ in "" })
+            guard !deployed.isEmpty, deployed == fingerprints else { return nil }
+            var summary = DeploySummary()
+            if let row = try Row.fetchOne(db, sql: #"SELECT count(*), coalesce(sum(active), 0) FROM "trigger""#) {
+                summary.unchanged = row[0]
+                summary.active = row[1]
+                summary.inactive = summary.unchanged - summary.active
+            }
+            try db.execute(
+                sql: "INSERT INTO deploy (owner, deployed_at, added, changed, deleted, unchanged) VALUES (?, ?, 0, 0, 0, ?)",
+                arguments: [owner, milliseconds(now), summary.unchanged])
+            return summary
+        }
+    }
+
     /// Each task (without its triggers) and each of its triggers as JSON with sorted keys, so
     /// that an unchanged definition encodes to the same bytes. Encoding dominates a large
     /// deploy, so it runs on every core before the transaction starts.

@@ -11,37 +11,86 @@ public enum SlotOutcome: Hashable, Sendable {
     case notRun(RunState, reason: String)
 }
 
-/// An active trigger as the scheduler needs it.
+/// An active trigger as the scheduler needs it: what decides its slots, not its whole
+/// definition (100,000 of those would cost seconds to decode and hundreds of megabytes to hold;
+/// `launchDefinitions` reads them when a run starts).
 public struct ScheduledTrigger: Sendable {
     public var id: Int64
-    public var task: TaskDefinition
-    public var trigger: TriggerDefinition
+    /// `ENV.TASK`.
+    public var task: String
+    public var name: String
+    public var schedule: TriggerSchedule
+    public var catchUp: CatchUpPolicy
+    public var startingDeadlineMilliseconds: Int64?
+    public var overlap: OverlapPolicy
     /// When it was last activated (the anchor of a fixed rate without start_time).
     public var activatedAt: Instant
     /// The last slot evaluated; nil for a trigger never evaluated.
     public var watermark: Instant?
+    /// Changes whenever a deploy changes the task's or the trigger's definition.
+    public var version: DefinitionVersion
+
+    public struct DefinitionVersion: Hashable, Sendable {
+        public var task: Int64
+        public var trigger: Int64
+    }
+
+    /// Whether `other` schedules the same way (a reload keeps what is known of it).
+    public func schedulesLike(_ other: ScheduledTrigger) -> Bool {
+        version == other.version && activatedAt == other.activatedAt && schedule == other.schedule
+    }
 }
 
 extension BelfryDatabase {
-    /// Every active trigger with its task, anchor and watermark.
+    /// Every active trigger with its schedule, policies, anchor and watermark. Schedules are
+    /// JSON fragments decoded once per distinct text (triggers share a handful of them).
     public func activeTriggers() throws -> [ScheduledTrigger] {
         try pool.read { db in
             let decoder = JSONDecoder()
-            var tasks: [Int64: TaskDefinition] = [:]
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT tr.id, tr.task_id, t.definition, tr.definition, coalesce(tr.activated_at, tr.updated_at), w.last_slot
+            var schedules: [String: TriggerSchedule] = [:]
+            var triggers: [ScheduledTrigger] = []
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT tr.id, t.name, tr.name, json_extract(tr.definition, '$.schedule'),
+                  json_extract(tr.definition, '$.catchUp.mode'), json_extract(tr.definition, '$.catchUp.limit'),
+                  json_extract(tr.definition, '$.startingDeadlineMilliseconds'), json_extract(tr.definition, '$.overlap'),
+                  coalesce(tr.activated_at, tr.updated_at), w.last_slot, t.updated_at, tr.updated_at
                 FROM "trigger" tr JOIN task t ON t.id = tr.task_id LEFT JOIN watermark w ON w.trigger_id = tr.id
                 WHERE tr.active ORDER BY tr.id
                 """)
-            return try rows.map { row in
-                let taskID: Int64 = row[1]
-                if tasks[taskID] == nil { tasks[taskID] = try decoder.decode(TaskDefinition.self, from: row[2] as Data) }
-                return ScheduledTrigger(
-                    id: row[0], task: tasks[taskID]!, trigger: try decoder.decode(TriggerDefinition.self, from: row[3] as Data),
-                    activatedAt: Instant(secondsSinceEpoch: (row[4] as Int64) / 1000),
-                    watermark: (row[5] as Int64?).map(Instant.init(secondsSinceEpoch:)))
+            while let row = try rows.next() {
+                let scheduleText: String = row[3]
+                let schedule: TriggerSchedule
+                if let known = schedules[scheduleText] {
+                    schedule = known
+                } else {
+                    schedule = try decoder.decode(TriggerSchedule.self, from: Data(scheduleText.utf8))
+                    schedules[scheduleText] = schedule
+                }
+                var catchUp = CatchUpPolicy()
+                catchUp.mode = CatchUpPolicy.Mode(rawValue: row[4] ?? "") ?? catchUp.mode
+                catchUp.limit = row[5] ?? catchUp.limit
+                triggers.append(ScheduledTrigger(
+                    id: row[0], task: row[1], name: row[2], schedule: schedule, catchUp: catchUp,
+                    startingDeadlineMilliseconds: row[6], overlap: OverlapPolicy(rawValue: row[7] ?? "") ?? .allow,
+                    activatedAt: Instant(secondsSinceEpoch: (row[8] as Int64) / 1000),
+                    watermark: (row[9] as Int64?).map(Instant.init(secondsSinceEpoch:)),
+                    version: .init(task: row[10], trigger: row[11])))
             }
+            return triggers
         }
+    }
+
+    /// The definitions a run of the trigger starts with, as deployed now; nil when the trigger
+    /// is gone.
+    public func launchDefinitions(trigger id: Int64) throws -> LaunchDefinitions? {
+        try pool.read { db in try Self.launchDefinitions(db, trigger: id) }
+    }
+
+    private static func launchDefinitions(_ db: Database, trigger id: Int64) throws -> LaunchDefinitions? {
+        let row = try Row.fetchOne(
+            db.cachedStatement(sql: #"SELECT t.definition, tr.definition FROM "trigger" tr JOIN task t ON t.id = tr.task_id WHERE tr.id = ?"#),
+            arguments: [id])
+        return row.map { LaunchDefinitions(task: $0[0], trigger: $0[1]) }
     }
 
     /// The slots of one trigger that came due, each with what becomes of it.
@@ -59,9 +108,23 @@ extension BelfryDatabase {
         public var slot: Instant
         public var runID: Int64
         public var origin: RunOrigin
+        /// As deployed when the slot was claimed.
+        public var definitions: LaunchDefinitions
 
-        public init(slot: Instant, runID: Int64, origin: RunOrigin) {
-            (self.slot, self.runID, self.origin) = (slot, runID, origin)
+        public init(slot: Instant, runID: Int64, origin: RunOrigin, definitions: LaunchDefinitions) {
+            (self.slot, self.runID, self.origin, self.definitions) = (slot, runID, origin, definitions)
+        }
+    }
+
+    /// A task's and a trigger's definitions as stored (JSON), decoded by the run that uses them,
+    /// off the scheduler.
+    public struct LaunchDefinitions: Sendable {
+        var task: Data
+        var trigger: Data
+
+        public func decode() throws -> (task: TaskDefinition, trigger: TriggerDefinition) {
+            let decoder = JSONDecoder()
+            return (try decoder.decode(TaskDefinition.self, from: task), try decoder.decode(TriggerDefinition.self, from: trigger))
         }
     }
 
@@ -89,15 +152,24 @@ extension BelfryDatabase {
                     """)
                 let now = milliseconds(at)
                 for claim in claims {
-                    let task = claim.trigger.task.fullName
-                    let name = claim.trigger.trigger.name
+                    let task = claim.trigger.task
+                    let name = claim.trigger.name
                     let stored = try Int64.fetchOne(readWatermark, arguments: [claim.trigger.id])
                     var launches: [Launch] = []
+                    var definitions: LaunchDefinitions?
                     for (slot, outcome) in claim.outcomes where stored.map({ slot.secondsSinceEpoch > $0 }) ?? true {
                         switch outcome {
                         case .run(let origin):
                             try insert.execute(arguments: [task, name, slot.secondsSinceEpoch, origin.rawValue, RunState.queued.rawValue, nil, now, nil])
-                            if db.changesCount == 1 { launches.append(Launch(slot: slot, runID: db.lastInsertedRowID, origin: origin)) }
+                            guard db.changesCount == 1 else { continue }
+                            let runID = db.lastInsertedRowID
+                            if definitions == nil { definitions = try Self.launchDefinitions(db, trigger: claim.trigger.id) }
+                            if let definitions {
+                                launches.append(Launch(slot: slot, runID: runID, origin: origin, definitions: definitions))
+                            } else {  // deleted by another process since the scheduler read it
+                                try db.execute(sql: "UPDATE run SET state = 'failed', reason = 'its trigger is no longer deployed', finished_at = ? WHERE id = ?",
+                                               arguments: [now, runID])
+                            }
                         case .notRun(let state, let reason):
                             try insert.execute(arguments: [task, name, slot.secondsSinceEpoch, RunOrigin.scheduled.rawValue, state.rawValue, reason, now, now])
                         }

@@ -117,6 +117,9 @@ extension BelfryDatabase {
             try db.execute(sql: """
                 DELETE FROM "trigger" WHERE name = ? AND task_id = (SELECT id FROM task WHERE name = ?)
                 """, arguments: [name, task])
+            // The file no longer matches the database: the next deploy reads it and restores the trigger.
+            try db.execute(sql: "UPDATE environment SET source_hash = '' WHERE name = (SELECT environment FROM task WHERE name = ?)",
+                           arguments: [task])
         }
     }
 

@@ -48,8 +48,7 @@ struct DaemonCommand: AsyncParsableCommand {
     }
 
     private static func deploy(_ schedules: SchedulesOptions, to store: BelfryDatabase, log: Logger) throws {
-        let definitions = try schedules.load()
-        let summary = try store.deploy(definitions, owner: "belfry daemon")
+        let summary = try schedules.deploy(to: store, owner: "belfry daemon")
         log.notice("schedules deployed", metadata: [
             "directory": "\(schedules.path)", "added": "\(summary.added.count)", "changed": "\(summary.changed.count)",
             "deleted": "\(summary.deleted.count)", "active": "\(summary.active)",

@@ -33,14 +33,8 @@ struct Deploy: ParsableCommand {
     var json = false
 
     func run() throws {
-        let definitions = try schedules.load()
         let store = try database.open()
-        let summary: DeploySummary
-        do {
-            summary = try store.deploy(definitions, owner: owner ?? currentUser())
-        } catch {
-            throw CommandFailure("deploy failed, nothing was changed: \(error)")
-        }
+        let summary = try schedules.deploy(to: store, owner: owner ?? currentUser())
         if json {
             try printJSON(summary)
             return

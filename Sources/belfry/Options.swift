@@ -38,6 +38,24 @@ struct SchedulesOptions: ParsableArguments {
                 summary: "\(count) problem\(count == 1 ? "" : "s") in \(path); nothing was changed", exitCode: 1)
         }
     }
+
+    /// Deploys the directory (all or nothing). Files whose bytes are exactly those deployed last
+    /// are not read again: a restart with 100,000 unchanged triggers skips parsing them.
+    func deploy(to store: BelfryDatabase, owner: String) throws -> DeploySummary {
+        do {
+            if let fingerprints = DefinitionLoader.fingerprints(directory: path),
+                let summary = try store.deployUnchanged(fingerprints: fingerprints, owner: owner)
+            {
+                return summary
+            }
+            let definitions = try load()
+            return try store.deploy(definitions, owner: owner)
+        } catch let failure as CommandFailure {
+            throw failure
+        } catch {
+            throw CommandFailure("deploy failed, nothing was changed: \(error)")
+        }
+    }
 }
 
 /// The user's name, for `owner` and `updated_by`.

@@ -32,6 +32,28 @@ struct DeployCommandTests {
         #expect(show.stdout.contains("next slots"))
     }
 
+    @Test("a redeploy of unchanged files reads none of them, but a trigger deleted by hand or a changed file is deployed")
+    func unchangedFiles() throws {
+        let directory = try TemporaryDirectory()
+        let database = directory.path + "/belfry.sqlite"
+        let file = try directory.write("schedules/ops.yaml", "tasks:\n  - name: job\n    command: [\"/bin/true\"]\n    triggers: [hourly, daily]\n")
+        func deploy() throws -> [String: Any] {
+            let result = try BelfryCommand.run("deploy", directory.path + "/schedules", "--database", database, "--json")
+            #expect(result.status == 0, "\(result.stderr)")
+            return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        }
+        #expect((try deploy()["added"] as? [String])?.count == 2)
+        #expect(try deploy()["unchanged"] as? Int == 2)
+        #expect(try BelfryCommand.run("trigger", "delete", "ops.job", "daily", "--database", database).status == 0)
+        let restored = try deploy()
+        #expect(restored["added"] as? [String] == ["ops.job daily"])
+        #expect(restored["unchanged"] as? Int == 1)
+        try Data("tasks:\n  - name: job\n    command: [\"/bin/false\"]\n    triggers: [hourly]\n".utf8).write(to: URL(fileURLWithPath: file))
+        let changed = try deploy()
+        #expect(changed["deleted"] as? [String] == ["ops.job daily"])
+        #expect(changed["unchanged"] as? Int == 1)
+    }
+
     @Test("a bad definition directory is rejected whole, and the database is exactly as before")
     func badDeployChangesNothing() throws {
         let directory = try TemporaryDirectory()
