@@ -30,9 +30,11 @@ public struct DaemonService: Service {
         systemd.send("READY=1\nSTATUS=\(await status())")
         let heartbeat = Task { await beat() }
         let reloads = Task { await reloadOnHangUp() }
+        let pruning = Task { await pruneHourly() }
         defer {
             heartbeat.cancel()
             reloads.cancel()
+            pruning.cancel()
         }
         try? await gracefulShutdown()
         logger.notice("stopping")
@@ -60,6 +62,20 @@ public struct DaemonService: Service {
             try? await Task.sleep(for: period)
             let status = await status()
             systemd.send((systemd.watchdogInterval == nil ? "" : "WATCHDOG=1\n") + "STATUS=\(status)")
+        }
+    }
+
+    /// Keeps the history within its policy (SPEC §3): a minute after the start, then hourly.
+    private func pruneHourly() async {
+        var wait = Duration.seconds(60)
+        while (try? await Task.sleep(for: wait)) != nil {
+            wait = .seconds(3600)
+            do {
+                let removed = try scheduler.store.pruneHistory()
+                if removed > 0 { logger.info("history pruned", metadata: ["runs": "\(removed)"]) }
+            } catch {
+                logger.error("pruning the history failed", metadata: ["reason": "\(error)"])
+            }
         }
     }
 

@@ -226,6 +226,22 @@ public final class BelfryDatabase: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v2: run figures per task and hour, for stats") { db in
+            try db.execute(sql: """
+                CREATE TABLE run_stats (
+                  task TEXT NOT NULL,
+                  hour INTEGER NOT NULL,                   -- of queued_at, hours since the epoch
+                  runs INTEGER NOT NULL,                   -- that ran to an end
+                  succeeded INTEGER NOT NULL,
+                  attempts INTEGER NOT NULL,
+                  retried INTEGER NOT NULL,                -- runs with more than one attempt
+                  durations BLOB NOT NULL,                 -- DurationHistogram
+                  PRIMARY KEY (task, hour)
+                ) WITHOUT ROWID;
+                CREATE INDEX run_by_queued ON run (queued_at);
+                """)
+            try countAllFinishedRuns(db)
+        }
         return migrator
     }
 }

@@ -70,6 +70,7 @@ extension BelfryDatabase {
                     run.attempts, run.exitCode, milliseconds(run.queuedAt), run.startedAt.map(milliseconds),
                     run.finishedAt.map(milliseconds), run.commandUsed,
                 ])
+                try Self.countFinishedRun(db, id: db.lastInsertedRowID)
             }
         }
     }
@@ -79,24 +80,45 @@ extension BelfryDatabase {
         try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM run") ?? 0 }
     }
 
-    /// Deletes finished runs beyond the policy: older than `maxAge`, or beyond the newest
-    /// `runsPerTrigger` of their trigger (manual runs count per task). Returns how many went.
+    /// Deletes finished runs beyond the policy, with their attempts, steps and log files:
+    /// queued before `maxAge` ago, or beyond the newest `runsPerTrigger` of their trigger (manual
+    /// runs count per task). Per-hour figures (`stats`) older than `maxAge` go too. Works in
+    /// short transactions, so that the scheduler is never kept waiting. Returns how many runs went.
     @discardableResult
     public func pruneHistory(_ policy: HistoryPolicy = HistoryPolicy(), now: Date = Date()) throws -> Int {
         let cutoff = milliseconds(now) - Int64(policy.maxAge * 1000)
-        let finished = RunState.allCases.filter(\.isFinal).map { "'\($0.rawValue)'" }.joined(separator: ", ")
-        return try pool.write { db in
-            try db.execute(sql: """
-                DELETE FROM run WHERE state IN (\(finished)) AND (
-                  coalesce(finished_at, queued_at) < ?
-                  OR id IN (
-                    SELECT id FROM (
-                      SELECT id, row_number() OVER (PARTITION BY task, "trigger" ORDER BY id DESC) AS newest
-                      FROM run
-                    ) WHERE newest > ?))
-                """, arguments: [cutoff, policy.runsPerTrigger])
-            return db.changesCount
+        let finished = "state IN (\(RunState.allCases.filter(\.isFinal).map { "'\($0.rawValue)'" }.joined(separator: ", ")))"
+        var removed = 0
+        func delete(_ select: String, _ arguments: StatementArguments) throws -> Int {
+            let ids = try pool.write { db in
+                let ids = try Int64.fetchAll(db, sql: select, arguments: arguments)
+                for chunk in stride(from: 0, to: ids.count, by: 500) {
+                    let part = ids[chunk..<min(ids.count, chunk + 500)]
+                    try db.execute(sql: "DELETE FROM run WHERE id IN (\(part.map(String.init).joined(separator: ",")))")
+                }
+                return ids
+            }
+            for id in ids { try? FileManager.default.removeItem(atPath: (logDirectory as NSString).appendingPathComponent(String(id))) }
+            return ids.count
         }
+        while true {
+            let count = try delete("SELECT id FROM run WHERE queued_at < ? AND \(finished) LIMIT 10000", [cutoff])
+            removed += count
+            if count == 0 { break }
+        }
+        let crowded = try pool.read { db in
+            try Row.fetchAll(db, sql: #"SELECT task, "trigger" FROM run GROUP BY task, "trigger" HAVING count(*) > ?"#,
+                             arguments: [policy.runsPerTrigger])
+        }
+        for row in crowded {
+            let (task, trigger): (String, String?) = (row[0], row[1])
+            removed += try delete("""
+                SELECT id FROM run WHERE task = ? AND "trigger" IS ? AND \(finished) AND id < (
+                  SELECT id FROM run WHERE task = ? AND "trigger" IS ? ORDER BY id DESC LIMIT 1 OFFSET ?)
+                """, [task, trigger, task, trigger, policy.runsPerTrigger - 1])
+        }
+        try pool.write { db in try db.execute(sql: "DELETE FROM run_stats WHERE hour < ?", arguments: [cutoff / 3_600_000]) }
+        return removed
     }
 }
 

@@ -102,6 +102,7 @@ extension BelfryDatabase {
             try db.cachedStatement(sql: """
                 UPDATE run SET state = ?, reason = ?, exit_code = ?, command_used = ?, finished_at = ? WHERE id = ?
                 """).execute(arguments: [state.rawValue, reason, exitCode, commandUsed, finished, run])
+            try Self.countFinishedRun(db, id: run)
         }
     }
 
@@ -208,52 +209,6 @@ extension BelfryDatabase {
                 ON CONFLICT (run_id, name) DO UPDATE SET exit_code = excluded.exit_code, stdout = excluded.stdout,
                   finished_at = excluded.finished_at
                 """, arguments: [run, name, exitCode, stdout, milliseconds(at)])
-        }
-    }
-}
-
-/// Per-task figures over finished runs (SPEC §6 `stats`).
-public struct TaskStatistics: Sendable, Hashable {
-    public var task: String
-    /// Runs that ran to an end: succeeded, failed, timed out or cancelled.
-    public var runs: Int
-    public var successRate: Double
-    public var meanAttempts: Double
-    /// The share of runs that needed more than one attempt.
-    public var retryRate: Double
-    /// Seconds from the first attempt's start to the run's end.
-    public var p50Duration: Double?
-    public var p95Duration: Double?
-}
-
-extension BelfryDatabase {
-    /// Statistics per task (one task when given), over runs queued since `since`.
-    public func statistics(task: String? = nil, since: Date? = nil) throws -> [TaskStatistics] {
-        var conditions = ["state IN ('succeeded', 'failed', 'timed_out', 'cancelled')"]
-        var arguments: StatementArguments = []
-        if let task { conditions.append("task = ?"); arguments += [task] }
-        if let since { conditions.append("queued_at >= ?"); arguments += [milliseconds(since)] }
-        let rows = try pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT task, state, attempts, finished_at - started_at FROM run WHERE \(conditions.joined(separator: " AND "))
-                ORDER BY task
-                """, arguments: arguments)
-        }
-        var byTask: [String: [Row]] = [:]
-        for row in rows { byTask[row[0], default: []].append(row) }
-        return byTask.keys.sorted().map { name in
-            let runs = byTask[name]!
-            let count = Double(runs.count)
-            let durations = runs.compactMap { ($0[3] as Int64?).map { Double($0) / 1000 } }.sorted()
-            func percentile(_ p: Double) -> Double? {
-                durations.isEmpty ? nil : durations[min(durations.count - 1, Int((p * Double(durations.count)).rounded(.up)) - 1)]
-            }
-            return TaskStatistics(
-                task: name, runs: runs.count,
-                successRate: Double(runs.filter { $0[1] == "succeeded" }.count) / count,
-                meanAttempts: Double(runs.reduce(0) { $0 + ($1[2] as Int) }) / count,
-                retryRate: Double(runs.filter { ($0[2] as Int) > 1 }.count) / count,
-                p50Duration: percentile(0.5), p95Duration: percentile(0.95))
         }
     }
 }

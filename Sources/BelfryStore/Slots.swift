@@ -169,6 +169,7 @@ extension BelfryDatabase {
                             } else {  // deleted by another process since the scheduler read it
                                 try db.execute(sql: "UPDATE run SET state = 'failed', reason = 'its trigger is no longer deployed', finished_at = ? WHERE id = ?",
                                                arguments: [now, runID])
+                                try Self.countFinishedRun(db, id: runID)
                             }
                         case .notRun(let state, let reason):
                             try insert.execute(arguments: [task, name, slot.secondsSinceEpoch, RunOrigin.scheduled.rawValue, state.rawValue, reason, now, now])
@@ -226,6 +227,7 @@ extension BelfryDatabase {
                         UPDATE run SET state = 'failed', reason = 'interrupted \(maxSystemRetries + 1) times (daemon stopped)', finished_at = ?
                         WHERE id = ?
                         """, arguments: [milliseconds(at), id])
+                    try Self.countFinishedRun(db, id: id)
                     continue
                 }
                 try db.execute(sql: "UPDATE run SET state = 'queued', system_retries = system_retries + 1, reason = 'resumed after an interruption' WHERE id = ?",

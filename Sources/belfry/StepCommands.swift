@@ -69,3 +69,23 @@ struct Stats: ParsableCommand {
         printTable(rows)
     }
 }
+
+/// `belfry prune`: applies the history policy now (the daemon does it hourly).
+struct Prune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Delete finished runs beyond the history policy, with their attempts and logs (the daemon does this hourly).")
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Runs kept per trigger (manual runs: per task).") var runsPerTrigger = 1000
+    @Option(help: "Runs queued longer ago than this many days go.") var maxAgeDays = 90
+
+    func run() throws {
+        guard runsPerTrigger > 0, maxAgeDays > 0 else { throw CommandFailure("--runs-per-trigger and --max-age-days must be positive") }
+        let store = try database.open()
+        var policy = HistoryPolicy()
+        policy.runsPerTrigger = runsPerTrigger
+        policy.maxAge = TimeInterval(maxAgeDays) * 86400
+        let before = try store.runCount()
+        let removed = try store.pruneHistory(policy)
+        print("pruned \(removed) of \(before) runs (keeping \(runsPerTrigger) per trigger, \(maxAgeDays) days)")
+    }
+}

@@ -119,6 +119,40 @@ struct StoreTests {
         #expect(try store.runCount() == 1001, "1000 of a, and b's running run, which is not history yet")
     }
 
+    @Test("stats: counts exact, percentiles within 2.2 % of the exact ones, --since by the hour")
+    func statistics() throws {
+        let directory = try TemporaryDirectory()
+        let store = try BelfryDatabase(path: directory.path + "/db.sqlite")
+        var generator = SystemRandomNumberGenerator()
+        let start = Date(timeIntervalSince1970: 1_790_000_000)
+        var runs: [RunRecord] = []
+        var durations: [Double] = []
+        for k in 0..<3000 {
+            let queued = start.addingTimeInterval(Double(k) * 10)
+            let duration = Double(Int.random(in: 1...600_000, using: &generator)) / 1000
+            let state: RunState = [.succeeded, .succeeded, .succeeded, .failed, .timedOut, .missed][k % 6]
+            runs.append(RunRecord(
+                task: "ops.job", trigger: "t", slot: Instant(secondsSinceEpoch: Int64(queued.timeIntervalSince1970)), origin: .scheduled,
+                state: state, attempts: state == .missed ? 0 : 1 + k % 3, queuedAt: queued, startedAt: state == .missed ? nil : queued,
+                finishedAt: queued.addingTimeInterval(duration)))
+            if state != .missed { durations.append(duration) }
+        }
+        try store.insertRuns(runs)
+        let figures = try #require(try store.statistics().first)
+        #expect(figures.runs == 2500)
+        #expect(abs(figures.successRate - 1500.0 / 2500) < 1e-9)
+        durations.sort()
+        for (p, value) in [(0.5, figures.p50Duration), (0.95, figures.p95Duration)] {
+            let exact = durations[Int((p * Double(durations.count)).rounded(.up)) - 1]
+            let approximate = try #require(value)
+            #expect(abs(approximate - exact) / exact < 0.022, "p\(p): \(approximate) for \(exact)")
+        }
+        // The last hour only: runs queued from its start on.
+        let lastHour = Date(timeIntervalSince1970: ((start.timeIntervalSince1970 + 29_990) / 3600).rounded(.down) * 3600)
+        let recent = runs.filter { $0.queuedAt >= lastHour && $0.state != .missed }.count
+        #expect(try store.statistics(since: lastHour).first?.runs == recent)
+    }
+
     @Test("another process's commit changes the change counter")
     func changeCounter() throws {
         let directory = try TemporaryDirectory()

@@ -1,0 +1,164 @@
+import Foundation
+import GRDB
+
+/// Per-task figures over finished runs (SPEC §6 `stats`).
+public struct TaskStatistics: Sendable, Hashable {
+    public var task: String
+    /// Runs that ran to an end: succeeded, failed, timed out or cancelled.
+    public var runs: Int
+    public var successRate: Double
+    public var meanAttempts: Double
+    /// The share of runs that needed more than one attempt.
+    public var retryRate: Double
+    /// Seconds from the first attempt's start to the run's end, within 2.2 % (see
+    /// `DurationHistogram`).
+    public var p50Duration: Double?
+    public var p95Duration: Double?
+}
+
+/// Run durations counted in logarithmic buckets, 16 per doubling: a bucket's middle is within
+/// 2.2 % of every duration in it. Percentiles of any number of runs come from a few hundred
+/// counters, so `stats` over a million runs reads kilobytes, not the runs.
+struct DurationHistogram: Equatable {
+    private(set) var counts: [Int: Int] = [:]
+    static let bucketsPerDoubling = 16.0
+
+    static func bucket(milliseconds: Int64) -> Int {
+        milliseconds < 1 ? 0 : Int((log2(Double(milliseconds)) * bucketsPerDoubling).rounded(.down)) + 1
+    }
+
+    /// The middle of a bucket, in milliseconds.
+    static func middle(of bucket: Int) -> Double {
+        bucket == 0 ? 0 : pow(2, (Double(bucket - 1) + 0.5) / bucketsPerDoubling)
+    }
+
+    mutating func add(milliseconds: Int64, count: Int = 1) { counts[Self.bucket(milliseconds: milliseconds), default: 0] += count }
+    mutating func merge(_ other: DurationHistogram) { counts.merge(other.counts, uniquingKeysWith: +) }
+    var total: Int { counts.values.reduce(0, +) }
+
+    /// The duration at rank ⌈p·n⌉ among the n counted, in seconds.
+    func percentile(_ p: Double) -> Double? {
+        let total = self.total
+        guard total > 0 else { return nil }
+        let rank = max(1, Int((p * Double(total)).rounded(.up)))
+        var seen = 0
+        for bucket in counts.keys.sorted() {
+            seen += counts[bucket]!
+            if seen >= rank { return Self.middle(of: bucket) / 1000 }
+        }
+        return nil
+    }
+
+    /// (UInt16 bucket, UInt32 count) pairs, little-endian.
+    var data: Data {
+        var data = Data(capacity: counts.count * 6)
+        for (bucket, count) in counts.sorted(by: { $0.key < $1.key }) {
+            withUnsafeBytes(of: UInt16(bucket).littleEndian) { data.append(contentsOf: $0) }
+            withUnsafeBytes(of: UInt32(clamping: count).littleEndian) { data.append(contentsOf: $0) }
+        }
+        return data
+    }
+
+    init() {}
+
+    init(_ data: Data) {
+        let bytes = [UInt8](data)
+        var offset = 0
+        while offset + 6 <= bytes.count {
+            let bucket = Int(bytes[offset]) | Int(bytes[offset + 1]) << 8
+            let count = (0..<4).reduce(0) { $0 | Int(bytes[offset + 2 + $1]) << (8 * $1) }
+            counts[bucket, default: 0] += count
+            offset += 6
+        }
+    }
+}
+
+extension BelfryDatabase {
+    /// Statistics per task (one task when given), over runs queued since `since` (to the hour:
+    /// the figures are kept per task and hour).
+    public func statistics(task: String? = nil, since: Date? = nil) throws -> [TaskStatistics] {
+        var conditions: [String] = []
+        var arguments: StatementArguments = []
+        if let task { conditions.append("task = ?"); arguments += [task] }
+        if let since { conditions.append("hour >= ?"); arguments += [milliseconds(since) / 3_600_000] }
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        struct Sums { var runs = 0, succeeded = 0, attempts = 0, retried = 0, durations = DurationHistogram() }
+        var byTask: [String: Sums] = [:]
+        try pool.read { db in
+            let rows = try Row.fetchCursor(db, sql: "SELECT task, runs, succeeded, attempts, retried, durations FROM run_stats \(filter)",
+                                           arguments: arguments)
+            while let row = try rows.next() {
+                var sums = byTask[row[0], default: Sums()]
+                sums.runs += row[1]
+                sums.succeeded += row[2]
+                sums.attempts += row[3]
+                sums.retried += row[4]
+                sums.durations.merge(DurationHistogram(row[5]))
+                byTask[row[0]] = sums
+            }
+        }
+        return byTask.keys.sorted().compactMap { name in
+            let sums = byTask[name]!
+            guard sums.runs > 0 else { return nil }
+            let count = Double(sums.runs)
+            return TaskStatistics(
+                task: name, runs: sums.runs, successRate: Double(sums.succeeded) / count, meanAttempts: Double(sums.attempts) / count,
+                retryRate: Double(sums.retried) / count, p50Duration: sums.durations.percentile(0.5),
+                p95Duration: sums.durations.percentile(0.95))
+        }
+    }
+
+    /// Adds run `id` to the per-task, per-hour figures if it ran to an end. Called in the
+    /// transaction that gives the run its final state.
+    static func countFinishedRun(_ db: Database, id: Int64) throws {
+        guard let row = try Row.fetchOne(
+            db.cachedStatement(sql: """
+                SELECT task, queued_at, state, attempts, finished_at - started_at FROM run
+                WHERE id = ? AND state IN ('succeeded', 'failed', 'timed_out', 'cancelled')
+                """), arguments: [id])
+        else { return }
+        try count(db, task: row[0], queuedAt: row[1], succeeded: row[2] == "succeeded", attempts: row[3], duration: row[4])
+    }
+
+    private static func count(_ db: Database, task: String, queuedAt: Int64, succeeded: Bool, attempts: Int, duration: Int64?) throws {
+        let hour = queuedAt / 3_600_000
+        var durations = DurationHistogram()
+        if let data = try Data.fetchOne(db.cachedStatement(sql: "SELECT durations FROM run_stats WHERE task = ? AND hour = ?"),
+                                        arguments: [task, hour]) {
+            durations = DurationHistogram(data)
+        }
+        if let duration { durations.add(milliseconds: max(0, duration)) }
+        try db.cachedStatement(sql: """
+            INSERT INTO run_stats (task, hour, runs, succeeded, attempts, retried, durations) VALUES (?, ?, 1, ?, ?, ?, ?)
+            ON CONFLICT (task, hour) DO UPDATE SET runs = runs + 1, succeeded = succeeded + excluded.succeeded,
+              attempts = attempts + excluded.attempts, retried = retried + excluded.retried, durations = excluded.durations
+            """).execute(arguments: [task, hour, succeeded ? 1 : 0, attempts, attempts > 1 ? 1 : 0, durations.data])
+    }
+
+    /// Migration v2: the figures of every run already finished.
+    static func countAllFinishedRuns(_ db: Database) throws {
+        let rows = try Row.fetchCursor(db, sql: """
+            SELECT task, queued_at / 3600000, state = 'succeeded', attempts, finished_at - started_at FROM run
+            WHERE state IN ('succeeded', 'failed', 'timed_out', 'cancelled') ORDER BY task, queued_at
+            """)
+        struct Key: Hashable { var task: String, hour: Int64 }
+        var sums: [Key: (runs: Int, succeeded: Int, attempts: Int, retried: Int, durations: DurationHistogram)] = [:]
+        while let row = try rows.next() {
+            let key = Key(task: row[0], hour: row[1])
+            var value = sums[key] ?? (0, 0, 0, 0, DurationHistogram())
+            let attempts: Int = row[3]
+            value.runs += 1
+            value.succeeded += (row[2] as Bool) ? 1 : 0
+            value.attempts += attempts
+            value.retried += attempts > 1 ? 1 : 0
+            if let duration = row[4] as Int64? { value.durations.add(milliseconds: max(0, duration)) }
+            sums[key] = value
+        }
+        let insert = try db.makeStatement(sql: """
+            INSERT INTO run_stats (task, hour, runs, succeeded, attempts, retried, durations) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """)
+        for (key, value) in sums {
+            try insert.execute(arguments: [key.task, key.hour, value.runs, value.succeeded, value.attempts, value.retried, value.durations.data])
+        }
+    }
+}
