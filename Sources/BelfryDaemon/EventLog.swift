@@ -85,6 +85,8 @@ extension Logger {
             warning("run resumed after an interruption", metadata: ["task": "\(task)", "trigger": "\(trigger)", "run": "\(run)", "attempts_before": "\(attempts)"])
         case .clockJump(let seconds):
             warning("wall clock jumped", metadata: ["seconds": "\(String(format: "%+.0f", seconds))"])
+        case .orphansTerminated(let groups):
+            warning("took down process groups left running by a killed daemon", metadata: ["groups": "\(groups.map(String.init).joined(separator: ","))"])
         }
     }
 }

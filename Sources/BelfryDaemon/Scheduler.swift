@@ -73,6 +73,11 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
             if let pid = run.orphanPID {
                 await terminateOrphanedAttempt(pid: pid, grace: .seconds(10))
             }
+        }
+        // Attempts whose pid was never recorded (killed between the start and the record).
+        let found = await terminateOrphanedAttempts(database: store.path, runs: Set(runs.map(\.id)), grace: .seconds(10))
+        if !found.isEmpty { log(.orphansTerminated(groups: found)) }
+        for run in runs {
             guard let entry = entries.values.first(where: { $0.trigger.task == run.task && $0.trigger.name == run.trigger }) else {
                 try store.finishRun(run.id, state: .failed, reason: "interrupted, and its trigger is no longer active", exitCode: nil,
                                     commandUsed: nil, at: wallClock())
@@ -237,6 +242,7 @@ public enum SchedulerEvent: Sendable {
     case unschedulable(task: String, trigger: String, reason: String)
     case clockJump(seconds: Double)
     case resumed(task: String, trigger: String, run: Int64, attempts: Int)
+    case orphansTerminated(groups: [Int32])
 }
 
 /// A min-heap of (next slot, trigger id).

@@ -53,14 +53,41 @@ struct ProcessGroup: Sendable {
     }
 }
 
-/// Reads a pipe until every writer has closed it, handing each chunk to `sink`, on a thread of
-/// its own (blocking reads see every byte up to end-of-file, however the writers end).
 /// Takes down what an attempt of a previous daemon left running (the daemon was killed and its
 /// jobs' sessions outlived it). Only a session leader is taken for one: every attempt is one, and
 /// a reused pid seldom is.
 public func terminateOrphanedAttempt(pid: Int32, grace: Duration) async {
     guard let process = ProcessStatus(pid: String(pid)), process.session == pid else { return }
     await ProcessGroup(id: pid).terminate(killAt: .now + grace)
+}
+
+/// Takes down the process groups of attempts of the given runs that are still alive, found by
+/// the environment every attempt is started with (`BELFRY_DATABASE`, `BELFRY_RUN_ID`): a
+/// daemon killed between starting a process and recording its pid leaves one it cannot find
+/// otherwise. Returns the groups taken down.
+@discardableResult
+public func terminateOrphanedAttempts(database: String, runs: Set<Int64>, grace: Duration) async -> [Int32] {
+    guard !runs.isEmpty, let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+    let databaseVariable = Array("BELFRY_DATABASE=\(database)".utf8)
+    let runPrefix = Array("BELFRY_RUN_ID=".utf8)
+    var groups: Set<Int32> = []
+    for entry in entries where entry.first?.isNumber == true {
+        guard let pid = Int32(entry), pid != getpid(),
+            let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ")
+        else { continue }
+        var ownDatabase = false
+        var runID: Int64?
+        for variable in environment.split(separator: 0) {
+            if variable.elementsEqual(databaseVariable) { ownDatabase = true }
+            if variable.starts(with: runPrefix) { runID = Int64(String(decoding: variable.dropFirst(runPrefix.count), as: UTF8.self)) }
+        }
+        guard ownDatabase, let runID, runs.contains(runID), let status = ProcessStatus(pid: entry), !status.isZombie,
+            status.group > 1, status.group != getpgrp()
+        else { continue }
+        groups.insert(status.group)
+    }
+    for group in groups { await ProcessGroup(id: group).terminate(killAt: .now + grace) }
+    return groups.sorted()
 }
 
 /// What `/proc/PID/stat` says of a process: `pid (comm) state ppid pgrp session ...`, where
@@ -89,6 +116,8 @@ func makePipe() -> (read: Int32, write: Int32)? {
     return (fds[0], fds[1])
 }
 
+/// Reads a pipe until every writer has closed it, handing each chunk to `sink`, on a thread of
+/// its own (blocking reads see every byte up to end-of-file, however the writers end).
 final class OutputPump: @unchecked Sendable {
     private let fd: Int32
     private let sink: @Sendable (UnsafeRawBufferPointer) -> Void

@@ -208,4 +208,39 @@ struct ExecutorTests {
         let missing = try await harness.executor(ImmediateClock()).run(RunRequest(task: job, origin: .manual))
         #expect(missing.state == .failed && missing.reason?.contains("needs input \"day\"") == true)
     }
+
+    @Test("an orphaned attempt whose pid was never recorded is found by its environment, its whole group taken down")
+    func orphansByEnvironment() async throws {
+        let directory = try TemporaryDirectory()
+        func start(run: Int) throws -> (Process, String) {
+            let pids = directory.path + "/pids-\(run)"
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+            process.arguments = ["sh", "-c", "sleep 60 & echo $$ $! > \(pids); wait"]
+            process.environment = ["BELFRY_DATABASE": directory.path + "/db.sqlite", "BELFRY_RUN_ID": String(run), "PATH": "/usr/bin:/bin"]
+            try process.run()
+            return (process, pids)
+        }
+        let (orphan, orphanPIDs) = try start(run: 7)
+        let (other, otherPIDs) = try start(run: 8)
+        func pids(_ file: String) async throws -> [Int32] {
+            for _ in 0..<200 {
+                if let text = try? String(contentsOfFile: file, encoding: .utf8), text.hasSuffix("\n") {
+                    return text.split(whereSeparator: \.isWhitespace).compactMap { Int32($0) }
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            return []
+        }
+        let orphans = try await pids(orphanPIDs)
+        let others = try await pids(otherPIDs)
+        #expect(orphans.count == 2 && others.count == 2)
+        let groups = await terminateOrphanedAttempts(database: directory.path + "/db.sqlite", runs: [7], grace: .seconds(2))
+        #expect(groups == [orphans[0]])
+        orphan.waitUntilExit()
+        #expect(orphans.allSatisfy { !isAlive($0) }, "the orphan or its child survived")
+        #expect(others.allSatisfy { isAlive($0) }, "another run's process was taken down")
+        for pid in others { kill(pid, SIGKILL) }
+        other.waitUntilExit()
+    }
 }
