@@ -85,6 +85,11 @@ extension Logger {
             warning("run resumed after an interruption", metadata: ["task": "\(task)", "trigger": "\(trigger)", "run": "\(run)", "attempts_before": "\(attempts)"])
         case .clockJump(let seconds):
             warning("wall clock jumped", metadata: ["seconds": "\(String(format: "%+.0f", seconds))"])
+        case .storeFailed(let reason):
+            critical("the database failed; no slot is recorded or run until it works again (retrying every second)",
+                     metadata: ["reason": "\(reason)"])
+        case .storeRecovered:
+            notice("the database works again; slots missed meanwhile follow their catch-up policy")
         case .orphansTerminated(let groups):
             warning("took down process groups left running by a killed daemon", metadata: ["groups": "\(groups.map(String.init).joined(separator: ","))"])
         }

@@ -49,17 +49,43 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     }
 
     /// Runs until cancelled or `stop()`: then returns without waiting for running runs.
+    /// A database that fails (disk full, read-only, I/O error) does not stop the loop: each
+    /// failure is logged, the triggers are read again from what the database holds (slots not
+    /// recorded come due again, under their catch-up policy), and the loop goes on every
+    /// `changePoll` until the database works again.
     public func run() async throws {
-        if entries.isEmpty { try reload() }
+        var failing = false
         while !stopped, !Task.isCancelled {
-            try await tick()
-            // Until the next slot to the nanosecond (slots are whole seconds, the wall clock is not).
             var wait = changePoll
-            if let next = queue.peek()?.slot {
-                let seconds = Double(next.secondsSinceEpoch) - wallClock().timeIntervalSince1970
-                wait = min(wait, .nanoseconds(Int64(max(0, seconds) * 1e9)))
+            do {
+                if failing { entries = [:] }  // what was known before the failure may not be recorded: start from the database
+                if entries.isEmpty { try reload() }
+                try await tick()
+                try recordUnrecorded()
+                if failing { log(.storeRecovered) }
+                failing = false
+                // Until the next slot to the nanosecond (slots are whole seconds, the wall clock is not).
+                if let next = queue.peek()?.slot {
+                    let seconds = Double(next.secondsSinceEpoch) - wallClock().timeIntervalSince1970
+                    wait = min(wait, .nanoseconds(Int64(max(0, seconds) * 1e9)))
+                }
+            } catch {
+                if !failing { log(.storeFailed(reason: "\(error)")) }
+                failing = true
             }
             try await clock.sleep(for: wait)
+        }
+    }
+
+    /// Runs whose end could not be recorded (the database failed under them): recorded failed
+    /// once it works again.
+    private var unrecorded: [(run: Int64, reason: String)] = []
+
+    private func recordUnrecorded() throws {
+        while let (run, reason) = unrecorded.first {
+            try store.finishRun(run, state: .failed, reason: "the database failed while it ran: \(reason)", exitCode: nil, commandUsed: nil,
+                                at: wallClock())
+            unrecorded.removeFirst()
         }
     }
 
@@ -203,7 +229,8 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         log(.queued(task: trigger.task, trigger: trigger.name, slot: launch.slot, run: launch.runID, origin: launch.origin))
         let (executor, log) = (self.executor, self.log)
         let task = Task {
-            await Self.run(launch, trigger: trigger, previousAttempts: previousAttempts, executor: executor, log: log)
+            let failure = await Self.run(launch, trigger: trigger, previousAttempts: previousAttempts, executor: executor, log: log)
+            if let failure { self.unrecorded.append((launch.runID, failure)) }
             self.finished(run: launch.runID, trigger: trigger.id)
         }
         running[trigger.id, default: [:]][launch.runID] = task
@@ -213,7 +240,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     private static func run(
         _ launch: BelfryDatabase.Launch, trigger: ScheduledTrigger, previousAttempts: Int, executor: RunExecutor<C>,
         log: @Sendable (SchedulerEvent) -> Void
-    ) async {
+    ) async -> String? {
         do {
             let definitions = try launch.definitions.decode()
             let request = RunRequest(
@@ -221,8 +248,10 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
                 runID: launch.runID, previousAttempts: previousAttempts)
             let result = try await executor.run(request)
             log(.finished(task: trigger.task, trigger: trigger.name, run: result.runID, state: result.state, reason: result.reason))
+            return nil
         } catch {
             log(.failedToRun(task: trigger.task, trigger: trigger.name, run: launch.runID, reason: "\(error)"))
+            return "\(error)"
         }
     }
 
@@ -243,6 +272,8 @@ public enum SchedulerEvent: Sendable {
     case clockJump(seconds: Double)
     case resumed(task: String, trigger: String, run: Int64, attempts: Int)
     case orphansTerminated(groups: [Int32])
+    case storeFailed(reason: String)
+    case storeRecovered
 }
 
 /// A min-heap of (next slot, trigger id).

@@ -68,7 +68,7 @@ public final class BelfryDatabase: Sendable {
         do {
             pool = try Self.openMigrated(path: path, configuration: configuration)
         } catch {
-            throw .cannotOpen(path: path, reason: Self.reason(error))
+            throw .cannotOpen(path: path, reason: Self.reason(error, path: path))
         }
     }
 
@@ -99,8 +99,20 @@ public final class BelfryDatabase: Sendable {
         }
     }
 
-    private static func reason(_ error: any Error) -> String {
+    private static func reason(_ error: any Error, path: String? = nil) -> String {
         if let error = error as? DatabaseError {
+            if let path, error.resultCode == .SQLITE_READONLY || error.resultCode == .SQLITE_CANTOPEN {
+                // Say which: SQLite needs to write the file and, for its WAL, the directory.
+                var info = statvfs()
+                let directory = (path as NSString).deletingLastPathComponent
+                if statvfs(directory.isEmpty ? "." : directory, &info) == 0, info.f_flag & UInt(ST_RDONLY) != 0 {
+                    return "its file system is mounted read-only"
+                }
+                if access(path, W_OK) != 0 { return "the file is not writable by this user (\(String(cString: strerror(errno))))" }
+                if access(directory.isEmpty ? "." : directory, W_OK) != 0 {
+                    return "its directory is not writable by this user (SQLite writes its WAL beside the file)"
+                }
+            }
             switch error.resultCode {
             case .SQLITE_READONLY: return "it is read-only (check the file's and directory's permissions)"
             case .SQLITE_CANTOPEN: return "it cannot be opened (missing or unwritable directory?)"

@@ -2,7 +2,7 @@ import BelfryConfig
 @testable import BelfryDaemon
 import BelfryExecutor
 import BelfrySchedule
-import BelfryStore
+@testable import BelfryStore
 import BelfryTesting
 import Foundation
 import Synchronization
@@ -174,6 +174,58 @@ struct SchedulerTests {
         #expect(runs.map(\.slot) == (try engineSlots("*/15 * * * *", zone: "UTC", after: "2026-06-01T00:00:00Z", through: "2026-06-01T04:30:00Z")))
         let jumped = runs.filter { $0.slot > "2026-06-01T01:30:00Z" && $0.slot <= "2026-06-01T04:30:00Z" }
         #expect(jumped.filter { $0.state == .missed }.count == jumped.count - 1, "catch_up latest: one run for the skipped slots")
+    }
+}
+
+@Suite("Scheduler when the database fails")
+struct StoreFailureTests {
+    @Test("writes failing (disk full, read-only) stop nothing: logged once, slots recorded once it works again, none twice")
+    func databaseFails() async throws {
+        let daemon = try VirtualDaemon(yaml: """
+              - name: job
+                command: ["/bin/true"]
+                triggers: [{ name: minutely, cron: "* * * * *" }]
+            """, startingAt: "2026-06-01T00:00:30Z")
+        let events = Mutex<[String]>([])
+        let executor = RunExecutor(store: daemon.store, clock: daemon.clock, now: { daemon.wall }, random: { 0.5 },
+                                   logDirectory: daemon.directory.path + "/logs")
+        let scheduler = Scheduler(store: daemon.store, executor: executor, clock: daemon.clock, wallClock: { daemon.wall },
+                                  changePoll: .seconds(60)) { event in
+            switch event {
+            case .storeFailed: events.withLock { $0.append("failed") }
+            case .storeRecovered: events.withLock { $0.append("recovered") }
+            default: break
+            }
+        }
+        func writable(_ on: Bool) throws {
+            try daemon.store.pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA query_only = \(on ? 0 : 1)") }
+        }
+        try writable(false)
+        let loop = Task { try await scheduler.run() }
+        let recoverAt = daemon.base.addingTimeInterval(200)  // 00:03:50
+        let end = daemon.base.addingTimeInterval(330)  // 00:06:00
+        var recovered = false
+        while daemon.wall < end {
+            while daemon.clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(1)) }
+            if !recovered, daemon.wall >= recoverAt {
+                try writable(true)
+                recovered = true
+            }
+            let deadline = try #require(daemon.clock.nextDeadline)
+            daemon.clock.advance(by: daemon.clock.now.duration(to: deadline))
+        }
+        await scheduler.stop()
+        loop.cancel()
+        _ = try? await loop.value
+        for task in await scheduler.runningTasks { await task.value }
+        #expect(events.withLock { $0 } == ["failed", "recovered"])
+        let runs = try daemon.runs("minutely")
+        #expect(runs.map(\.slot) == ["2026-06-01T00:01:00Z", "2026-06-01T00:02:00Z", "2026-06-01T00:03:00Z", "2026-06-01T00:04:00Z",
+                                     "2026-06-01T00:05:00Z"])
+        // Found at 00:04 (the first wake that could write), 00:01-00:02 are over a minute late:
+        // missed under the default catch-up (latest) since 00:04 itself is on time.
+        #expect(runs.prefix(2).allSatisfy { $0.state == .missed }, "\(runs)")
+        #expect(runs.suffix(2).allSatisfy { $0.state == .succeeded })
     }
 }
 
