@@ -79,24 +79,28 @@ func engineSlots(_ expression: String, zone: String, after: String, through: Str
 
 @Suite("Scheduler in virtual time")
 struct SchedulerTests {
-    static let dstTriggers = """
+    static func dstTriggers(_ zone: String) -> String {
+        """
           - name: job
             command: ["/bin/true"]
             triggers:
-              - { name: half_past_two, cron: "30 2 * * *", timezone: America/New_York }
-              - { name: half_past_one, cron: "30 1 * * *", timezone: America/New_York }
-              - { name: quarterly, cron: "*/15 * * * *", timezone: America/New_York }
+              - { name: half_past_two, cron: "30 2 * * *", timezone: \(zone) }
+              - { name: half_past_one, cron: "30 1 * * *", timezone: \(zone) }
+              - { name: quarterly, cron: "*/15 * * * *", timezone: \(zone) }
         """
+    }
 
-    @Test("New York DST days: the runs are exactly the engine's slots, none twice", arguments: [
-        ("2026-03-07T12:00:00Z", "2026-03-09T12:00:00Z"), ("2026-10-31T12:00:00Z", "2026-11-02T12:00:00Z"),
+    @Test("DST days in New York, Lord Howe (30-minute shift) and Dublin: the runs are exactly the engine's slots, none twice", arguments: [
+        ("America/New_York", "2026-03-07T12:00:00Z", "2026-03-09T12:00:00Z"), ("America/New_York", "2026-10-31T12:00:00Z", "2026-11-02T12:00:00Z"),
+        ("Australia/Lord_Howe", "2026-04-04T00:00:00Z", "2026-04-06T00:00:00Z"), ("Australia/Lord_Howe", "2026-10-03T00:00:00Z", "2026-10-05T00:00:00Z"),
+        ("Europe/Dublin", "2026-03-28T12:00:00Z", "2026-03-30T12:00:00Z"), ("Europe/Dublin", "2026-10-24T12:00:00Z", "2026-10-26T12:00:00Z"),
     ])
-    func dstDays(start: String, end: String) async throws {
-        let daemon = try VirtualDaemon(yaml: Self.dstTriggers, startingAt: start)
+    func dstDays(zone: String, start: String, end: String) async throws {
+        let daemon = try VirtualDaemon(yaml: Self.dstTriggers(zone), startingAt: start)
         try await daemon.run(until: end)
         for (name, expression) in [("half_past_two", "30 2 * * *"), ("half_past_one", "30 1 * * *"), ("quarterly", "*/15 * * * *")] {
             let runs = try daemon.runs(name)
-            #expect(runs.map(\.slot) == (try engineSlots(expression, zone: "America/New_York", after: start, through: end)), "\(name)")
+            #expect(runs.map(\.slot) == (try engineSlots(expression, zone: zone, after: start, through: end)), "\(name)")
             #expect(runs.allSatisfy { $0.state == .succeeded && $0.origin == .scheduled }, "\(name)")
         }
     }
