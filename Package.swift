@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "BelfryStore", targets: ["BelfryStore"]),
         .library(name: "BelfryExecutor", targets: ["BelfryExecutor"]),
         .library(name: "BelfryDaemon", targets: ["BelfryDaemon"]),
+        .library(name: "BelfryTesting", targets: ["BelfryTesting"]),
         .executable(name: "belfry", targets: ["belfry"]),
     ],
     dependencies: [
@@ -54,9 +55,9 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
-        .target(name: "BelfryTesting"),
+        .target(name: "BelfryTesting", dependencies: ["BelfrySchedule", "BelfryConfig"]),
         .testTarget(name: "BelfryScheduleTests", dependencies: ["BelfrySchedule", "BelfryTesting", "belfry"]),
-        .testTarget(name: "BelfryConfigTests", dependencies: ["BelfryConfig"]),
+        .testTarget(name: "BelfryConfigTests", dependencies: ["BelfryConfig", "BelfryTesting"]),
         .testTarget(
             name: "BelfryDaemonTests",
             dependencies: ["BelfryDaemon", "BelfryExecutor", "BelfryStore", "BelfryConfig", "BelfrySchedule", "BelfryTesting", "belfry"]

@@ -8,6 +8,9 @@ started), deploys TRIGGERS triggers `* * * * * *` running it into a fresh databa
 daemon (release build by default) for SECONDS, and prints p50/p99/max of (start - slot).
 Every trigger's queue allows all of them at once: nothing waits in a queue.
 
+Then the machine's floor: the same job started TRIGGERS at a time by a minimal C launcher
+(scripts/spawn-floor.c), for 5 seconds.
+
 With --cron, Debian's cron runs the same job every minute in the same window (a file in
 /etc/cron.d; cron is started if it is not running; needs root), and its lateness after the
 minute is printed beside Belfry's.
@@ -97,6 +100,12 @@ def main():
     print(summary("belfry", belfry) + f" (for {expected} slots)")
     if args.cron:
         print(summary("cron (per-minute job)", [ms for _, ms in read_stamps(cron_out)]))
+    # The floor: N processes started at once by a minimal C launcher (scripts/spawn-floor.c).
+    floor = os.path.join(work, "spawn-floor")
+    subprocess.run(["gcc", "-O2", "-o", floor, os.path.join(ROOT, "scripts/spawn-floor.c")], check=True)
+    floor_out = os.path.join(work, "floor.out")
+    subprocess.run([floor, str(args.triggers), stamp, floor_out], check=True)
+    print(summary(f"floor: {args.triggers} posix_spawn() at once from C", [ms for _, ms in read_stamps(floor_out)]))
     sys.exit(0 if belfry else 1)
 
 

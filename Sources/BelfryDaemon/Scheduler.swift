@@ -35,12 +35,18 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     private var lastWake: (wall: Date, monotonic: C.Instant)?
     private var stopped = false
 
+    /// How the loop waits between wakes; nil: `clock.sleep`.
+    let wait: (@Sendable (Duration) async throws -> Void)?
+
+    /// `wait` replaces `clock.sleep` between wakes (the daemon waits in `poll(2)`, see
+    /// `pollWait`).
     public init(
         store: BelfryDatabase, executor: RunExecutor<C>, clock: C, wallClock: @escaping @Sendable () -> Date,
-        zones: TimeZoneDatabase = .system, changePoll: Duration = .seconds(1), log: @escaping @Sendable (SchedulerEvent) -> Void
+        zones: TimeZoneDatabase = .system, changePoll: Duration = .seconds(1),
+        wait: (@Sendable (Duration) async throws -> Void)? = nil, log: @escaping @Sendable (SchedulerEvent) -> Void
     ) {
         (self.store, self.executor, self.clock, self.wallClock, self.zones) = (store, executor, clock, wallClock, zones)
-        (self.changePoll, self.log) = (changePoll, log)
+        (self.changePoll, self.wait, self.log) = (changePoll, wait, log)
     }
 
     /// How many triggers are scheduled and runs are running, and the next slot.
@@ -73,7 +79,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
                 if !failing { log(.storeFailed(reason: "\(error)")) }
                 failing = true
             }
-            try await clock.sleep(for: wait)
+            if let sleep = self.wait { try await sleep(wait) } else { try await clock.sleep(for: wait) }
         }
     }
 
@@ -317,4 +323,21 @@ extension Instant {
     init(_ date: Date) {
         self.init(secondsSinceEpoch: Int64(date.timeIntervalSince1970.rounded(.down)))
     }
+}
+
+/// Waits `duration` (at most seconds: the scheduler's wakes) in `poll(2)` on a thread of its
+/// own. The daemon's loop waits this way rather than on a dispatch timer because time-faking tools
+/// (libfaketime, for accelerated DST days) scale `poll` timeouts but leave dispatch's timers armed
+/// at deadlines computed from faked clocks, which never come.
+public func pollWait(_ duration: Duration) async throws {
+    let milliseconds = Int32(clamping: duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let thread = Thread {
+            _ = poll(nil, 0, milliseconds)
+            continuation.resume()
+        }
+        thread.name = "belfry-wait"
+        thread.start()
+    }
+    try Task.checkCancellation()
 }

@@ -34,7 +34,7 @@ struct DaemonCommand: AsyncParsableCommand {
         let executor = RunExecutor(
             store: store, clock: clock, now: { Date() }, random: { Double.random(in: 0..<1) }, logDirectory: store.logDirectory,
             queues: QueueGate(limits: try store.queueLimits(), clock: clock))
-        let scheduler = Scheduler(store: store, executor: executor, clock: clock, wallClock: { Date() }) { log.log($0) }
+        let scheduler = Scheduler(store: store, executor: executor, clock: clock, wallClock: { Date() }, wait: pollWait) { log.log($0) }
         try await scheduler.refresh()
         try await scheduler.resume(interrupted)
         log.notice("daemon started", metadata: ["database": "\(store.path)", "schedules": "\(schedules.path)", "pid": "\(getpid())"])

@@ -1,0 +1,28 @@
+/* The machine's floor for scripts/lateness.py: a C launcher that sleeps to each whole second
+ * and posix_spawn()s N copies of the stamp job at once, for 5 seconds. No database, no logs:
+ * what starting N processes together costs here.
+ * Usage: spawn-floor N STAMP OUTFILE */
+#define _GNU_SOURCE
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
+extern char **environ;
+int main(int argc, char **argv) {
+    int n = atoi(argv[1]);
+    char *args[] = {argv[2], argv[3], NULL};
+    for (int round = 0; round < 5; round++) {
+        struct timespec now; clock_gettime(CLOCK_REALTIME, &now);
+        /* sleep to next second */
+        struct timespec target = { now.tv_sec + 1, 0 };
+        clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &target, NULL);
+        char slot[64]; struct tm tm; time_t t = target.tv_sec; gmtime_r(&t, &tm);
+        strftime(slot, sizeof slot, "BELFRY_TRIGGER_TIME=%Y-%m-%dT%H:%M:%SZ", &tm);
+        putenv(slot);
+        for (int i = 0; i < n; i++) { pid_t pid; posix_spawn(&pid, argv[2], NULL, NULL, args, environ); }
+        while (wait(NULL) > 0) {}
+    }
+    return 0;
+}
