@@ -2,7 +2,7 @@
 import PackageDescription
 
 // libFuzzer targets over the checks in BelfryTesting/Fuzzing.swift. In their own package so
-// that `swift test` of Belfry does not build them. See Fuzz/README.md.
+// that `swift test` of Belfry does not build them. How to run them: README, "Proof at scale".
 let package = Package(
     name: "BelfryFuzz",
     dependencies: [.package(name: "belfry", path: "..")],

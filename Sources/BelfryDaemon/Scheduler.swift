@@ -324,20 +324,3 @@ extension Instant {
         self.init(secondsSinceEpoch: Int64(date.timeIntervalSince1970.rounded(.down)))
     }
 }
-
-/// Waits `duration` (at most seconds: the scheduler's wakes) in `poll(2)` on a thread of its
-/// own. The daemon's loop waits this way rather than on a dispatch timer because time-faking tools
-/// (libfaketime, for accelerated DST days) scale `poll` timeouts but leave dispatch's timers armed
-/// at deadlines computed from faked clocks, which never come.
-public func pollWait(_ duration: Duration) async throws {
-    let milliseconds = Int32(clamping: duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        let thread = Thread {
-            _ = poll(nil, 0, milliseconds)
-            continuation.resume()
-        }
-        thread.name = "belfry-wait"
-        thread.start()
-    }
-    try Task.checkCancellation()
-}

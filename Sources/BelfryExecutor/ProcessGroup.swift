@@ -33,9 +33,10 @@ struct ProcessGroup: Sendable {
         }
     }
 
-    /// 10 ms, not cut short by cancellation.
+    /// 10 ms, not cut short by cancellation, and on a thread of its own: not delayed when the
+    /// cooperative threads are busy.
     private static func pause() async {
-        await Task.detached { try? await Task.sleep(for: .milliseconds(10)) }.value
+        try? await pollWait(.milliseconds(10))
     }
 
     /// Waits, on a thread of its own, until the process `pid` has ended, without reaping it (the
@@ -173,4 +174,21 @@ final class OutputPump: @unchecked Sendable {
             }
         }
     }
+}
+
+/// Waits `duration` (short: seconds at most) in `poll(2)` on a thread of its own. The daemon's
+/// loop and process teardown wait this way, not on a dispatch timer: busy cooperative threads do
+/// not delay it, and time-faking tools (libfaketime, for accelerated DST days) scale `poll`
+/// timeouts but leave dispatch's timers armed at deadlines computed from faked clocks.
+public func pollWait(_ duration: Duration) async throws {
+    let milliseconds = Int32(clamping: duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let thread = Thread {
+            _ = poll(nil, 0, milliseconds)
+            continuation.resume()
+        }
+        thread.name = "belfry-wait"
+        thread.start()
+    }
+    try Task.checkCancellation()
 }

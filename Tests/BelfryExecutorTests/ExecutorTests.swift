@@ -216,7 +216,7 @@ struct ExecutorTests {
             let pids = directory.path + "/pids-\(run)"
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-            process.arguments = ["sh", "-c", "sleep 60 & echo $$ $! > \(pids); wait"]
+            process.arguments = ["sh", "-c", "sleep 600 & echo $$ $! > \(pids); wait"]
             process.environment = ["BELFRY_DATABASE": directory.path + "/db.sqlite", "BELFRY_RUN_ID": String(run), "PATH": "/usr/bin:/bin"]
             try process.run()
             return (process, pids)
