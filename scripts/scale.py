@@ -57,7 +57,8 @@ def start(args, schedules, database, work):
         if message.startswith("READY=1"):
             break
     ready = time.monotonic() - begin
-    return daemon, ready, message.split("\n")[1] if "\n" in message else "", sock
+    sock.close()  # as if systemd had gone: the daemon must not wait for a reader
+    return daemon, ready, message.split("\n")[1] if "\n" in message else "", None
 
 
 def stop(daemon):

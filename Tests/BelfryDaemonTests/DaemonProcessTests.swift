@@ -138,6 +138,40 @@ struct DaemonProcessTests {
         #expect(stopping)
     }
 
+    @Test("a notify socket nobody reads does not freeze the daemon: it still stops on SIGTERM")
+    func unreadNotifySocket() async throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("schedules/t.yaml", "tasks:\n  - { name: x, command: [\"/bin/true\"], triggers: [hourly] }\n")
+        let socketPath = directory.path + "/notify.sock"
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var size: Int32 = 1  // the kernel's minimum: full after a message or two
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(socketPath.utf8) + [0]) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        let process = Process()
+        process.executableURL = BelfryCommand.executable
+        process.arguments = ["daemon", "--schedules", directory.path + "/schedules", "--database", directory.path + "/belfry.sqlite"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "20000"]) { $1 }
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try await Task.sleep(for: .seconds(2))  // a hundred watchdog messages, none read
+        process.terminate()
+        var stopped = false
+        for _ in 0..<300 where !stopped {
+            stopped = !process.isRunning
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        if !stopped { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        #expect(stopped, "the daemon did not stop within 15 s of SIGTERM")
+    }
+
     @Test("chaos: SIGKILL the daemon again and again; every second's slot is a run or a missed record, none twice")
     func chaos() async throws {
         let directory = try TemporaryDirectory()
