@@ -64,14 +64,17 @@ extension BelfryDatabase {
                   command_used)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
+            var figures = RunFigures()
             for run in runs {
                 try statement.execute(arguments: [
                     run.task, run.trigger, run.slot?.secondsSinceEpoch, run.origin.rawValue, run.state.rawValue, run.reason,
                     run.attempts, run.exitCode, milliseconds(run.queuedAt), run.startedAt.map(milliseconds),
                     run.finishedAt.map(milliseconds), run.commandUsed,
                 ])
-                try Self.countFinishedRun(db, id: db.lastInsertedRowID)
+                let duration = run.startedAt.flatMap { started in run.finishedAt.map { milliseconds($0) - milliseconds(started) } }
+                figures.add(task: run.task, queuedAt: milliseconds(run.queuedAt), state: run.state, attempts: run.attempts, duration: duration)
             }
+            try figures.write(db)
         }
     }
 

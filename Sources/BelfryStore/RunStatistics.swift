@@ -117,48 +117,62 @@ extension BelfryDatabase {
                 WHERE id = ? AND state IN ('succeeded', 'failed', 'timed_out', 'cancelled')
                 """), arguments: [id])
         else { return }
-        try count(db, task: row[0], queuedAt: row[1], succeeded: row[2] == "succeeded", attempts: row[3], duration: row[4])
-    }
-
-    private static func count(_ db: Database, task: String, queuedAt: Int64, succeeded: Bool, attempts: Int, duration: Int64?) throws {
-        let hour = queuedAt / 3_600_000
-        var durations = DurationHistogram()
-        if let data = try Data.fetchOne(db.cachedStatement(sql: "SELECT durations FROM run_stats WHERE task = ? AND hour = ?"),
-                                        arguments: [task, hour]) {
-            durations = DurationHistogram(data)
-        }
-        if let duration { durations.add(milliseconds: max(0, duration)) }
-        try db.cachedStatement(sql: """
-            INSERT INTO run_stats (task, hour, runs, succeeded, attempts, retried, durations) VALUES (?, ?, 1, ?, ?, ?, ?)
-            ON CONFLICT (task, hour) DO UPDATE SET runs = runs + 1, succeeded = succeeded + excluded.succeeded,
-              attempts = attempts + excluded.attempts, retried = retried + excluded.retried, durations = excluded.durations
-            """).execute(arguments: [task, hour, succeeded ? 1 : 0, attempts, attempts > 1 ? 1 : 0, durations.data])
+        var figures = RunFigures()
+        figures.add(task: row[0], queuedAt: row[1], state: RunState(rawValue: row[2]) ?? .failed, attempts: row[3], duration: row[4])
+        try figures.write(db)
     }
 
     /// Migration v2: the figures of every run already finished.
     static func countAllFinishedRuns(_ db: Database) throws {
-        let rows = try Row.fetchCursor(db, sql: """
-            SELECT task, queued_at / 3600000, state = 'succeeded', attempts, finished_at - started_at FROM run
-            WHERE state IN ('succeeded', 'failed', 'timed_out', 'cancelled') ORDER BY task, queued_at
-            """)
-        struct Key: Hashable { var task: String, hour: Int64 }
-        var sums: [Key: (runs: Int, succeeded: Int, attempts: Int, retried: Int, durations: DurationHistogram)] = [:]
+        var figures = RunFigures()
+        let rows = try Row.fetchCursor(db, sql: "SELECT task, queued_at, state, attempts, finished_at - started_at FROM run")
         while let row = try rows.next() {
-            let key = Key(task: row[0], hour: row[1])
-            var value = sums[key] ?? (0, 0, 0, 0, DurationHistogram())
-            let attempts: Int = row[3]
-            value.runs += 1
-            value.succeeded += (row[2] as Bool) ? 1 : 0
-            value.attempts += attempts
-            value.retried += attempts > 1 ? 1 : 0
-            if let duration = row[4] as Int64? { value.durations.add(milliseconds: max(0, duration)) }
-            sums[key] = value
+            figures.add(task: row[0], queuedAt: row[1], state: RunState(rawValue: row[2]) ?? .queued, attempts: row[3], duration: row[4])
         }
-        let insert = try db.makeStatement(sql: """
-            INSERT INTO run_stats (task, hour, runs, succeeded, attempts, retried, durations) VALUES (?, ?, ?, ?, ?, ?, ?)
-            """)
+        try figures.write(db)
+    }
+}
+
+/// Figures of finished runs summed per task and hour in memory, then added to `run_stats` with
+/// one read and one write per task and hour (a batch of 10,000 runs of one trigger is a few rows).
+struct RunFigures {
+    private struct Key: Hashable {
+        var task: String
+        var hour: Int64
+    }
+
+    private struct Sums {
+        var runs = 0, succeeded = 0, attempts = 0, retried = 0
+        var durations = DurationHistogram()
+    }
+
+    private var sums: [Key: Sums] = [:]
+
+    /// Counts a run if it ran to an end (succeeded, failed, timed out or cancelled).
+    mutating func add(task: String, queuedAt: Int64, state: RunState, attempts: Int, duration: Int64?) {
+        guard [.succeeded, .failed, .timedOut, .cancelled].contains(state) else { return }
+        let key = Key(task: task, hour: queuedAt / 3_600_000)
+        var value = sums[key] ?? Sums()
+        value.runs += 1
+        value.succeeded += state == .succeeded ? 1 : 0
+        value.attempts += attempts
+        value.retried += attempts > 1 ? 1 : 0
+        if let duration { value.durations.add(milliseconds: max(0, duration)) }
+        sums[key] = value
+    }
+
+    func write(_ db: Database) throws {
         for (key, value) in sums {
-            try insert.execute(arguments: [key.task, key.hour, value.runs, value.succeeded, value.attempts, value.retried, value.durations.data])
+            var durations = value.durations
+            if let data = try Data.fetchOne(db.cachedStatement(sql: "SELECT durations FROM run_stats WHERE task = ? AND hour = ?"),
+                                            arguments: [key.task, key.hour]) {
+                durations.merge(DurationHistogram(data))
+            }
+            try db.cachedStatement(sql: """
+                INSERT INTO run_stats (task, hour, runs, succeeded, attempts, retried, durations) VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (task, hour) DO UPDATE SET runs = runs + excluded.runs, succeeded = succeeded + excluded.succeeded,
+                  attempts = attempts + excluded.attempts, retried = retried + excluded.retried, durations = excluded.durations
+                """).execute(arguments: [key.task, key.hour, value.runs, value.succeeded, value.attempts, value.retried, durations.data])
         }
     }
 }

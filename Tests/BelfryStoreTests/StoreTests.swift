@@ -147,6 +147,13 @@ struct StoreTests {
             let approximate = try #require(value)
             #expect(abs(approximate - exact) / exact < 0.022, "p\(p): \(approximate) for \(exact)")
         }
+        // Migration v2 computes the same figures from the runs themselves.
+        let kept = try store.statistics()
+        try store.pool.write { db in
+            try db.execute(sql: "DELETE FROM run_stats")
+            try BelfryDatabase.countAllFinishedRuns(db)
+        }
+        #expect(try store.statistics() == kept)
         // The last hour only: runs queued from its start on.
         let lastHour = Date(timeIntervalSince1970: ((start.timeIntervalSince1970 + 29_990) / 3600).rounded(.down) * 3600)
         let recent = runs.filter { $0.queuedAt >= lastHour && $0.state != .missed }.count
