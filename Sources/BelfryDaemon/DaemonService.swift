@@ -55,11 +55,18 @@ public struct DaemonService: Service {
         logger.notice("daemon stopped")
     }
 
-    /// STATUS= for `systemctl status`, and WATCHDOG=1 while the scheduler answers.
+    /// STATUS= for `systemctl status`, and WATCHDOG=1 while the scheduler answers. After a
+    /// stretch with runs, gives the memory they freed back to the system: glibc keeps it in
+    /// per-thread arenas otherwise, and a burst of runs would leave the daemon's resident size high
+    /// for good (measured: 113 MiB at start, 224 MiB after bursts of 1,000 runs).
     private func beat() async {
         let period = min(systemd.watchdogInterval ?? .seconds(5), .seconds(5))
+        var hadRuns = false
         while !Task.isCancelled {
             try? await Task.sleep(for: period)
+            let running = await scheduler.status.running
+            if hadRuns, running == 0 { GlibcMalloc.trim() }
+            hadRuns = running > 0 || (hadRuns && running != 0)
             let status = await status()
             systemd.send((systemd.watchdogInterval == nil ? "" : "WATCHDOG=1\n") + "STATUS=\(status)")
         }
@@ -96,5 +103,23 @@ public struct DaemonService: Service {
     private func status() async -> String {
         let status = await scheduler.status
         return "\(status.triggers) active triggers, \(status.running) running, next slot \(status.nextSlot?.rfc3339 ?? "none")"
+    }
+}
+
+/// glibc's malloc tuning, which its Swift module does not export (`<malloc.h>`).
+public enum GlibcMalloc {
+    private typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+    private typealias MallocTrim = @convention(c) (Int) -> Int32
+
+    /// At most `count` arenas (glibc's default is 8 per core).
+    public static func limitArenas(to count: Int32) {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+        _ = unsafeBitCast(symbol, to: Mallopt.self)(-8, count)  // M_ARENA_MAX
+    }
+
+    /// Returns the free memory at the top and inside every arena to the system.
+    public static func trim() {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
+        _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
     }
 }

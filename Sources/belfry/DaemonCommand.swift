@@ -24,6 +24,9 @@ struct DaemonCommand: AsyncParsableCommand {
         let grace: Int64
         do { grace = try DurationText.milliseconds(shutdownGrace, field: "--shutdown-grace") } catch { throw CommandFailure(error) }
         let log = Logger(label: "belfry") { _ in BelfryLogHandler(format: format) }
+        // Two malloc arenas, not 8 per core: every job's threads (output, wait) would otherwise
+        // spread the daemon's small allocations over arenas that are seldom given back.
+        GlibcMalloc.limitArenas(to: 2)
         let store = try database.open()
         let lock = try Self.lock(store.path)
         defer { close(lock) }
