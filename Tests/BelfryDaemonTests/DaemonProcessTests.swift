@@ -6,15 +6,31 @@ import Testing
 /// The real `belfry daemon`, killed and restarted.
 @Suite("belfry daemon process")
 struct DaemonProcessTests {
-    static func start(_ directory: TemporaryDirectory, log: String, arguments: [String] = []) throws -> Process {
+    static func start(
+        _ directory: TemporaryDirectory, log: String, arguments: [String] = [], environment: [String: String] = [:]
+    ) throws -> Process {
         let process = Process()
         process.executableURL = BelfryCommand.executable
         process.arguments = ["daemon", "--schedules", directory.path + "/schedules", "--database", directory.path + "/belfry.sqlite"] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: log)
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         return process
+    }
+
+    /// A datagram socket bound at `path`, as systemd's notify socket; the caller closes it.
+    static func notifySocket(at path: String) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        return fd
     }
 
     /// Polls `belfry runs --json` for up to 30 s until a run matches; returns it, or records an
@@ -106,23 +122,12 @@ struct DaemonProcessTests {
         let directory = try TemporaryDirectory()
         try directory.write("schedules/t.yaml", "tasks:\n  - { name: x, command: [\"/bin/true\"], triggers: [hourly] }\n")
         let socketPath = directory.path + "/notify.sock"
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = Self.notifySocket(at: socketPath)
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(socketPath.utf8) + [0]) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        #expect(bound == 0)
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let process = Process()
-        process.executableURL = BelfryCommand.executable
-        process.arguments = ["daemon", "--schedules", directory.path + "/schedules", "--database", directory.path + "/belfry.sqlite"]
-        process.environment = ProcessInfo.processInfo.environment.merging(["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "1000000"]) { $1 }
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try Self.start(directory, log: directory.path + "/daemon.log",
+                                     environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "1000000"])
         func receive() -> String {
             var buffer = [UInt8](repeating: 0, count: 4096)
             let count = recv(fd, &buffer, buffer.count, 0)
@@ -143,23 +148,12 @@ struct DaemonProcessTests {
         let directory = try TemporaryDirectory()
         try directory.write("schedules/t.yaml", "tasks:\n  - { name: x, command: [\"/bin/true\"], triggers: [hourly] }\n")
         let socketPath = directory.path + "/notify.sock"
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = Self.notifySocket(at: socketPath)
         defer { close(fd) }
         var size: Int32 = 1  // the kernel's minimum: full after a message or two
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(socketPath.utf8) + [0]) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        #expect(bound == 0)
-        let process = Process()
-        process.executableURL = BelfryCommand.executable
-        process.arguments = ["daemon", "--schedules", directory.path + "/schedules", "--database", directory.path + "/belfry.sqlite"]
-        process.environment = ProcessInfo.processInfo.environment.merging(["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "20000"]) { $1 }
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try Self.start(directory, log: directory.path + "/daemon.log",
+                                     environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "20000"])
         try await Task.sleep(for: .seconds(2))  // a hundred watchdog messages, none read
         process.terminate()
         var stopped = false

@@ -29,19 +29,22 @@ final class VirtualDaemon: Sendable {
         base.addingTimeInterval(Double(clock.now.offset.components.seconds) + jump.withLock { $0 })
     }
 
-    func scheduler() -> Scheduler<ManualClock> {
+    func scheduler(changePoll: Duration, log: @escaping @Sendable (SchedulerEvent) -> Void) -> Scheduler<ManualClock> {
         let executor = RunExecutor(store: store, clock: clock, now: { [self] in wall }, random: { 0.5 }, logDirectory: directory.path + "/logs")
-        return Scheduler(store: store, executor: executor, clock: clock, wallClock: { [self] in wall }, changePoll: .seconds(3600)) { _ in }
+        return Scheduler(store: store, executor: executor, clock: clock, wallClock: { [self] in wall }, changePoll: changePoll, log: log)
     }
 
     /// Runs a scheduler until the wall clock reaches `end`, jumping from one wake to the next;
     /// `during` is called once the wall clock has passed `at` (a redeploy in the middle, say).
-    func run(until end: String, at: String? = nil, during: (() throws -> Void)? = nil) async throws {
+    func run(
+        until end: String, at: String? = nil, changePoll: Duration = .seconds(3600),
+        log: @escaping @Sendable (SchedulerEvent) -> Void = { _ in }, during: (() throws -> Void)? = nil
+    ) async throws {
         let utc = try TimeZoneDatabase.system.rules(for: "UTC")
         let endDate = Date(timeIntervalSince1970: TimeInterval(try InstantText.parse(end, zone: utc, field: "t").secondsSinceEpoch))
         let middle = try at.map { Date(timeIntervalSince1970: TimeInterval(try InstantText.parse($0, zone: utc, field: "t").secondsSinceEpoch)) }
         var pending = during
-        let scheduler = scheduler()
+        let scheduler = scheduler(changePoll: changePoll, log: log)
         let loop = Task { try await scheduler.run() }
         while true {
             while clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(1)) }
@@ -142,7 +145,7 @@ struct SchedulerTests {
             try await Task.sleep(for: .seconds(1))
             _ = FileManager.default.createFile(atPath: release, contents: nil)
         }
-        try await daemon.run(until: "2026-06-01T00:04:30Z", at: "2026-06-01T00:01:00Z") {
+        try await daemon.run(until: "2026-06-01T00:04:30Z", at: "2026-06-01T00:01:00Z", during: {
             // The CLI deploys a new command, through a connection of its own.
             let cli = try BelfryDatabase(path: daemon.store.path)
             try cli.deploy(DefinitionLoader.load(files: [("t.yaml", Array("""
@@ -151,7 +154,7 @@ struct SchedulerTests {
                     command: { shell: 'echo $BELFRY_TRIGGER_TIME >> \(marker)' }
                     triggers: [{ name: minutely, cron: "* * * * *" }]
                 """.utf8))]), owner: "cli", now: daemon.wall)
-        }
+        })
         try await finishing.value
         let runs = try daemon.runs("minutely")
         #expect(runs.map(\.slot) == ["2026-06-01T00:01:00Z", "2026-06-01T00:02:00Z", "2026-06-01T00:03:00Z", "2026-06-01T00:04:00Z"])
@@ -191,37 +194,17 @@ struct StoreFailureTests {
                 triggers: [{ name: minutely, cron: "* * * * *" }]
             """, startingAt: "2026-06-01T00:00:30Z")
         let events = Mutex<[String]>([])
-        let executor = RunExecutor(store: daemon.store, clock: daemon.clock, now: { daemon.wall }, random: { 0.5 },
-                                   logDirectory: daemon.directory.path + "/logs")
-        let scheduler = Scheduler(store: daemon.store, executor: executor, clock: daemon.clock, wallClock: { daemon.wall },
-                                  changePoll: .seconds(60)) { event in
+        func writable(_ on: Bool) throws {
+            try daemon.store.pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA query_only = \(on ? 0 : 1)") }
+        }
+        try writable(false)
+        try await daemon.run(until: "2026-06-01T00:05:30Z", at: "2026-06-01T00:03:50Z", changePoll: .seconds(60), log: { event in
             switch event {
             case .storeFailed: events.withLock { $0.append("failed") }
             case .storeRecovered: events.withLock { $0.append("recovered") }
             default: break
             }
-        }
-        func writable(_ on: Bool) throws {
-            try daemon.store.pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA query_only = \(on ? 0 : 1)") }
-        }
-        try writable(false)
-        let loop = Task { try await scheduler.run() }
-        let recoverAt = daemon.base.addingTimeInterval(200)  // 00:03:50
-        let end = daemon.base.addingTimeInterval(330)  // 00:06:00
-        var recovered = false
-        while daemon.wall < end {
-            while daemon.clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(1)) }
-            if !recovered, daemon.wall >= recoverAt {
-                try writable(true)
-                recovered = true
-            }
-            let deadline = try #require(daemon.clock.nextDeadline)
-            daemon.clock.advance(by: daemon.clock.now.duration(to: deadline))
-        }
-        await scheduler.stop()
-        loop.cancel()
-        _ = try? await loop.value
-        for task in await scheduler.runningTasks { await task.value }
+        }, during: { try writable(true) })
         #expect(events.withLock { $0 } == ["failed", "recovered"])
         let runs = try daemon.runs("minutely")
         #expect(runs.map(\.slot) == ["2026-06-01T00:01:00Z", "2026-06-01T00:02:00Z", "2026-06-01T00:03:00Z", "2026-06-01T00:04:00Z",
