@@ -66,7 +66,7 @@ public struct DaemonService: Service {
             try? await Task.sleep(for: period)
             let running = await scheduler.status.running
             if hadRuns, running == 0 { GlibcMalloc.trim() }
-            hadRuns = running > 0 || (hadRuns && running != 0)
+            hadRuns = running > 0
             let status = await status()
             systemd.send((systemd.watchdogInterval == nil ? "" : "WATCHDOG=1\n") + "STATUS=\(status)")
         }

@@ -108,17 +108,15 @@ extension BelfryDatabase {
         }
     }
 
-    /// Adds run `id` to the per-task, per-hour figures if it ran to an end. Called in the
-    /// transaction that gives the run its final state.
+    /// Adds run `id` to the per-task, per-hour figures if it ran to an end (`RunFigures.add`
+    /// decides). Called in the transaction that gives the run its final state.
     static func countFinishedRun(_ db: Database, id: Int64) throws {
         guard let row = try Row.fetchOne(
-            db.cachedStatement(sql: """
-                SELECT task, queued_at, state, attempts, finished_at - started_at FROM run
-                WHERE id = ? AND state IN ('succeeded', 'failed', 'timed_out', 'cancelled')
-                """), arguments: [id])
+            db.cachedStatement(sql: "SELECT task, queued_at, state, attempts, finished_at - started_at FROM run WHERE id = ?"),
+            arguments: [id])
         else { return }
         var figures = RunFigures()
-        figures.add(task: row[0], queuedAt: row[1], state: RunState(rawValue: row[2]) ?? .failed, attempts: row[3], duration: row[4])
+        figures.add(task: row[0], queuedAt: row[1], state: RunState(rawValue: row[2]) ?? .queued, attempts: row[3], duration: row[4])
         try figures.write(db)
     }
 
