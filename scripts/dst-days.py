@@ -10,10 +10,7 @@ hours before a DST change and runs SPEED times faster than real time: New York s
 `*/15 * * * *` in its zone. Afterwards, for each trigger, the runs recorded must be exactly the
 slots `belfry next` prints for the window: none missing, none twice, none extra.
 
-Wall-clock steps (back one hour, forward three) are not done here: libfaketime takes a new
-time from FAKETIME_TIMESTAMP_FILE only without FAKETIME, and without the `faketime` wrapper
-(which sets FAKETIME) a Swift program loses its arguments (docs/NOTES.md). The scheduler's
-handling of steps is tested in virtual time (Tests/BelfryDaemonTests, "clock jumps").
+Wall-clock steps (back one hour, forward three) are scripts/clock-steps.py.
 """
 import argparse
 import datetime

@@ -35,17 +35,18 @@ public struct CatchUp: Sendable {
                 candidates.append(slot)
             }
         }
-        let onTimeRun = decisions.contains { if case .run = $0.1 { true } else { false } }
+        // A trigger faster than the on-time window (every 10 s, say) has several on-time slots.
+        let onTimeRuns = decisions.count { if case .run = $0.1 { true } else { false } }
         switch policy.mode {
         case .none:
             decisions += candidates.map { ($0, .notRun(.missed, reason: "missed while not running; catch_up is none")) }
         case .latest:
             for (index, slot) in candidates.enumerated() {
-                let isLatest = index == candidates.count - 1 && !onTimeRun
+                let isLatest = index == candidates.count - 1 && onTimeRuns == 0
                 decisions.append((slot, isLatest ? .run(.catchUp) : .notRun(.missed, reason: "superseded by a later slot; catch_up is latest")))
             }
         case .all:
-            let keep = max(0, policy.limit - (onTimeRun ? 1 : 0))
+            let keep = max(0, policy.limit - onTimeRuns)  // the limit counts every run of the wake
             for (index, slot) in candidates.enumerated() {
                 let runs = index >= candidates.count - keep
                 decisions.append((slot, runs ? .run(.catchUp) : .notRun(.missed, reason: "beyond the catch_up limit of \(policy.limit)")))

@@ -30,6 +30,14 @@ struct CatchUpTests {
         #expect(Self.decide(.all, limit: 4) == Array(repeating: "missed", count: 7) + ["catch-up", "catch-up", "catch-up", "run"])
     }
 
+    @Test("catch_up all: the limit counts every run of the wake, each on-time slot included")
+    func limitCountsOnTimeRuns() {
+        // Slots every 20 s: 9940, 9960, 9980 and 10000 are on time, the 12 before them missed.
+        let fast = stride(from: 9700, through: 10_000, by: 20).map { Instant(secondsSinceEpoch: Int64($0)) }
+        #expect(Self.decide(.all, limit: 6, due: fast) == Array(repeating: "missed", count: 10) + ["catch-up", "catch-up", "run", "run", "run", "run"])
+        #expect(Self.decide(.all, limit: 3, due: fast) == Array(repeating: "missed", count: 12) + ["run", "run", "run", "run"])
+    }
+
     @Test("latest runs the most recent missed slot when none is on time")
     func latestWithoutOnTime() {
         let missedOnly = Array(Self.due.dropLast())
