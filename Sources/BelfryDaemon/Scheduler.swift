@@ -34,6 +34,8 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     private var changeCounter: Int?
     private var lastWake: (wall: Date, monotonic: C.Instant)?
     private var stopped = false
+    /// The definitions of recent launches, decoded once for the runs that follow.
+    private let decoded = DecodedDefinitions()
 
     /// How the loop waits between wakes; nil: `clock.sleep`.
     let wait: (@Sendable (Duration) async throws -> Void)?
@@ -233,9 +235,10 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     /// the slot was claimed) off the scheduler.
     private func start(_ launch: BelfryDatabase.Launch, trigger: ScheduledTrigger, previousAttempts: Int = 0) {
         log(.queued(task: trigger.task, trigger: trigger.name, slot: launch.slot, run: launch.runID, origin: launch.origin))
-        let (executor, log) = (self.executor, self.log)
+        let (executor, log, decoded) = (self.executor, self.log, self.decoded)
         let task = Task {
-            let failure = await Self.run(launch, trigger: trigger, previousAttempts: previousAttempts, executor: executor, log: log)
+            let failure = await Self.run(launch, trigger: trigger, previousAttempts: previousAttempts, executor: executor,
+                                         decoded: decoded, log: log)
             if let failure { self.unrecorded.append((launch.runID, failure)) }
             self.finished(run: launch.runID, trigger: trigger.id)
         }
@@ -245,10 +248,10 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     @concurrent
     private static func run(
         _ launch: BelfryDatabase.Launch, trigger: ScheduledTrigger, previousAttempts: Int, executor: RunExecutor<C>,
-        log: @Sendable (SchedulerEvent) -> Void
+        decoded: DecodedDefinitions, log: @Sendable (SchedulerEvent) -> Void
     ) async -> String? {
         do {
-            let definitions = try launch.definitions.decode()
+            let definitions = try launch.definitions.decode(cache: decoded)
             let request = RunRequest(
                 task: definitions.task, trigger: definitions.trigger, slot: launch.slot, origin: launch.origin,
                 runID: launch.runID, previousAttempts: previousAttempts)

@@ -122,9 +122,14 @@ extension BelfryDatabase {
         var task: Data
         var trigger: Data
 
-        public func decode() throws -> (task: TaskDefinition, trigger: TriggerDefinition) {
+        /// Decodes, or takes from `cache` what was decoded from the same bytes before (decoding
+        /// was a tenth of the daemon's work per run for every-second triggers).
+        public func decode(cache: DecodedDefinitions? = nil) throws -> (task: TaskDefinition, trigger: TriggerDefinition) {
+            if let cache, let known = cache.lookUp(task: task, trigger: trigger) { return known }
             let decoder = JSONDecoder()
-            return (try decoder.decode(TaskDefinition.self, from: task), try decoder.decode(TriggerDefinition.self, from: trigger))
+            let decoded = (try decoder.decode(TaskDefinition.self, from: task), try decoder.decode(TriggerDefinition.self, from: trigger))
+            cache?.store(decoded, task: task, trigger: trigger)
+            return decoded
         }
     }
 

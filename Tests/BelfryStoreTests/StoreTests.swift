@@ -183,3 +183,33 @@ struct StoreTests {
         } throws: { error in error is StoreError }
     }
 }
+
+@Suite("Decoded definitions")
+struct DecodedDefinitionsTests {
+    static func launch(_ command: String, triggerName: String = "hourly_cron") throws -> BelfryDatabase.LaunchDefinitions {
+        let task = try #require(try definitions(twoTriggers.replacingOccurrences(of: "/bin/true", with: command)).tasks.first)
+        let trigger = try #require(task.triggers.first { $0.name == triggerName })
+        var bare = task
+        bare.triggers = []
+        return BelfryDatabase.LaunchDefinitions(task: try JSONEncoder().encode(bare), trigger: try JSONEncoder().encode(trigger))
+    }
+
+    @Test("the same bytes decode once; changed bytes (a redeploy) decode afresh; the oldest go first past the capacity")
+    func cache() throws {
+        let cache = DecodedDefinitions(capacity: 2)
+        let first = try Self.launch("/bin/true")
+        #expect(try first.decode(cache: cache).task.command == (try first.decode()).task.command)
+        #expect(cache.count == 1)
+        _ = try first.decode(cache: cache)
+        #expect(cache.count == 1, "decoded again")
+        let changed = try Self.launch("/bin/false")
+        #expect(try changed.decode(cache: cache).task.command == (try changed.decode()).task.command)
+        #expect(try first.decode(cache: cache).task.command != (try changed.decode(cache: cache)).task.command)
+        #expect(cache.count == 2)
+        let other = try Self.launch("/bin/true", triggerName: "rate")
+        #expect(try other.decode(cache: cache).trigger.name == "rate")
+        #expect(cache.count == 2, "more than its capacity")
+        #expect(cache.lookUp(task: first.task, trigger: first.trigger) == nil, "the oldest is not the one dropped")
+        #expect(cache.lookUp(task: changed.task, trigger: changed.trigger) != nil)
+    }
+}
