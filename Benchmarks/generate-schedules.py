@@ -21,6 +21,8 @@ QUIET_CRONS = ["0 0 29 2 *", "30 2 1 1 *", "0 9 1 7 *", "15 4 15 3 *", "0 12 * 6
 def main():
     arguments = [a for a in sys.argv[1:] if a != "--quiet"]
     quiet = "--quiet" in sys.argv
+    if not 1 <= len(arguments) <= 2 or any(a.startswith("-") for a in arguments):
+        sys.exit(__doc__.strip())  # -h, --help, an unknown option or a missing DIR: the usage, exit 1
     crons = QUIET_CRONS if quiet else CRONS
     directory = arguments[0]
     total = int(arguments[1]) if len(arguments) > 1 else 100_000
