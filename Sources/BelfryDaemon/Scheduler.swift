@@ -56,6 +56,9 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         (entries.count, running.values.reduce(0) { $0 + $1.count }, queue.peek()?.slot)
     }
 
+    /// How many runs this scheduler has seen to their end.
+    public private(set) var finishedRuns = 0
+
     /// Runs until cancelled or `stop()`: then returns without waiting for running runs.
     /// A database that fails (disk full, read-only, I/O error) does not stop the loop: each
     /// failure is logged, the triggers are read again from what the database holds (slots not
@@ -265,6 +268,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     }
 
     private func finished(run: Int64, trigger: Int64) {
+        finishedRuns += 1
         running[trigger]?[run] = nil
         if running[trigger]?.isEmpty == true { running[trigger] = nil }
     }
