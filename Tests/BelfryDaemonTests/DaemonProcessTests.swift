@@ -20,6 +20,14 @@ struct DaemonProcessTests {
         return process
     }
 
+    /// A test that stops early (a failed `#require`) must not leave its daemon running: SIGTERM,
+    /// which takes the jobs' process groups down after the shutdown grace.
+    static func stop(_ daemon: Process) {
+        guard daemon.isRunning else { return }
+        daemon.terminate()
+        daemon.waitUntilExit()
+    }
+
     /// A datagram socket bound at `path`, as systemd's notify socket; the caller closes it.
     static func notifySocket(at path: String) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
@@ -71,6 +79,7 @@ struct DaemonProcessTests {
                 triggers: [{ name: every_2s, every: 2s, overlap: forbid }]
             """)
         let first = try Self.start(directory, log: directory.path + "/first.log")
+        defer { Self.stop(first) }
         let runID = try #require(try await Self.waitForRun(directory, log: directory.path + "/first.log") { $0["state"] as? String == "running" }?["id"] as? Int)
         // ... and its process is recorded (the attempt row is committed before the spawn, the pid after).
         for _ in 0..<600 {
@@ -83,6 +92,7 @@ struct DaemonProcessTests {
         kill(first.processIdentifier, SIGKILL)
         first.waitUntilExit()
         let second = try Self.start(directory, log: directory.path + "/second.log")
+        defer { Self.stop(second) }
         let resumed = try await Self.waitForRun(directory, log: directory.path + "/second.log") { $0["id"] as? Int == runID && $0["state"] as? String == "succeeded" }
         second.terminate()
         second.waitUntilExit()
@@ -106,6 +116,7 @@ struct DaemonProcessTests {
                 triggers: [{ name: every_2s, every: 2s, overlap: forbid }]
             """)
         let first = try Self.start(directory, log: directory.path + "/first.log", arguments: ["--shutdown-grace", "300ms"])
+        defer { Self.stop(first) }
         let runID = try #require(try await Self.waitForRun(directory, log: directory.path + "/first.log") { $0["state"] as? String == "running" }?["id"] as? Int)
         first.terminate()
         first.waitUntilExit()
@@ -114,6 +125,7 @@ struct DaemonProcessTests {
         #expect(stopped["state"] as? String == "queued")
         #expect((stopped["reason"] as? String)?.hasPrefix("interrupted") == true)
         let second = try Self.start(directory, log: directory.path + "/second.log")
+        defer { Self.stop(second) }
         let resumed = try await Self.waitForRun(directory, log: directory.path + "/second.log") { $0["id"] as? Int == runID && $0["state"] as? String == "succeeded" }
         second.terminate()
         second.waitUntilExit()
