@@ -63,14 +63,10 @@ public struct DaemonService: Service {
     /// starts and ends between two beats.
     private func beat() async {
         let period = min(systemd.watchdogInterval ?? .seconds(5), .seconds(5))
-        var finishedAtTrim = 0
+        var trims = TrimAfterRuns()
         while !Task.isCancelled {
             try? await Task.sleep(for: period)
-            let (running, finished) = (await scheduler.status.running, await scheduler.finishedRuns)
-            if running == 0, finished != finishedAtTrim {
-                GlibcMalloc.trim()
-                finishedAtTrim = finished
-            }
+            if trims.isDue(running: await scheduler.status.running, finished: await scheduler.finishedRuns) { GlibcMalloc.trim() }
             let status = await status()
             systemd.send((systemd.watchdogInterval == nil ? "" : "WATCHDOG=1\n") + "STATUS=\(status)")
         }
@@ -107,6 +103,18 @@ public struct DaemonService: Service {
     private func status() async -> String {
         let status = await scheduler.status
         return "\(status.triggers) active triggers, \(status.running) running, next slot \(status.nextSlot?.rfc3339 ?? "none")"
+    }
+}
+
+/// When to give freed memory back: once runs have ended since the last time and none is running.
+struct TrimAfterRuns {
+    private var finishedAtLastTrim = 0
+
+    /// `finished`: how many runs have ended so far.
+    mutating func isDue(running: Int, finished: Int) -> Bool {
+        guard running == 0, finished != finishedAtLastTrim else { return false }
+        finishedAtLastTrim = finished
+        return true
     }
 }
 
