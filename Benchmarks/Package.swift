@@ -9,6 +9,7 @@ let package = Package(
     dependencies: [
         .package(name: "belfry", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
     ],
     targets: [
         .executableTarget(
@@ -43,6 +44,10 @@ let package = Package(
         .executableTarget(
             name: "NextSlotTimer",
             dependencies: [.product(name: "BelfrySchedule", package: "belfry")]
+        ),
+        .executableTarget(
+            name: "SpawnFloor",
+            dependencies: [.product(name: "Subprocess", package: "swift-subprocess")]
         ),
     ]
 )

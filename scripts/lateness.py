@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """Lateness: from a slot's instant to its process's start, for every-second triggers.
 
-Usage: scripts/lateness.py [--triggers 200] [--seconds 120] [--cron] [--belfry PATH]
+Usage: scripts/lateness.py [--triggers 200] [--seconds 120] [--quiet N] [--cron] [--belfry PATH]
 
 Builds scripts/stamp.c (a job that appends the slot it was started for and the instant it
 started), deploys TRIGGERS triggers `* * * * * *` running it into a fresh database, runs the
 daemon (release build by default) for SECONDS, and prints p50/p99/max of (start - slot).
-Every trigger's queue allows all of them at once: nothing waits in a queue.
+Every trigger's queue allows all of them at once: nothing waits in a queue. With --quiet, the
+daemon holds N more triggers beside them (Benchmarks/generate-schedules.py --quiet, none due),
+as SPEC §8 frames the target: the window starts once the daemon has started.
 
-Then the machine's floor: the same job started TRIGGERS at a time by a minimal C launcher
-(scripts/spawn-floor.c), for 5 seconds.
+Then two floors, each starting the same job TRIGGERS at a time, at each second, for 5 seconds,
+with nothing else to do: a minimal C launcher calling posix_spawn (scripts/spawn-floor.c), and a
+Swift one calling swift-subprocess's `Subprocess.run` as Belfry does (Benchmarks' SpawnFloor,
+built on first use).
 
 With --cron, Debian's cron runs the same job every minute in the same window (a file in
 /etc/cron.d; cron is started if it is not running; needs root), and its lateness after the
@@ -52,6 +56,7 @@ def main():
     parser.add_argument("--triggers", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=120)
     parser.add_argument("--cron", action="store_true")
+    parser.add_argument("--quiet", type=int, default=0, help="triggers that are not due, beside the firing ones")
     parser.add_argument("--belfry", default=os.path.join(ROOT, ".build/release/belfry"))
     args = parser.parse_args()
 
@@ -68,6 +73,9 @@ def main():
                      f"    triggers: [{{ name: each_second, cron: \"* * * * * *\" }}]\n")
     with open(os.path.join(schedules, "lateness.yaml"), "w") as f:
         f.write("".join(lines))
+    if args.quiet:
+        subprocess.run([sys.executable, os.path.join(ROOT, "Benchmarks/generate-schedules.py"), schedules,
+                        str(args.quiet), "--quiet"], check=True)
 
     cron_out = os.path.join(work, "cron.out")
     cron_file = "/etc/cron.d/belfry-lateness"
@@ -81,7 +89,10 @@ def main():
     database = os.path.join(work, "belfry.sqlite")
     log = open(os.path.join(work, "daemon.log"), "w")
     daemon = subprocess.Popen([args.belfry, "daemon", "--schedules", schedules, "--database", database], stderr=log)
-    print(f"{args.triggers} every-second triggers for {args.seconds} s (work directory {work})", flush=True)
+    quiet = f", beside {args.quiet} triggers not due" if args.quiet else ""
+    print(f"{args.triggers} every-second triggers{quiet} for {args.seconds} s (work directory {work})", flush=True)
+    while "daemon started" not in open(log.name).read() and daemon.poll() is None:
+        time.sleep(0.1)
     begin = time.time()
     time.sleep(args.seconds)
     daemon.send_signal(signal.SIGTERM)
@@ -106,6 +117,12 @@ def main():
     floor_out = os.path.join(work, "floor.out")
     subprocess.run([floor, str(args.triggers), stamp, floor_out], check=True)
     print(summary(f"floor: {args.triggers} posix_spawn() at once from C", [ms for _, ms in read_stamps(floor_out)]))
+    benchmarks = os.path.join(ROOT, "Benchmarks")
+    subprocess.run(["swift", "build", "-c", "release", "--product", "SpawnFloor"], cwd=benchmarks, check=True,
+                   stdout=subprocess.DEVNULL)
+    swift_out = os.path.join(work, "swift-floor.out")
+    subprocess.run([os.path.join(benchmarks, ".build/release/SpawnFloor"), str(args.triggers), stamp, swift_out], check=True)
+    print(summary(f"floor: {args.triggers} Subprocess.run at once from Swift", [ms for _, ms in read_stamps(swift_out)]))
     sys.exit(0 if belfry else 1)
 
 
