@@ -98,7 +98,7 @@ def main():
                             f"{len(set(slots) - set(expected))} unexpected")
         # The gap: the slots after the last one evaluated before the steps, up to the moment the
         # daemon noticed the forward step (when it recorded the first of them).
-        last_before = max((row[0] for row in rows if row[0] <= stepped_back), default=0)
+        last_before = max((row[0] for row in rows if row[3] / 1000 <= stepped_back), default=0)
         noticed = min((row[3] for row in rows if row[0] > last_before), default=0) / 1000
         gap = [row[:3] for row in rows if last_before < row[0] <= noticed]
         if not jumped <= noticed < jumped + 2:
@@ -106,8 +106,8 @@ def main():
         scheduled = [row for row in gap if row[2] == "scheduled" and row[1] != "missed"]
         caught_up = [row for row in gap if row[2] == "catch-up"]
         missed = [row for row in gap if row[1] == "missed"]
-        # On time: found within 60 s of its instant.
-        ok = all(row[1] == "succeeded" and noticed - row[0] <= ON_TIME for row in scheduled) \
+        # On time: found within 60 s of its instant, in whole seconds as the daemon counts.
+        ok = all(row[1] == "succeeded" and int(noticed) - row[0] <= ON_TIME for row in scheduled) \
             and len(scheduled) <= ON_TIME // PERIOD + 1 and len(missed) + len(scheduled) + len(caught_up) == len(gap)
         if policy == "all":  # the newest missed slots run, up to the limit with the on-time runs counted
             ok = ok and len(scheduled) + len(caught_up) == min(CAP, len(gap)) \
