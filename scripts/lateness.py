@@ -95,6 +95,9 @@ def main():
         time.sleep(0.1)
     begin = time.time()
     time.sleep(args.seconds)
+    with open(f"/proc/{daemon.pid}/stat") as f:  # the daemon's own CPU time (user + system), its jobs not included
+        fields = f.read().rsplit(")", 1)[1].split()
+    daemon_cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     daemon.send_signal(signal.SIGTERM)
     daemon.wait()
     end = time.time()
@@ -109,6 +112,9 @@ def main():
     belfry = [ms for slot, ms in read_stamps(out) if int(begin + 3) + 1 <= slot <= int(end)]
     expected = args.triggers * len(range(int(begin + 3) + 1, int(end) + 1))
     print(summary("belfry", belfry) + f" (for {expected} slots)")
+    started = len(read_stamps(out))
+    if started:
+        print(f"daemon CPU: {daemon_cpu:.1f} s in all, {daemon_cpu / started * 1000:.2f} ms per run ({started} runs, start-up included)")
     if args.cron:
         print(summary("cron (per-minute job)", [ms for _, ms in read_stamps(cron_out)]))
     # The floor: N processes started at once by a minimal C launcher (scripts/spawn-floor.c).
