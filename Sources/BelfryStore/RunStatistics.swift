@@ -111,19 +111,19 @@ extension BelfryDatabase {
     /// Adds run `id` to the per-task, per-hour figures if it ran to an end (`RunFigures.add`
     /// decides). Called in the transaction that gives the run its final state.
     static func countFinishedRun(_ db: Database, id: Int64) throws {
-        guard let row = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT task, queued_at, state, attempts, finished_at - started_at FROM run WHERE id = ?"),
-            arguments: [id])
-        else { return }
-        var figures = RunFigures()
-        figures.add(task: row[0], queuedAt: row[1], state: RunState(rawValue: row[2]) ?? .queued, attempts: row[3], duration: row[4])
-        try figures.write(db)
+        try countRuns(db, where: "WHERE id = ?", arguments: [id])
     }
 
     /// Migration v2: the figures of every run already finished.
     static func countAllFinishedRuns(_ db: Database) throws {
+        try countRuns(db, where: "", arguments: [])
+    }
+
+    private static func countRuns(_ db: Database, where condition: String, arguments: StatementArguments) throws {
         var figures = RunFigures()
-        let rows = try Row.fetchCursor(db, sql: "SELECT task, queued_at, state, attempts, finished_at - started_at FROM run")
+        let rows = try Row.fetchCursor(
+            db.cachedStatement(sql: "SELECT task, queued_at, state, attempts, finished_at - started_at FROM run \(condition)"),
+            arguments: arguments)
         while let row = try rows.next() {
             figures.add(task: row[0], queuedAt: row[1], state: RunState(rawValue: row[2]) ?? .queued, attempts: row[3], duration: row[4])
         }
