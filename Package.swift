@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "BelfrySchedule", targets: ["BelfrySchedule"]),
         .library(name: "BelfryConfig", targets: ["BelfryConfig"]),
         .library(name: "BelfryStore", targets: ["BelfryStore"]),
+        .library(name: "BelfryPostgres", targets: ["BelfryPostgres"]),
         .library(name: "BelfryExecutor", targets: ["BelfryExecutor"]),
         .library(name: "BelfryDaemon", targets: ["BelfryDaemon"]),
         .library(name: "BelfryTesting", targets: ["BelfryTesting"]),
@@ -21,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .target(name: "BelfrySchedule"),
@@ -29,10 +33,20 @@ let package = Package(
             name: "BelfryStore",
             dependencies: ["BelfryConfig", "BelfrySchedule", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        .target(
+            name: "BelfryPostgres",
+            dependencies: [
+                "BelfryConfig", "BelfrySchedule", "BelfryStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "belfry",
             dependencies: [
-                "BelfrySchedule", "BelfryConfig", "BelfryStore", "BelfryExecutor", "BelfryDaemon",
+                "BelfrySchedule", "BelfryConfig", "BelfryStore", "BelfryPostgres", "BelfryExecutor", "BelfryDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -15,12 +15,12 @@ public struct DaemonService: Service {
     let logger: Logger
     let shutdownGrace: Duration
     /// Deploys the schedules directory again (SIGHUP); throws when it is not valid.
-    let redeploy: @Sendable () throws -> Void
+    let redeploy: @Sendable () async throws -> Void
     let systemd = SystemdNotifier()
 
     public init(
         scheduler: Scheduler<ContinuousClock>, executor: RunExecutor<ContinuousClock>, logger: Logger, shutdownGrace: Duration,
-        redeploy: @escaping @Sendable () throws -> Void
+        redeploy: @escaping @Sendable () async throws -> Void
     ) {
         (self.scheduler, self.executor, self.logger, self.shutdownGrace, self.redeploy) = (scheduler, executor, logger, shutdownGrace, redeploy)
     }
@@ -78,7 +78,7 @@ public struct DaemonService: Service {
         while (try? await Task.sleep(for: wait)) != nil {
             wait = .seconds(3600)
             do {
-                let removed = try scheduler.store.pruneHistory()
+                let removed = try await scheduler.store.pruneHistory(HistoryPolicy(), now: Date())
                 if removed > 0 { logger.info("history pruned", metadata: ["runs": "\(removed)"]) }
             } catch {
                 logger.error("pruning the history failed", metadata: ["reason": "\(error)"])
@@ -90,7 +90,7 @@ public struct DaemonService: Service {
         for await _ in await UnixSignalsSequence(trapping: .sighup) {
             systemd.send("RELOADING=1")
             do {
-                try redeploy()
+                try await redeploy()
                 try await scheduler.refresh()
             } catch {
                 logger.error("re-deploy failed; the running schedule is kept", metadata: ["reason": "\(error)"])

@@ -13,7 +13,7 @@ import Foundation
 /// Generic over the clock it sleeps on; the wall clock is a separate provider, so tests run DST
 /// days, outages and clock jumps in virtual time.
 public actor Scheduler<C: Clock> where C.Duration == Duration {
-    public let store: BelfryDatabase
+    public let store: any Store
     public let executor: RunExecutor<C>
     let clock: C
     let wallClock: @Sendable () -> Date
@@ -43,7 +43,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     /// `wait` replaces `clock.sleep` between wakes (the daemon waits in `poll(2)`, see
     /// `pollWait`).
     public init(
-        store: BelfryDatabase, executor: RunExecutor<C>, clock: C, wallClock: @escaping @Sendable () -> Date,
+        store: any Store, executor: RunExecutor<C>, clock: C, wallClock: @escaping @Sendable () -> Date,
         zones: TimeZoneDatabase = .system, changePoll: Duration = .seconds(1),
         wait: (@Sendable (Duration) async throws -> Void)? = nil, log: @escaping @Sendable (SchedulerEvent) -> Void
     ) {
@@ -70,9 +70,9 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
             var wait = changePoll
             do {
                 if failing { entries = [:] }  // what was known before the failure may not be recorded: start from the database
-                if entries.isEmpty { try reload() }
+                if entries.isEmpty { try await reload() }
                 try await tick()
-                try recordUnrecorded()
+                try await recordUnrecorded()
                 if failing { log(.storeRecovered) }
                 failing = false
                 // Until the next slot to the nanosecond (slots are whole seconds, the wall clock is not).
@@ -92,9 +92,9 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     /// once it works again.
     private var unrecorded: [(run: Int64, reason: String)] = []
 
-    private func recordUnrecorded() throws {
+    private func recordUnrecorded() async throws {
         while let (run, reason) = unrecorded.first {
-            try store.finishRun(run, state: .failed, reason: "the database failed while it ran: \(reason)", exitCode: nil, commandUsed: nil,
+            try await store.finishRun(run, state: .failed, reason: "the database failed while it ran: \(reason)", exitCode: nil, commandUsed: nil,
                                 at: wallClock())
             unrecorded.removeFirst()
         }
@@ -105,22 +105,22 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
 
     /// Starts again the runs a previous daemon left unfinished (system retries), with their
     /// trigger's current definition. Runs whose trigger is gone or inactive are recorded failed.
-    public func resume(_ runs: [BelfryDatabase.InterruptedRun]) async throws {
+    public func resume(_ runs: [InterruptedRun]) async throws {
         for run in runs {
             if let pid = run.orphanPID {
                 await terminateOrphanedAttempt(pid: pid, grace: .seconds(10))
             }
         }
         // Attempts whose pid was never recorded (killed between the start and the record).
-        let found = await terminateOrphanedAttempts(database: store.path, runs: Set(runs.map(\.id)), grace: .seconds(10))
+        let found = await terminateOrphanedAttempts(database: store.location, runs: Set(runs.map(\.id)), grace: .seconds(10))
         if !found.isEmpty { log(.orphansTerminated(groups: found)) }
         for run in runs {
             guard let entry = entries.values.first(where: { $0.trigger.task == run.task && $0.trigger.name == run.trigger }) else {
-                try store.finishRun(run.id, state: .failed, reason: "interrupted, and its trigger is no longer active", exitCode: nil,
+                try await store.finishRun(run.id, state: .failed, reason: "interrupted, and its trigger is no longer active", exitCode: nil,
                                     commandUsed: nil, at: wallClock())
                 continue
             }
-            guard let definitions = try store.launchDefinitions(trigger: entry.trigger.id) else { continue }  // deleted just now: next start
+            guard let definitions = try await store.launchDefinitions(trigger: entry.trigger.id) else { continue }  // deleted just now: next start
             log(.resumed(task: run.task, trigger: run.trigger, run: run.id, attempts: run.attempts))
             start(.init(slot: run.slot, runID: run.id, origin: run.origin, definitions: definitions), trigger: entry.trigger,
                   previousAttempts: run.attempts)
@@ -129,7 +129,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
 
     /// Reads the triggers again now (after this process deployed: its own commits do not move
     /// the change counter it watches).
-    public func refresh() throws { try reload() }
+    public func refresh() async throws { try await reload() }
 
     /// The runs in flight, to wait for or cancel at shutdown.
     public var runningTasks: [Task<Void, Never>] { running.values.flatMap(\.values) }
@@ -149,11 +149,11 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
             }
         }
         lastWake = (wall, monotonic)
-        let counter = try store.changeCounter()
-        if let known = changeCounter, known != counter { try reload() }
+        let counter = try await store.changeCounter()
+        if let known = changeCounter, known != counter { try await reload() }
         changeCounter = counter
         let now = Instant(wall)
-        var claims: [BelfryDatabase.SlotClaim] = []
+        var claims: [SlotClaim] = []
         while let top = queue.peek(), top.slot <= now {
             _ = queue.pop()
             guard var entry = entries[top.trigger], entry.next == top.slot else { continue }  // stale
@@ -163,7 +163,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         }
         guard !claims.isEmpty else { return }
         // Every trigger due now is claimed in one transaction, then launched.
-        let launches = try store.claimSlots(claims, evaluatedThrough: now, at: wallClock())
+        let launches = try await store.claimSlots(claims, evaluatedThrough: now, at: wallClock())
         for (claim, launches) in zip(claims, launches) {
             let trigger = claim.trigger
             for (slot, outcome) in claim.outcomes {
@@ -179,8 +179,8 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     }
 
     /// Reads the active triggers again, keeping what is known of unchanged ones.
-    private func reload() throws {
-        let triggers = try store.activeTriggers()
+    private func reload() async throws {
+        let triggers = try await store.activeTriggers()
         var fresh: [Int64: Entry] = [:]
         var cronSlots: [TriggerSchedule: any SlotSchedule] = [:]  // a cron's slots do not depend on its activation
         queue = SlotQueue()
@@ -214,7 +214,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
 
     /// Collects the slots of `entry` that came due and decides what becomes of each (catch-up,
     /// overlap); moves the entry to its next slot.
-    private func decide(_ entry: inout Entry, now: Instant) -> BelfryDatabase.SlotClaim {
+    private func decide(_ entry: inout Entry, now: Instant) -> SlotClaim {
         var due: [Instant] = []
         var slot = entry.next
         while let current = slot, current <= now, due.count < 1_000_000 {
@@ -231,12 +231,12 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
                 return (item.slot, .notRun(.skipped, reason: "overlap is forbid and the previous run is still running"))
             }
         }
-        return BelfryDatabase.SlotClaim(trigger: trigger, outcomes: outcomes)
+        return SlotClaim(trigger: trigger, outcomes: outcomes)
     }
 
     /// Runs the launch in a task of its own, which decodes its definitions (as they were when
     /// the slot was claimed) off the scheduler.
-    private func start(_ launch: BelfryDatabase.Launch, trigger: ScheduledTrigger, previousAttempts: Int = 0) {
+    private func start(_ launch: SlotLaunch, trigger: ScheduledTrigger, previousAttempts: Int = 0) {
         log(.queued(task: trigger.task, trigger: trigger.name, slot: launch.slot, run: launch.runID, origin: launch.origin))
         let (executor, log, decoded) = (self.executor, self.log, self.decoded)
         let task = Task {
@@ -250,7 +250,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
 
     @concurrent
     private static func run(
-        _ launch: BelfryDatabase.Launch, trigger: ScheduledTrigger, previousAttempts: Int, executor: RunExecutor<C>,
+        _ launch: SlotLaunch, trigger: ScheduledTrigger, previousAttempts: Int, executor: RunExecutor<C>,
         decoded: DecodedDefinitions, log: @Sendable (SchedulerEvent) -> Void
     ) async -> String? {
         do {

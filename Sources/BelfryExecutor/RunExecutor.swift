@@ -44,7 +44,7 @@ public struct RunResult: Sendable, Hashable {
 /// Generic over the clock (timeouts, backoff) and given a random source (jitter), so that tests
 /// run in virtual time with exact backoff sequences.
 public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
-    public let store: BelfryDatabase
+    public let store: any Store
     public let clock: C
     /// The wall clock, for the timestamps recorded.
     public let now: @Sendable () -> Date
@@ -63,7 +63,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
     public let shutdown = ShutdownFlag()
 
     public init(
-        store: BelfryDatabase, clock: C, now: @escaping @Sendable () -> Date, random: @escaping @Sendable () -> Double,
+        store: any Store, clock: C, now: @escaping @Sendable () -> Date, random: @escaping @Sendable () -> Double,
         logDirectory: String, queues: QueueGate<C>? = nil
     ) {
         (self.store, self.clock, self.now, self.random, self.logDirectory) = (store, clock, now, random, logDirectory)
@@ -86,28 +86,32 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         // The circuit breaker decides first: an open circuit skips the run.
         var circuit = CircuitState.closed
         if let breaker = task.circuitBreaker {
-            circuit = try store.circuitState(task: task.fullName)
+            circuit = try await store.circuitState(task: task.fullName)
             if circuit.phase == .open, let opened = circuit.openedAt,
                 now().timeIntervalSince(opened) * 1000 < Double(breaker.cooldownMilliseconds)
             {
                 let id: Int64
                 if let existing = request.runID {
-                    try store.finishRun(existing, state: .skipped, reason: "circuit_open", exitCode: nil, commandUsed: nil, at: now())
+                    try await store.finishRun(existing, state: .skipped, reason: "circuit_open", exitCode: nil, commandUsed: nil, at: now())
                     id = existing
                 } else {
-                    id = try store.recordRunNotRun(task: task.fullName, trigger: triggerName, slot: request.slot, origin: request.origin,
+                    id = try await store.recordRunNotRun(task: task.fullName, trigger: triggerName, slot: request.slot, origin: request.origin,
                                                    state: .skipped, reason: "circuit_open", at: now())
                 }
                 return RunResult(runID: id, state: .skipped, exitCode: nil, attempts: 0, commandUsed: nil, reason: "circuit_open")
             }
             if circuit.phase == .open {
                 circuit.phase = .probing
-                try store.setCircuitState(circuit, task: task.fullName)
+                try await store.setCircuitState(circuit, task: task.fullName)
             }
         }
 
-        let runID = try request.runID
-            ?? store.createRun(task: task.fullName, trigger: triggerName, slot: request.slot, origin: request.origin, inputs: nil, at: now())
+        let runID: Int64
+        if let existing = request.runID {
+            runID = existing
+        } else {
+            runID = try await store.createRun(task: task.fullName, trigger: triggerName, slot: request.slot, origin: request.origin, inputs: nil, at: now())
+        }
         var result: RunResult
         let queue = request.trigger?.queue ?? task.queue
         if await queues.enter(queue, maxWait: task.timeout.maxQueuedMilliseconds.map { .milliseconds($0) }) {
@@ -125,15 +129,15 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         } else {
             result = RunResult(runID: runID, state: .failed, exitCode: nil, attempts: 0, commandUsed: nil, reason: "queue_timeout")
         }
-        try store.finishRun(runID, state: result.state, reason: result.reason, exitCode: result.exitCode,
+        try await store.finishRun(runID, state: result.state, reason: result.reason, exitCode: result.exitCode,
                             commandUsed: result.commandUsed, at: now())
         if let breaker = task.circuitBreaker, result.state.isFinal, result.state != .cancelled {
-            try updateCircuit(circuit, breaker: breaker, task: task.fullName, succeeded: result.state == .succeeded)
+            try await updateCircuit(circuit, breaker: breaker, task: task.fullName, succeeded: result.state == .succeeded)
         }
         return result
     }
 
-    private func updateCircuit(_ state: CircuitState, breaker: CircuitBreakerPolicy, task: String, succeeded: Bool) throws {
+    private func updateCircuit(_ state: CircuitState, breaker: CircuitBreakerPolicy, task: String, succeeded: Bool) async throws {
         var state = state
         if succeeded {
             state = .closed
@@ -144,7 +148,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
                 state.openedAt = now()
             }
         }
-        try store.setCircuitState(state, task: task)
+        try await store.setCircuitState(state, task: task)
     }
 
     /// The primary command with its retries, then each fallback once.
@@ -168,19 +172,19 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
             number += 1
             let line = try job.commandLine(command)
             let variables = job.variables(base: env, runID: runID, task: task.fullName, trigger: request.trigger?.name,
-                                          slot: request.slot, attempt: number, database: store.path)
+                                          slot: request.slot, attempt: number, database: store.location)
             let logPath = (directory as NSString).appendingPathComponent("attempt-\(number).log")
             let current = number
-            try store.startAttempt(run: runID, number: current, pid: nil, logPath: logPath, at: now())
+            try await store.startAttempt(run: runID, number: current, pid: nil, logPath: logPath, at: now())
             let outcome = await runner.run(
                 AttemptCommand(executable: line.executable, arguments: line.arguments, environment: variables,
                                workingDirectory: task.workingDirectory, user: user),
                 logPath: logPath
             ) { pid in
-                try store.setAttemptProcess(run: runID, number: current, pid: pid)
+                try await store.setAttemptProcess(run: runID, number: current, pid: pid)
             }
             let (code, signal) = outcome.ending.codeAndSignal
-            try store.finishAttempt(run: runID, number: current, exitCode: code, signal: signal, timedOut: outcome.timedOut,
+            try await store.finishAttempt(run: runID, number: current, exitCode: code, signal: signal, timedOut: outcome.timedOut,
                                     outputTail: outcome.outputTail, at: now())
             return outcome
         }
@@ -223,7 +227,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
     /// otherwise ignored.
     private func onFailure(_ command: Command, after outcome: AttemptOutcome, runner: AttemptRunner<C>, job: JobEnvironment,
                            env: [String: String], runID: Int64, number: Int, directory: String) async throws {
-        var variables = job.variables(base: env, runID: runID, task: "", trigger: nil, slot: nil, attempt: number, database: store.path)
+        var variables = job.variables(base: env, runID: runID, task: "", trigger: nil, slot: nil, attempt: number, database: store.location)
         variables["BELFRY_ERROR"] = outcome.reason
         variables["BELFRY_EXIT_CODE"] = outcome.ending.codeAndSignal.code.map(String.init) ?? ""
         let line = try job.commandLine(command)

@@ -19,10 +19,10 @@ public enum Step {
 
     /// Runs or replays the step; returns its exit status. `write` receives stdout.
     public static func run(
-        name: String, command: [String], store: BelfryDatabase?, runID: Int64?,
+        name: String, command: [String], store: (any Store)?, runID: Int64?,
         write: @escaping @Sendable (UnsafeRawBufferPointer) -> Void
     ) async throws -> (status: Int32, outcome: Outcome) {
-        if let store, let runID, let stored = try store.step(run: runID, name: name) {
+        if let store, let runID, let stored = try await store.step(run: runID, name: name) {
             stored.stdout.withUnsafeBytes { write($0) }
             return (stored.exitCode, .replayed)
         }
@@ -33,7 +33,7 @@ public enum Step {
         }
         guard let store, let runID else { return (status, .outsideRun) }
         if status == 0, let stdout = captured.data {
-            try store.recordStep(run: runID, name: name, exitCode: status, stdout: stdout, at: Date())
+            try await store.recordStep(run: runID, name: name, exitCode: status, stdout: stdout, at: Date())
             return (status, .ran(recorded: true))
         }
         return (status, .ran(recorded: false))

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// Why the database could not be used.
 public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -7,6 +8,14 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownTrigger(task: String, trigger: String, suggestions: [String])
     case unknownTask(task: String, suggestions: [String])
     case unknownRun(Int64)
+    /// Another daemon holds the store (SQLite: one daemon per file).
+    case daemonRunning(location: String, holder: String)
+    /// A write about a run this process does not own (any more): refused, not applied.
+    case notOwner(run: Int64, write: String)
+    /// This daemon's lease expired: it owns nothing and must join again.
+    case leaseLost
+    /// A stored row this version cannot read.
+    case unreadable(String)
 
     public var description: String {
         switch self {
@@ -20,6 +29,14 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "no deployed task \"\(task)\"\(hint)"
         case .unknownRun(let id):
             return "no run \(id); `belfry runs` lists them"
+        case .daemonRunning(let location, let holder):
+            return "another belfry daemon (\(holder)) is running on \(location)"
+        case .notOwner(let run, let write):
+            return "refused to record \(write) of run \(run): this daemon no longer owns it (its lease expired and another node took it over)"
+        case .unreadable(let what):
+            return "the database holds \(what)"
+        case .leaseLost:
+            return "this daemon's lease expired; it claims nothing until it has joined again"
         }
     }
 }
@@ -29,6 +46,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
 public final class BelfryDatabase: Sendable {
     public let path: String
     let pool: DatabasePool
+    /// The daemon lock file's descriptor, once `join` took it.
+    let daemonLock = Mutex<Int32?>(nil)
 
     /// The default location: `$BELFRY_DATABASE`, else `$XDG_STATE_HOME/belfry/belfry.sqlite`, else
     /// `~/.local/state/belfry/belfry.sqlite`.

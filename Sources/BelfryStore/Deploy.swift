@@ -11,6 +11,8 @@ public struct DeploySummary: Hashable, Sendable, Codable {
     /// Active and inactive triggers after the deploy.
     public var active = 0
     public var inactive = 0
+
+    package init() {}
 }
 
 extension BelfryDatabase {
@@ -164,7 +166,7 @@ extension BelfryDatabase {
     /// Each task (without its triggers) and each of its triggers as JSON with sorted keys, so
     /// that an unchanged definition encodes to the same bytes. Encoding dominates a large
     /// deploy, so it runs on every core before the transaction starts.
-    private static func encode(_ tasks: [TaskDefinition]) throws -> [(task: Data, triggers: [Data])] {
+    package static func encode(_ tasks: [TaskDefinition]) throws -> [(task: Data, triggers: [Data])] {
         final class Chunk: @unchecked Sendable {
             var result: Result<[(Data, [Data])], any Error> = .success([])
         }

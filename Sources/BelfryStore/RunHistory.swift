@@ -35,6 +35,8 @@ public struct RunRecord: Sendable, Hashable {
     public var finishedAt: Date?
     /// `primary`, or `fallback N` (1-based), once the run has finished.
     public var commandUsed: String?
+    /// The node that started the last attempt (several daemons on PostgreSQL); nil on SQLite.
+    public var node: String?
 
     public init(
         id: Int64? = nil, task: String, trigger: String?, slot: Instant?, origin: RunOrigin, state: RunState, reason: String? = nil,
@@ -125,6 +127,6 @@ extension BelfryDatabase {
     }
 }
 
-func milliseconds(_ date: Date) -> Int64 {
+package func milliseconds(_ date: Date) -> Int64 {
     Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
 }

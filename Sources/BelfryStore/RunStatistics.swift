@@ -14,12 +14,43 @@ public struct TaskStatistics: Sendable, Hashable {
     /// `DurationHistogram`).
     public var p50Duration: Double?
     public var p95Duration: Double?
+
+    /// Per-hour figures (rows of `run_stats`) summed per task.
+    package struct Summary {
+        private struct Sums { var runs = 0, succeeded = 0, attempts = 0, retried = 0, durations = DurationHistogram() }
+        private var byTask: [String: Sums] = [:]
+
+        package init() {}
+
+        package mutating func add(task: String, runs: Int, succeeded: Int, attempts: Int, retried: Int, durations: Data) {
+            var sums = byTask[task, default: Sums()]
+            sums.runs += runs
+            sums.succeeded += succeeded
+            sums.attempts += attempts
+            sums.retried += retried
+            sums.durations.merge(DurationHistogram(durations))
+            byTask[task] = sums
+        }
+
+        /// By task name; tasks without a finished run are left out.
+        package var statistics: [TaskStatistics] {
+            byTask.keys.sorted().compactMap { name in
+                let sums = byTask[name]!
+                guard sums.runs > 0 else { return nil }
+                let count = Double(sums.runs)
+                return TaskStatistics(
+                    task: name, runs: sums.runs, successRate: Double(sums.succeeded) / count, meanAttempts: Double(sums.attempts) / count,
+                    retryRate: Double(sums.retried) / count, p50Duration: sums.durations.percentile(0.5),
+                    p95Duration: sums.durations.percentile(0.95))
+            }
+        }
+    }
 }
 
 /// Run durations counted in logarithmic buckets, 16 per doubling: a bucket's middle is within
 /// 2.2 % of every duration in it. Percentiles of any number of runs come from a few hundred
 /// counters, so `stats` over a million runs reads kilobytes, not the runs.
-struct DurationHistogram: Equatable {
+package struct DurationHistogram: Equatable {
     private(set) var counts: [Int: Int] = [:]
     static let bucketsPerDoubling = 16.0
 
@@ -32,8 +63,8 @@ struct DurationHistogram: Equatable {
         bucket == 0 ? 0 : pow(2, (Double(bucket - 1) + 0.5) / bucketsPerDoubling)
     }
 
-    mutating func add(milliseconds: Int64, count: Int = 1) { counts[Self.bucket(milliseconds: milliseconds), default: 0] += count }
-    mutating func merge(_ other: DurationHistogram) { counts.merge(other.counts, uniquingKeysWith: +) }
+    package mutating func add(milliseconds: Int64, count: Int = 1) { counts[Self.bucket(milliseconds: milliseconds), default: 0] += count }
+    package mutating func merge(_ other: DurationHistogram) { counts.merge(other.counts, uniquingKeysWith: +) }
     var total: Int { counts.values.reduce(0, +) }
 
     /// The duration at rank ⌈p·n⌉ among the n counted, in seconds.
@@ -50,7 +81,7 @@ struct DurationHistogram: Equatable {
     }
 
     /// (UInt16 bucket, UInt32 count) pairs, little-endian.
-    var data: Data {
+    package var data: Data {
         var data = Data(capacity: counts.count * 6)
         for (bucket, count) in counts.sorted(by: { $0.key < $1.key }) {
             withUnsafeBytes(of: UInt16(bucket).littleEndian) { data.append(contentsOf: $0) }
@@ -59,9 +90,9 @@ struct DurationHistogram: Equatable {
         return data
     }
 
-    init() {}
+    package init() {}
 
-    init(_ data: Data) {
+    package init(_ data: Data) {
         let bytes = [UInt8](data)
         var offset = 0
         while offset + 6 <= bytes.count {
@@ -82,30 +113,15 @@ extension BelfryDatabase {
         if let task { conditions.append("task = ?"); arguments += [task] }
         if let since { conditions.append("hour >= ?"); arguments += [milliseconds(since) / 3_600_000] }
         let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        struct Sums { var runs = 0, succeeded = 0, attempts = 0, retried = 0, durations = DurationHistogram() }
-        var byTask: [String: Sums] = [:]
+        var summary = TaskStatistics.Summary()
         try pool.read { db in
             let rows = try Row.fetchCursor(db, sql: "SELECT task, runs, succeeded, attempts, retried, durations FROM run_stats \(filter)",
                                            arguments: arguments)
             while let row = try rows.next() {
-                var sums = byTask[row[0], default: Sums()]
-                sums.runs += row[1]
-                sums.succeeded += row[2]
-                sums.attempts += row[3]
-                sums.retried += row[4]
-                sums.durations.merge(DurationHistogram(row[5]))
-                byTask[row[0]] = sums
+                summary.add(task: row[0], runs: row[1], succeeded: row[2], attempts: row[3], retried: row[4], durations: row[5])
             }
         }
-        return byTask.keys.sorted().compactMap { name in
-            let sums = byTask[name]!
-            guard sums.runs > 0 else { return nil }
-            let count = Double(sums.runs)
-            return TaskStatistics(
-                task: name, runs: sums.runs, successRate: Double(sums.succeeded) / count, meanAttempts: Double(sums.attempts) / count,
-                retryRate: Double(sums.retried) / count, p50Duration: sums.durations.percentile(0.5),
-                p95Duration: sums.durations.percentile(0.95))
-        }
+        return summary.statistics
     }
 
     /// Adds run `id` to the per-task, per-hour figures if it ran to an end (`RunFigures.add`
@@ -133,7 +149,7 @@ extension BelfryDatabase {
 
 /// Figures of finished runs summed per task and hour in memory, then added to `run_stats` with
 /// one read and one write per task and hour (a batch of 10,000 runs of one trigger is a few rows).
-struct RunFigures {
+package struct RunFigures {
     private struct Key: Hashable {
         var task: String
         var hour: Int64
@@ -146,8 +162,15 @@ struct RunFigures {
 
     private var sums: [Key: Sums] = [:]
 
+    package init() {}
+
+    /// The figures per task and hour, to add to what is stored.
+    package var entries: [(task: String, hour: Int64, runs: Int, succeeded: Int, attempts: Int, retried: Int, durations: DurationHistogram)] {
+        sums.map { ($0.key.task, $0.key.hour, $0.value.runs, $0.value.succeeded, $0.value.attempts, $0.value.retried, $0.value.durations) }
+    }
+
     /// Counts a run if it ran to an end (succeeded, failed, timed out or cancelled).
-    mutating func add(task: String, queuedAt: Int64, state: RunState, attempts: Int, duration: Int64?) {
+    package mutating func add(task: String, queuedAt: Int64, state: RunState, attempts: Int, duration: Int64?) {
         guard [.succeeded, .failed, .timedOut, .cancelled].contains(state) else { return }
         let key = Key(task: task, hour: queuedAt / 3_600_000)
         var value = sums[key] ?? Sums()

@@ -14,6 +14,13 @@ public struct AttemptRecord: Sendable, Hashable {
     /// The last 4 KiB of the attempt's output.
     public var outputTail: Data?
     public var logPath: String?
+
+    package init(
+        number: Int, startedAt: Date, finishedAt: Date?, pid: Int32?, exitCode: Int32?, signal: Int32?, timedOut: Bool, outputTail: Data?, logPath: String?
+    ) {
+        (self.number, self.startedAt, self.finishedAt, self.pid, self.exitCode) = (number, startedAt, finishedAt, pid, exitCode)
+        (self.signal, self.timedOut, self.outputTail, self.logPath) = (signal, timedOut, outputTail, logPath)
+    }
 }
 
 /// A resumable step's stored result (SPEC §5).
@@ -22,6 +29,10 @@ public struct StepRecord: Sendable, Hashable {
     public var exitCode: Int32
     public var stdout: Data
     public var finishedAt: Date
+
+    package init(name: String, exitCode: Int32, stdout: Data, finishedAt: Date) {
+        (self.name, self.exitCode, self.stdout, self.finishedAt) = (name, exitCode, stdout, finishedAt)
+    }
 }
 
 /// Which runs `runs(matching:)` returns.
@@ -169,6 +180,10 @@ public struct CircuitState: Sendable, Hashable {
     public var phase: Phase
     public var consecutiveFailures: Int
     public var openedAt: Date?
+
+    public init(phase: Phase, consecutiveFailures: Int, openedAt: Date?) {
+        (self.phase, self.consecutiveFailures, self.openedAt) = (phase, consecutiveFailures, openedAt)
+    }
 
     public static let closed = CircuitState(phase: .closed, consecutiveFailures: 0, openedAt: nil)
 }

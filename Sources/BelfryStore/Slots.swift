@@ -33,6 +33,17 @@ public struct ScheduledTrigger: Sendable {
     public struct DefinitionVersion: Hashable, Sendable {
         public var task: Int64
         public var trigger: Int64
+
+        package init(task: Int64, trigger: Int64) { (self.task, self.trigger) = (task, trigger) }
+    }
+
+    package init(
+        id: Int64, task: String, name: String, schedule: TriggerSchedule, catchUp: CatchUpPolicy, startingDeadlineMilliseconds: Int64?,
+        overlap: OverlapPolicy, activatedAt: Instant, watermark: Instant?, version: DefinitionVersion
+    ) {
+        (self.id, self.task, self.name, self.schedule, self.catchUp) = (id, task, name, schedule, catchUp)
+        (self.startingDeadlineMilliseconds, self.overlap, self.activatedAt, self.watermark, self.version) =
+            (startingDeadlineMilliseconds, overlap, activatedAt, watermark, version)
     }
 
     /// Whether `other` schedules the same way (a reload keeps what is known of it).
@@ -41,7 +52,10 @@ public struct ScheduledTrigger: Sendable {
     }
 }
 
-extension BelfryDatabase {
+extension BelfryDatabase: Store {
+    /// Names the database in messages and to jobs: its path.
+    public var location: String { path }
+
     /// Every active trigger with its schedule, policies, anchor and watermark. Schedules are
     /// JSON fragments decoded once per distinct text (triggers share a handful of them).
     public func activeTriggers() throws -> [ScheduledTrigger] {
@@ -93,58 +107,18 @@ extension BelfryDatabase {
         return row.map { LaunchDefinitions(task: $0[0], trigger: $0[1]) }
     }
 
-    /// The slots of one trigger that came due, each with what becomes of it.
-    public struct SlotClaim: Sendable {
-        public var trigger: ScheduledTrigger
-        public var outcomes: [(slot: Instant, outcome: SlotOutcome)]
-
-        public init(trigger: ScheduledTrigger, outcomes: [(slot: Instant, outcome: SlotOutcome)]) {
-            (self.trigger, self.outcomes) = (trigger, outcomes)
-        }
-    }
-
-    /// A run created by a claim, to be launched now.
-    public struct Launch: Sendable {
-        public var slot: Instant
-        public var runID: Int64
-        public var origin: RunOrigin
-        /// As deployed when the slot was claimed.
-        public var definitions: LaunchDefinitions
-
-        public init(slot: Instant, runID: Int64, origin: RunOrigin, definitions: LaunchDefinitions) {
-            (self.slot, self.runID, self.origin, self.definitions) = (slot, runID, origin, definitions)
-        }
-    }
-
-    /// A task's and a trigger's definitions as stored (JSON), decoded by the run that uses them,
-    /// off the scheduler.
-    public struct LaunchDefinitions: Sendable {
-        var task: Data
-        var trigger: Data
-
-        /// Decodes, or takes from `cache` what was decoded from the same bytes before (decoding
-        /// was a tenth of the daemon's work per run for every-second triggers).
-        public func decode(cache: DecodedDefinitions? = nil) throws -> (task: TaskDefinition, trigger: TriggerDefinition) {
-            if let cache, let known = cache.lookUp(task: task, trigger: trigger) { return known }
-            let decoder = JSONDecoder()
-            let decoded = (try decoder.decode(TaskDefinition.self, from: task), try decoder.decode(TriggerDefinition.self, from: trigger))
-            cache?.store(decoded, task: task, trigger: trigger)
-            return decoded
-        }
-    }
-
     /// Records the outcome of each slot and advances each trigger's watermark to
     /// `evaluatedThrough`, in one transaction synced to disk, before anything runs. Slots at or
     /// before a stored watermark, and slots that already have a run (another daemon, a restart),
     /// are left alone: each slot is recorded once. Returns, per claim, the runs to launch now.
-    public func claimSlots(_ claims: [SlotClaim], evaluatedThrough watermark: Instant, at: Date) throws -> [[Launch]] {
+    public func claimSlots(_ claims: [SlotClaim], evaluatedThrough watermark: Instant, at: Date) throws -> [[SlotLaunch]] {
         try pool.writeWithoutTransaction { db in
             // The database runs with synchronous = NORMAL (durable across crashes of the
             // process, not of the machine); a claim is synced so that after a power loss no slot
             // whose process started can be claimed again.
             try db.execute(sql: "PRAGMA synchronous = FULL")
             defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
-            var result: [[Launch]] = []
+            var result: [[SlotLaunch]] = []
             try db.inTransaction(.immediate) {
                 let readWatermark = try db.cachedStatement(sql: "SELECT last_slot FROM watermark WHERE trigger_id = ?")
                 let insert = try db.cachedStatement(sql: """
@@ -160,7 +134,7 @@ extension BelfryDatabase {
                     let task = claim.trigger.task
                     let name = claim.trigger.name
                     let stored = try Int64.fetchOne(readWatermark, arguments: [claim.trigger.id])
-                    var launches: [Launch] = []
+                    var launches: [SlotLaunch] = []
                     var definitions: LaunchDefinitions?
                     for (slot, outcome) in claim.outcomes where stored.map({ slot.secondsSinceEpoch > $0 }) ?? true {
                         switch outcome {
@@ -170,7 +144,7 @@ extension BelfryDatabase {
                             let runID = db.lastInsertedRowID
                             if definitions == nil { definitions = try Self.launchDefinitions(db, trigger: claim.trigger.id) }
                             if let definitions {
-                                launches.append(Launch(slot: slot, runID: runID, origin: origin, definitions: definitions))
+                                launches.append(SlotLaunch(slot: slot, runID: runID, origin: origin, definitions: definitions))
                             } else {  // deleted by another process since the scheduler read it
                                 try db.execute(sql: "UPDATE run SET state = 'failed', reason = 'its trigger is no longer deployed', finished_at = ? WHERE id = ?",
                                                arguments: [now, runID])
@@ -197,19 +171,6 @@ extension BelfryDatabase {
             try Dictionary(Row.fetchAll(db, sql: "SELECT name, concurrency FROM queue").map { ($0[0] as String, $0[1] as Int) },
                            uniquingKeysWith: { a, _ in a })
         }
-    }
-
-    /// A run that a daemon that is gone left `queued` or `running`.
-    public struct InterruptedRun: Sendable {
-        public var id: Int64
-        public var task: String
-        public var trigger: String
-        public var slot: Instant
-        public var origin: RunOrigin
-        /// Attempts it had started.
-        public var attempts: Int
-        /// The process of the attempt that was running, if any: its group may still be alive.
-        public var orphanPID: Int32?
     }
 
     /// At start-up: runs of triggers left `queued` or `running` were interrupted (SPEC §4). Each

@@ -10,6 +10,8 @@ public struct TriggerStatus: Sendable {
         public var state: String
         /// The slot it ran for (nil for a run without one).
         public var slot: Instant?
+
+        package init(id: Int64, state: String, slot: Instant?) { (self.id, self.state, self.slot) = (id, state, slot) }
     }
 
     public var task: String
@@ -24,6 +26,14 @@ public struct TriggerStatus: Sendable {
     public var updatedBy: String?
     public var updatedAt: Date
     public var lastRun: LastRun?
+
+    package init(
+        task: String, trigger: String, schedule: TriggerSchedule, active: Bool, activatedAt: Date?, owner: String?, updatedBy: String?,
+        updatedAt: Date, lastRun: LastRun?
+    ) {
+        (self.task, self.trigger, self.schedule, self.active, self.activatedAt) = (task, trigger, schedule, active, activatedAt)
+        (self.owner, self.updatedBy, self.updatedAt, self.lastRun) = (owner, updatedBy, updatedAt, lastRun)
+    }
 
     /// The slots of this trigger, anchored at its last activation.
     public func slots(zones: TimeZoneDatabase = .system) throws -> any SlotSchedule {
@@ -147,24 +157,24 @@ extension BelfryDatabase {
 }
 
 /// Milliseconds since the epoch, as the database stores instants of events.
-func date(_ milliseconds: Int64) -> Date {
+package func date(_ milliseconds: Int64) -> Date {
     Date(timeIntervalSince1970: Double(milliseconds) / 1000)
 }
 
 /// A trigger's schedule as columns of the trigger table, so listings need not decode definitions.
-struct ScheduleColumns {
-    var kind: String
-    var text: String
-    var timezone: String
-    var dst: String?
-    var interval: Int64?
-    var start: Int64?
+package struct ScheduleColumns {
+    package var kind: String
+    package var text: String
+    package var timezone: String
+    package var dst: String?
+    package var interval: Int64?
+    package var start: Int64?
 
-    init(kind: String, text: String, timezone: String, dst: String?, interval: Int64?, start: Int64?) {
+    package init(kind: String, text: String, timezone: String, dst: String?, interval: Int64?, start: Int64?) {
         (self.kind, self.text, self.timezone, self.dst, self.interval, self.start) = (kind, text, timezone, dst, interval, start)
     }
 
-    init(_ schedule: TriggerSchedule) {
+    package init(_ schedule: TriggerSchedule) {
         kind = schedule.kind
         text = schedule.text
         timezone = schedule.timezone
@@ -176,7 +186,7 @@ struct ScheduleColumns {
 
     var arguments: StatementArguments { [kind, text, timezone, dst, interval, start] }
 
-    var schedule: TriggerSchedule {
+    package var schedule: TriggerSchedule {
         get throws {
             if kind == "every", let interval {
                 return .every(intervalSeconds: interval, startTime: start.map(Instant.init(secondsSinceEpoch:)), timezone: timezone)
@@ -184,7 +194,7 @@ struct ScheduleColumns {
             let parts = (dst ?? "").split(separator: " ").map(String.init)
             guard kind == "cron", parts.count == 2, let skipped = DSTPolicy.Skipped(rawValue: parts[0]),
                 let repeated = DSTPolicy.Repeated(rawValue: parts[1])
-            else { throw DatabaseError(message: "trigger row with an unreadable schedule (\(kind) \(text))") }
+            else { throw StoreError.unreadable("a trigger row with an unreadable schedule (\(kind) \(text))") }
             return .cron(expression: text, timezone: timezone, skipped: skipped, repeated: repeated)
         }
     }

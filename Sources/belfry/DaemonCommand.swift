@@ -27,51 +27,33 @@ struct DaemonCommand: AsyncParsableCommand {
         // Two malloc arenas, not 8 per core: every job's threads (output, wait) would otherwise
         // spread the daemon's small allocations over arenas that are seldom given back.
         GlibcMalloc.limitArenas(to: 2)
-        let store = try database.open()
-        let lock = try Self.lock(store.path)
-        defer { close(lock) }
+        let store = try await database.open()
+        do { try await store.join(name: "\(ProcessInfo.processInfo.hostName):\(getpid())", lease: .seconds(5)) } catch { throw CommandFailure("\(error)") }
 
-        try Self.deploy(schedules, to: store, log: log)
-        let interrupted = try store.interruptedRuns(at: Date())
+        try await Self.deploy(schedules, to: store, log: log)
+        let interrupted = try await store.interruptedRuns(maxSystemRetries: 3, at: Date())
         let clock = ContinuousClock()
         let executor = RunExecutor(
             store: store, clock: clock, now: { Date() }, random: { Double.random(in: 0..<1) }, logDirectory: store.logDirectory,
-            queues: QueueGate(limits: try store.queueLimits(), clock: clock))
+            queues: QueueGate(limits: try await store.queueLimits(), clock: clock))
         let scheduler = Scheduler(store: store, executor: executor, clock: clock, wallClock: { Date() }, wait: pollWait) { log.log($0) }
         try await scheduler.refresh()
         try await scheduler.resume(interrupted)
-        log.notice("daemon started", metadata: ["database": "\(store.path)", "schedules": "\(schedules.path)", "pid": "\(getpid())"])
+        log.notice("daemon started", metadata: ["database": "\(store.location)", "schedules": "\(schedules.path)", "pid": "\(getpid())"])
         let schedules = self.schedules
         let service = DaemonService(
             scheduler: scheduler, executor: executor, logger: log, shutdownGrace: .milliseconds(grace)
-        ) { try Self.deploy(schedules, to: store, log: log) }
+        ) { try await Self.deploy(schedules, to: store, log: log) }
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
         try await group.run()
     }
 
-    private static func deploy(_ schedules: SchedulesOptions, to store: BelfryDatabase, log: Logger) throws {
-        let summary = try schedules.deploy(to: store, owner: "belfry daemon")
+    private static func deploy(_ schedules: SchedulesOptions, to store: any Store, log: Logger) async throws {
+        let summary = try await schedules.deploy(to: store, owner: "belfry daemon")
         log.notice("schedules deployed", metadata: [
             "directory": "\(schedules.path)", "added": "\(summary.added.count)", "changed": "\(summary.changed.count)",
             "deleted": "\(summary.deleted.count)", "active": "\(summary.active)",
         ])
-    }
-
-    /// Holds an exclusive lock beside the database for the life of the process: a second daemon
-    /// on the same database refuses to start.
-    private static func lock(_ databasePath: String) throws -> Int32 {
-        let path = databasePath + ".daemon.lock"
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CommandFailure("cannot open \(path): \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
-            close(fd)
-            throw CommandFailure("another belfry daemon (pid \(holder)) is running on \(databasePath)")
-        }
-        ftruncate(fd, 0)
-        let pid = "\(getpid())\n"
-        _ = pid.withCString { write(fd, $0, strlen($0)) }
-        return fd
     }
 }

@@ -19,7 +19,7 @@ struct Validate: ParsableCommand {
 }
 
 /// `belfry deploy [DIR]`: validates, then replaces the deployed definitions in one transaction.
-struct Deploy: ParsableCommand {
+struct Deploy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Validate the definition files and deploy them to the database, all or nothing.")
 
@@ -32,9 +32,9 @@ struct Deploy: ParsableCommand {
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
-    func run() throws {
-        let store = try database.open()
-        let summary = try schedules.deploy(to: store, owner: owner ?? currentUser())
+    func run() async throws {
+        let store = try await database.open()
+        let summary = try await schedules.deploy(to: store, owner: owner ?? currentUser())
         if json {
             try printJSON(summary)
             return
@@ -42,7 +42,7 @@ struct Deploy: ParsableCommand {
         for key in summary.added { print("+ \(key)") }
         for key in summary.changed { print("~ \(key)") }
         for key in summary.deleted { print("- \(key)") }
-        print("deployed \(schedules.path) to \(store.path): \(summary.added.count) added, \(summary.changed.count) changed, "
+        print("deployed \(schedules.path) to \(store.location): \(summary.added.count) added, \(summary.changed.count) changed, "
               + "\(summary.deleted.count) deleted, \(summary.unchanged) unchanged; \(summary.active) active, \(summary.inactive) inactive")
     }
 }

@@ -1,20 +1,46 @@
 import ArgumentParser
 import BelfryConfig
+import BelfryPostgres
 import BelfryStore
 import Foundation
 
-/// `--database PATH`, shared by every command that uses the state database.
+/// `--database PATH_OR_URL`, shared by every command that uses the state database.
 struct DatabaseOptions: ParsableArguments {
-    @Option(help: "The SQLite database. Default: $BELFRY_DATABASE, else $XDG_STATE_HOME/belfry/belfry.sqlite.")
+    @Option(help: ArgumentHelp(
+        "The SQLite database file, or a postgres:// URL. Default: $BELFRY_DATABASE, else $XDG_STATE_HOME/belfry/belfry.sqlite.",
+        discussion: "A URL's password is better given through $PGPASSWORD, --database-password-file or systemd's $CREDENTIALS_DIRECTORY/database-password: other users can read command lines."))
     var database: String?
 
-    func open() throws -> BelfryDatabase {
+    @Option(help: "A file holding the PostgreSQL password (one line).")
+    var databasePasswordFile: String?
+
+    /// The database given, else the default.
+    var text: String { database ?? BelfryDatabase.defaultPath() }
+
+    func open() async throws -> any Store {
+        try await Self.open(text, passwordFile: databasePasswordFile)
+    }
+
+    /// Opens a SQLite file or connects to a PostgreSQL URL; errors never show a password.
+    static func open(_ text: String, passwordFile: String? = nil) async throws -> any Store {
         do {
-            return try BelfryDatabase(path: database ?? BelfryDatabase.defaultPath())
-        } catch {
+            if PostgresLocation.isURL(text) {
+                let location = try PostgresLocation(text, passwordFile: passwordFile)
+                return try await PostgresStore.connect(location, logDirectory: localStateDirectory() + "/logs")
+            }
+            return try BelfryDatabase(path: text)
+        } catch let error as StoreError {
             throw CommandFailure(error)
+        } catch {
+            throw CommandFailure(PostgresLocation.redact("\(error)"))
         }
     }
+}
+
+/// This machine's state directory (`$XDG_STATE_HOME/belfry`): attempt logs of a daemon on
+/// PostgreSQL stay on the machine that ran the attempt.
+func localStateDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    (BelfryDatabase.defaultPath(environment: environment.filter { $0.key != "BELFRY_DATABASE" }) as NSString).deletingLastPathComponent
 }
 
 /// The schedules directory: an argument, else `--schedules`, else `./schedules`.
@@ -41,15 +67,15 @@ struct SchedulesOptions: ParsableArguments {
 
     /// Deploys the directory (all or nothing). Files whose bytes are exactly those deployed last
     /// are not read again: a restart with 100,000 unchanged triggers skips parsing them.
-    func deploy(to store: BelfryDatabase, owner: String) throws -> DeploySummary {
+    func deploy(to store: any Store, owner: String) async throws -> DeploySummary {
         do {
             if let fingerprints = DefinitionLoader.fingerprints(directory: path),
-                let summary = try store.deployUnchanged(fingerprints: fingerprints, owner: owner)
+                let summary = try await store.deployUnchanged(fingerprints: fingerprints, owner: owner, now: Date())
             {
                 return summary
             }
             let definitions = try load()
-            return try store.deploy(definitions, owner: owner)
+            return try await store.deploy(definitions, owner: owner, now: Date())
         } catch let failure as CommandFailure {
             throw failure
         } catch {

@@ -24,9 +24,9 @@ struct RunTask: AsyncParsableCommand {
             }
             given[String(input[..<equals])] = String(input[input.index(after: equals)...])
         }
-        let store = try database.open()
+        let store = try await database.open()
         let definition: TaskDefinition
-        do { definition = try store.task(named: task) } catch { throw CommandFailure("\(error)") }
+        do { definition = try await store.task(named: task) } catch { throw CommandFailure("\(error)") }
         var executor = RunExecutor(
             store: store, clock: ContinuousClock(), now: { Date() }, random: { Double.random(in: 0..<1) },
             logDirectory: store.logDirectory)
@@ -53,11 +53,11 @@ struct RunTask: AsyncParsableCommand {
 }
 
 /// `belfry runs` and `belfry runs show RUN`: run history.
-struct Runs: ParsableCommand {
+struct Runs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List runs, newest first.", subcommands: [List.self, Show.self], defaultSubcommand: List.self)
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List runs, newest first.")
         @OptionGroup var database: DatabaseOptions
         @Option(help: "Only runs of this task (ENV.TASK).") var task: String?
@@ -67,7 +67,7 @@ struct Runs: ParsableCommand {
         @Option(help: "At most this many runs.") var limit = 50
         @Flag(help: "Print a JSON array.") var json = false
 
-        func run() throws {
+        func run() async throws {
             var filter = RunFilter()
             filter.task = task
             filter.trigger = trigger
@@ -79,7 +79,7 @@ struct Runs: ParsableCommand {
                 filter.state = parsed
             }
             if let since { filter.since = try sinceDate(since) }
-            let runs = try database.open().runs(matching: filter)
+            let runs = try await database.open().runs(matching: filter)
             if json { return JSONValue.array(runs.map(runJSON)).print() }
             guard !runs.isEmpty else { return print("no runs") }
             var rows = [["RUN", "TASK", "TRIGGER", "SLOT", "STATE", "ATTEMPTS", "EXIT", "QUEUED", "DURATION", "REASON"]]
@@ -94,14 +94,14 @@ struct Runs: ParsableCommand {
         }
     }
 
-    struct Show: ParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a run with its attempts and steps.")
         @OptionGroup var database: DatabaseOptions
         @Argument(help: "The run's id.") var runID: Int64
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
-            guard let details = try database.open().run(id: runID) else { throw CommandFailure(StoreError.unknownRun(runID)) }
+        func run() async throws {
+            guard let details = try await database.open().run(id: runID) else { throw CommandFailure(StoreError.unknownRun(runID)) }
             if json {
                 guard case .object(var members) = runJSON(details.run) else { return }
                 members.append(("attempt_list", .array(details.attempts.map(attemptJSON))))
@@ -136,8 +136,8 @@ struct Logs: AsyncParsableCommand {
     @Flag(help: "Keep printing as the attempt writes, until the run ends.") var follow = false
 
     func run() async throws {
-        let store = try database.open()
-        guard var details = try store.run(id: runID) else { throw CommandFailure(StoreError.unknownRun(runID)) }
+        let store = try await database.open()
+        guard var details = try await store.run(id: runID) else { throw CommandFailure(StoreError.unknownRun(runID)) }
         let chosen = attempt.map { n in details.attempts.first { $0.number == n } } ?? details.attempts.last
         guard let record = chosen, let path = record.logPath else {
             throw CommandFailure(attempt.map { "run \(runID) has no attempt \($0)" } ?? "run \(runID) has no attempts yet")
@@ -148,7 +148,7 @@ struct Logs: AsyncParsableCommand {
             if !data.isEmpty { FileHandle.standardOutput.write(data) }
             guard follow, !details.run.state.isFinal else { break }
             try await Task.sleep(for: .milliseconds(250))
-            details = try store.run(id: runID) ?? details
+            details = try await store.run(id: runID) ?? details
         }
     }
 }
@@ -160,6 +160,7 @@ func runJSON(_ run: RunRecord) -> JSONValue {
         ("attempts", .int(Int64(run.attempts))), ("exit_code", run.exitCode.map { .int(Int64($0)) } ?? .null),
         ("queued_at", .string(rfc3339(run.queuedAt))), ("started_at", .optional(run.startedAt.map(rfc3339))),
         ("finished_at", .optional(run.finishedAt.map(rfc3339))), ("command_used", .optional(run.commandUsed)),
+        ("node", .optional(run.node)),
     ])
 }
 

@@ -17,7 +17,7 @@ struct StepCommand: AsyncParsableCommand {
         guard !command.isEmpty else { throw CommandFailure("give the command after --: belfry step \(name) -- CMD ARGS...") }
         let environment = ProcessInfo.processInfo.environment
         let runID = environment["BELFRY_RUN_ID"].flatMap(Int64.init)
-        var store: BelfryDatabase?
+        var store: (any Store)?
         if runID != nil {
             do {
                 store = try BelfryDatabase(path: environment["BELFRY_DATABASE"] ?? BelfryDatabase.defaultPath())
@@ -38,15 +38,15 @@ struct StepCommand: AsyncParsableCommand {
 }
 
 /// `belfry stats`: per task success rate, attempts, retries and durations.
-struct Stats: ParsableCommand {
+struct Stats: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Per task: success rate, mean attempts, retry rate, p50/p95 duration.")
     @OptionGroup var database: DatabaseOptions
     @Option(help: "Only this task (ENV.TASK).") var task: String?
     @Option(help: "Only runs queued at or after this time (RFC 3339 or local date-time).") var since: String?
     @Flag(help: "Print a JSON array.") var json = false
 
-    func run() throws {
-        let statistics = try database.open().statistics(task: task, since: try since.map(sinceDate))
+    func run() async throws {
+        let statistics = try await database.open().statistics(task: task, since: try since.map(sinceDate))
         func seconds(_ value: Double?) -> JSONValue { value.map { .number($0) } ?? .null }
         if json {
             return JSONValue.array(statistics.map { s in
@@ -71,21 +71,21 @@ struct Stats: ParsableCommand {
 }
 
 /// `belfry prune`: applies the history policy now (the daemon does it hourly).
-struct Prune: ParsableCommand {
+struct Prune: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Delete finished runs beyond the history policy, with their attempts and logs (the daemon does this hourly).")
     @OptionGroup var database: DatabaseOptions
     @Option(help: "Runs kept per trigger (manual runs: per task).") var runsPerTrigger = 1000
     @Option(help: "Runs queued longer ago than this many days go.") var maxAgeDays = 90
 
-    func run() throws {
+    func run() async throws {
         guard runsPerTrigger > 0, maxAgeDays > 0 else { throw CommandFailure("--runs-per-trigger and --max-age-days must be positive") }
-        let store = try database.open()
+        let store = try await database.open()
         var policy = HistoryPolicy()
         policy.runsPerTrigger = runsPerTrigger
         policy.maxAge = TimeInterval(maxAgeDays) * 86400
-        let before = try store.runCount()
-        let removed = try store.pruneHistory(policy)
+        let before = try await store.runCount()
+        let removed = try await store.pruneHistory(policy, now: Date())
         print("pruned \(removed) of \(before) runs (keeping \(runsPerTrigger) per trigger, \(maxAgeDays) days)")
     }
 }

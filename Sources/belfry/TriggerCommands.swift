@@ -5,19 +5,19 @@ import BelfryStore
 import Foundation
 
 /// `belfry trigger list|show|activate|deactivate|delete`.
-struct TriggerCommand: ParsableCommand {
+struct TriggerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trigger", abstract: "List, inspect, activate, deactivate and delete deployed triggers.",
         subcommands: [List.self, Show.self, Activate.self, Deactivate.self, Delete.self])
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List deployed triggers with their next slot and last run.")
         @OptionGroup var database: DatabaseOptions
         @Option(help: "Only the triggers of this task (ENV.TASK).") var task: String?
         @Flag(help: "Print a JSON array.") var json = false
 
-        func run() throws {
-            let statuses = try database.open().triggers(task: task)
+        func run() async throws {
+            let statuses = try await database.open().triggers(task: task)
             let nextSlots = TriggerStatus.nextSlots(of: statuses, after: .now)
             if json { return JSONValue.array(zip(statuses, nextSlots).map(triggerJSON)).print() }
             var rows = [["TASK", "TRIGGER", "SCHEDULE", "ZONE", "ACTIVE", "NEXT SLOT", "LAST RUN", "OWNER", "UPDATED"]]
@@ -38,17 +38,17 @@ struct TriggerCommand: ParsableCommand {
         }
     }
 
-    struct Show: ParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show one trigger and its next slots.")
         @OptionGroup var target: TriggerArguments
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
-            let store = try target.database.open()
-            let status = try lookup { try store.trigger(task: target.task, name: target.trigger) }
+        func run() async throws {
+            let store = try await target.database.open()
+            let status = try await lookup { try await store.trigger(task: target.task, name: target.trigger) }
             let now = Instant.now
             if json { return triggerJSON(status, nextSlot: status.nextSlot(after: now)).print() }
-            let d = try store.definition(task: target.task, trigger: target.trigger)
+            let d = try await store.definition(task: target.task, trigger: target.trigger)
             var lines: [(String, String)] = [
                 ("trigger", "\(status.task) \(status.trigger)"), ("kind", d.schedule.kind), ("schedule", d.schedule.text),
                 ("timezone", d.schedule.timezone), ("active", status.active ? "yes" : "no"),
@@ -73,40 +73,40 @@ struct TriggerCommand: ParsableCommand {
         }
     }
 
-    struct Activate: ParsableCommand {
+    struct Activate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Activate a trigger (a fixed rate without start_time re-anchors now).")
         @OptionGroup var target: TriggerArguments
         @Option(help: "Who makes the change. Default: $USER.") var by: String?
 
-        func run() throws {
-            let status = try lookup {
-                try target.database.open().setActive(true, task: target.task, name: target.trigger, by: by ?? currentUser())
+        func run() async throws {
+            let status = try await lookup {
+                try await target.database.open().setActive(true, task: target.task, name: target.trigger, by: by ?? currentUser(), now: Date())
             }
             let next = status.nextSlot(after: .now).map { ", next slot \(localTime($0, zone: status.schedule.timezone))" } ?? ""
             print("activated \(target.task) \(target.trigger)\(next)")
         }
     }
 
-    struct Deactivate: ParsableCommand {
+    struct Deactivate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Deactivate a trigger: no slot fires until it is activated again.")
         @OptionGroup var target: TriggerArguments
         @Option(help: "Who makes the change. Default: $USER.") var by: String?
 
-        func run() throws {
-            _ = try lookup {
-                try target.database.open().setActive(false, task: target.task, name: target.trigger, by: by ?? currentUser())
+        func run() async throws {
+            _ = try await lookup {
+                try await target.database.open().setActive(false, task: target.task, name: target.trigger, by: by ?? currentUser(), now: Date())
             }
             print("deactivated \(target.task) \(target.trigger)")
         }
     }
 
-    struct Delete: ParsableCommand {
+    struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Delete a deployed trigger (its runs stay in the history; the next deploy adds it back if it is still defined).")
         @OptionGroup var target: TriggerArguments
 
-        func run() throws {
-            try lookup { try target.database.open().deleteTrigger(task: target.task, name: target.trigger) }
+        func run() async throws {
+            try await lookup { try await target.database.open().deleteTrigger(task: target.task, name: target.trigger) }
             print("deleted \(target.task) \(target.trigger)")
         }
     }
@@ -120,9 +120,9 @@ struct TriggerArguments: ParsableArguments {
 }
 
 /// Runs a store call, turning its errors into one-line failures.
-private func lookup<T>(_ body: () throws -> T) throws -> T {
+private func lookup<T>(_ body: () async throws -> T) async throws -> T {
     do {
-        return try body()
+        return try await body()
     } catch let failure as CommandFailure {
         throw failure
     } catch {

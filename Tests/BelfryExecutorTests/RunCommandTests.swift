@@ -42,8 +42,9 @@ struct RunCommandTests {
 
         let runs = try #require(try Self.json(BelfryCommand.run("runs", "--json", "--database", database).stdout) as? [[String: Any]])
         #expect(runs.count == 5)
-        #expect(runs.first?.keys.sorted() == ["attempts", "command_used", "exit_code", "finished_at", "id", "origin", "queued_at", "reason",
+        #expect(runs.first?.keys.sorted() == ["attempts", "command_used", "exit_code", "finished_at", "id", "node", "origin", "queued_at", "reason",
                                               "slot", "started_at", "state", "task", "trigger"])
+        #expect(runs.allSatisfy { $0["node"] is NSNull }, "one daemon on SQLite: no node")
         #expect(runs.map { $0["state"] as? String } == ["failed", "succeeded", "timed_out", "failed", "succeeded"])
         let badID = try #require(runs[3]["id"] as? Int)
         let show = try #require(try Self.json(BelfryCommand.run("runs", "show", String(badID), "--json", "--database", database).stdout) as? [String: Any])

@@ -186,12 +186,12 @@ struct StoreTests {
 
 @Suite("Decoded definitions")
 struct DecodedDefinitionsTests {
-    static func launch(_ command: String, triggerName: String = "hourly_cron") throws -> BelfryDatabase.LaunchDefinitions {
+    static func launch(_ command: String, triggerName: String = "hourly_cron") throws -> LaunchDefinitions {
         let task = try #require(try definitions(twoTriggers.replacingOccurrences(of: "/bin/true", with: command)).tasks.first)
         let trigger = try #require(task.triggers.first { $0.name == triggerName })
         var bare = task
         bare.triggers = []
-        return BelfryDatabase.LaunchDefinitions(task: try JSONEncoder().encode(bare), trigger: try JSONEncoder().encode(trigger))
+        return LaunchDefinitions(task: try JSONEncoder().encode(bare), trigger: try JSONEncoder().encode(trigger))
     }
 
     @Test("the same bytes decode once; changed bytes (a redeploy) decode afresh; the oldest go first past the capacity")

@@ -1,0 +1,339 @@
+import BelfryConfig
+import BelfrySchedule
+import BelfryStore
+import Foundation
+import NIOCore
+import PostgresNIO
+
+extension PostgresStore {
+    /// Replaces the deployed definitions in one transaction, as `BelfryDatabase.deploy` does:
+    /// new triggers start active iff `auto_activate`, existing ones keep their activation,
+    /// triggers no longer defined go (their history stays). Rows are written in batches
+    /// (`unnest`), not one statement each: a deploy of 100,000 triggers is a few statements.
+    public func deploy(_ definitions: Definitions, owner: String, now: Date) async throws -> DeploySummary {
+        let at = milliseconds(now)
+        let deployedHashes = try await environmentHashes()
+        let changedTasks = definitions.environments.filter { deployedHashes[$0.name] != $0.sourceHash }.flatMap(\.tasks)
+        let encoded = Dictionary(uniqueKeysWithValues: zip(changedTasks.map(\.fullName), try BelfryDatabase.encode(changedTasks)))
+        return try await transaction { connection in
+            try await connection.query("LOCK TABLE task, \"trigger\" IN SHARE ROW EXCLUSIVE MODE", logger: logger)
+            var summary = DeploySummary()
+            var currentHashes: [String: String] = [:]
+            for try await (name, hash) in try await connection.query("SELECT name, source_hash FROM environment", logger: logger).decode((String, String).self) {
+                currentHashes[name] = hash
+            }
+            var oldTasks: [String: (id: Int64, definition: Data)] = [:]
+            for try await (id, name, definition) in try await connection.query("SELECT id, name, definition FROM task", logger: logger)
+                .decode((Int64, String, Data).self) { oldTasks[name] = (id, definition) }
+            var oldTriggers: [String: (id: Int64, definition: Data, active: Bool)] = [:]
+            for try await (id, key, definition, active) in try await connection.query("""
+                SELECT tr.id, t.name || ' ' || tr.name, tr.definition, tr.active FROM "trigger" tr JOIN task t ON t.id = tr.task_id
+                """, logger: logger).decode((Int64, String, Data, Bool).self) { oldTriggers[key] = (id, definition, active) }
+
+            var environments = Columns(6)
+            var newTasks = Columns(4), changedTaskRows = Columns(3)
+            var newTriggers: [(task: String, row: [any PostgresEncodable & Sendable])] = []
+            var changedTriggers = Columns(10)
+            var keptTasks = Set<String>(), keptTriggers = Set<String>()
+            var taskIDs: [String: Int64] = oldTasks.mapValues(\.id)
+            for environment in definitions.environments {
+                let sameFile = currentHashes[environment.name] == environment.sourceHash
+                environments.add([environment.name, environment.description != nil, environment.description ?? "", environment.file, environment.sourceHash, at])
+                for task in environment.tasks {
+                    if sameFile, oldTasks[task.fullName] != nil, task.triggers.allSatisfy({ oldTriggers["\(task.fullName) \($0.name)"] != nil }) {
+                        keptTasks.insert(task.fullName)
+                        for trigger in task.triggers {
+                            let key = "\(task.fullName) \(trigger.name)"
+                            keptTriggers.insert(key)
+                            summary.unchanged += 1
+                            if oldTriggers[key]!.active { summary.active += 1 } else { summary.inactive += 1 }
+                        }
+                        continue
+                    }
+                    let (taskJSON, triggerJSON) = try encoded[task.fullName] ?? BelfryDatabase.encode([task])[0]
+                    if let old = oldTasks[task.fullName] {
+                        if old.definition != taskJSON { changedTaskRows.add([environment.name, taskJSON, at, old.id]) }
+                    } else {
+                        newTasks.add([task.fullName, environment.name, taskJSON, at])
+                    }
+                    keptTasks.insert(task.fullName)
+                    for (trigger, json) in zip(task.triggers, triggerJSON) {
+                        let key = "\(task.fullName) \(trigger.name)"
+                        keptTriggers.insert(key)
+                        let columns = ScheduleColumns(trigger.schedule)
+                        let schedule: [any PostgresEncodable & Sendable] = [
+                            columns.kind, columns.text, columns.timezone, columns.dst ?? "", columns.interval ?? Int64.min, columns.start ?? Int64.min,
+                        ]
+                        if let old = oldTriggers[key] {
+                            if old.definition == json {
+                                summary.unchanged += 1
+                            } else {
+                                changedTriggers.add(schedule + [json, owner, at, old.id])
+                                summary.changed.append(key)
+                            }
+                            if old.active { summary.active += 1 } else { summary.inactive += 1 }
+                        } else {
+                            newTriggers.append((task.fullName, [trigger.name] + schedule + [json, trigger.autoActivate, trigger.autoActivate ? at : Int64.min]))
+                            summary.added.append(key)
+                            if trigger.autoActivate { summary.active += 1 } else { summary.inactive += 1 }
+                        }
+                    }
+                }
+            }
+            try await connection.query(environments.query("""
+                INSERT INTO environment (name, description, file, source_hash, updated_at)
+                SELECT n, CASE WHEN hd THEN d END, f, h, u
+                FROM unnest($1::text[], $2::boolean[], $3::text[], $4::text[], $5::text[], $6::bigint[]) AS x(n, hd, d, f, h, u)
+                ON CONFLICT (name) DO UPDATE SET description = excluded.description, file = excluded.file,
+                  source_hash = excluded.source_hash, updated_at = excluded.updated_at
+                """), logger: logger)
+            if !newTasks.isEmpty {
+                let rows = try await connection.query(newTasks.query("""
+                    INSERT INTO task (name, environment, definition, updated_at)
+                    SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[]) RETURNING id, name
+                    """), logger: logger)
+                for try await (id, name) in rows.decode((Int64, String).self) { taskIDs[name] = id }
+            }
+            if !changedTaskRows.isEmpty {
+                try await connection.query(changedTaskRows.query("""
+                    UPDATE task SET environment = x.e, definition = x.d, updated_at = x.u
+                    FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::bigint[]) AS x(e, d, u, id) WHERE task.id = x.id
+                    """), logger: logger)
+            }
+            if !newTriggers.isEmpty {
+                var rows = Columns(13)
+                for (task, row) in newTriggers { rows.add([taskIDs[task]!] + row + [owner, at]) }
+                try await connection.query(rows.query("""
+                    INSERT INTO "trigger" (task_id, name, kind, schedule, timezone, dst, interval_seconds, start_time, definition, active,
+                      activated_at, owner, updated_by, updated_at)
+                    SELECT t, n, k, s, z, nullif(d, ''), nullif(i, \(Int64.min)), nullif(st, \(Int64.min)), def, a, nullif(aa, \(Int64.min)), o, o, u
+                    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[],
+                      $9::bytea[], $10::boolean[], $11::bigint[], $12::text[], $13::bigint[]) AS x(t, n, k, s, z, d, i, st, def, a, aa, o, u)
+                    """), logger: logger)
+            }
+            if !changedTriggers.isEmpty {
+                try await connection.query(changedTriggers.query("""
+                    UPDATE "trigger" SET kind = x.k, schedule = x.s, timezone = x.z, dst = nullif(x.d, ''), interval_seconds = nullif(x.i, \(Int64.min)),
+                      start_time = nullif(x.st, \(Int64.min)), definition = x.def, owner = x.o, updated_by = x.o, updated_at = x.u
+                    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bytea[], $8::text[], $9::bigint[],
+                      $10::bigint[]) AS x(k, s, z, d, i, st, def, o, u, id)
+                    WHERE "trigger".id = x.id
+                    """), logger: logger)
+            }
+            let deletedTriggers = oldTriggers.filter { !keptTriggers.contains($0.key) }
+            summary.deleted = deletedTriggers.keys.sorted()
+            if !deletedTriggers.isEmpty {
+                try await connection.query(#"DELETE FROM "trigger" WHERE id = ANY(\#(deletedTriggers.values.map(\.id)))"#, logger: logger)
+            }
+            let deletedTasks = oldTasks.filter { !keptTasks.contains($0.key) }.values.map(\.id)
+            if !deletedTasks.isEmpty { try await connection.query("DELETE FROM task WHERE id = ANY(\(deletedTasks))", logger: logger) }
+            try await connection.query("DELETE FROM environment WHERE NOT (name = ANY(\(definitions.environments.map(\.name))))", logger: logger)
+            try await connection.query("DELETE FROM queue", logger: logger)
+            let queues = definitions.queues.sorted { $0.key < $1.key }
+            try await connection.query("""
+                INSERT INTO queue (name, concurrency) SELECT * FROM unnest(\(queues.map(\.key))::text[], \(queues.map { Int64($0.value) })::bigint[])
+                """, logger: logger)
+            summary.added.sort()
+            summary.changed.sort()
+            try await connection.query("""
+                INSERT INTO deploy (owner, deployed_at, added, changed, deleted, unchanged)
+                VALUES (\(owner), \(at), \(summary.added.count), \(summary.changed.count), \(summary.deleted.count), \(summary.unchanged))
+                """, logger: logger)
+            try await Self.definitionsChanged(connection, logger: logger)
+            return summary
+        }
+    }
+
+    private func environmentHashes() async throws -> [String: String] {
+        var hashes: [String: String] = [:]
+        for row in try await query("SELECT name, source_hash FROM environment") {
+            let (name, hash) = try row.decode((String, String).self)
+            hashes[name] = hash
+        }
+        return hashes
+    }
+
+    /// When the deployed definitions came from exactly these files with these bytes, records
+    /// the deploy and returns its summary without reading the files; nil: deploy them.
+    public func deployUnchanged(fingerprints: [String: String], owner: String, now: Date) async throws -> DeploySummary? {
+        try await transaction { connection in
+            var deployed: [String: String] = [:]
+            for try await (file, hash) in try await connection.query("SELECT file, source_hash FROM environment", logger: logger).decode((String, String).self) {
+                deployed[file] = deployed[file] == nil ? hash : ""
+            }
+            guard !deployed.isEmpty, deployed == fingerprints else { return nil }
+            var summary = DeploySummary()
+            for try await (count, active) in try await connection.query(
+                #"SELECT count(*), count(*) FILTER (WHERE active) FROM "trigger""#, logger: logger).decode((Int, Int).self) {
+                (summary.unchanged, summary.active, summary.inactive) = (count, active, count - active)
+            }
+            try await connection.query("""
+                INSERT INTO deploy (owner, deployed_at, added, changed, deleted, unchanged) VALUES (\(owner), \(milliseconds(now)), 0, 0, 0, \(summary.unchanged))
+                """, logger: logger)
+            return summary
+        }
+    }
+
+    /// Tells every node that what is deployed or active changed (`changeCounter`).
+    static func definitionsChanged(_ connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query("UPDATE definitions_version SET version = version + 1", logger: logger)
+    }
+
+    public func changeCounter() async throws -> Int {
+        try await query("SELECT version FROM definitions_version").first?.decode(Int.self) ?? 0
+    }
+
+    private static let statusQuery = """
+        SELECT t.name, tr.name, tr.active, tr.activated_at, tr.owner, tr.updated_by, tr.updated_at,
+               r.id, r.state, r.slot, tr.kind, tr.schedule, tr.timezone, tr.dst, tr.interval_seconds, tr.start_time
+        FROM "trigger" tr
+        JOIN task t ON t.id = tr.task_id
+        LEFT JOIN LATERAL (SELECT id, state, slot FROM run WHERE run.task = t.name AND run."trigger" = tr.name ORDER BY id DESC LIMIT 1) r ON true
+        """
+
+    public func triggers(task: String?) async throws -> [TriggerStatus] {
+        let rows = if let task {
+            try await query(PostgresQuery(unsafeSQL: Self.statusQuery + " WHERE t.name = $1 ORDER BY t.name, tr.name", binds: binds([task])))
+        } else {
+            try await query(PostgresQuery(unsafeSQL: Self.statusQuery + " ORDER BY t.name, tr.name"))
+        }
+        return try rows.map(Self.status)
+    }
+
+    public func trigger(task: String, name: String) async throws -> TriggerStatus {
+        let rows = try await query(PostgresQuery(unsafeSQL: Self.statusQuery + " WHERE t.name = $1 AND tr.name = $2", binds: binds([task, name])))
+        if let row = rows.first { return try Self.status(row) }
+        let known = try await query(#"SELECT t.name || ' ' || tr.name FROM "trigger" tr JOIN task t ON t.id = tr.task_id"#).map { try $0.decode(String.self) }
+        let suggestions = Suggestions.nearest(to: "\(task) \(name)", in: known).map { "\"\($0)\"" }
+        throw StoreError.unknownTrigger(task: task, trigger: name, suggestions: suggestions)
+    }
+
+    private static func status(_ row: PostgresRow) throws -> TriggerStatus {
+        let all = try row.decode((String, String, Bool, Int64?, String?, String?, Int64, Int64?, String?, Int64?, String, String, String, String?, Int64?, Int64?).self)
+        let schedule = try ScheduleColumns(kind: all.10, text: all.11, timezone: all.12, dst: all.13, interval: all.14, start: all.15).schedule
+        let lastRun = all.7.map { TriggerStatus.LastRun(id: $0, state: all.8 ?? "", slot: all.9.map(Instant.init(secondsSinceEpoch:))) }
+        return TriggerStatus(task: all.0, trigger: all.1, schedule: schedule, active: all.2, activatedAt: all.3.map(date), owner: all.4,
+                             updatedBy: all.5, updatedAt: date(all.6), lastRun: lastRun)
+    }
+
+    public func definition(task: String, trigger name: String) async throws -> TriggerDefinition {
+        _ = try await trigger(task: task, name: name)
+        let rows = try await query(#"SELECT tr.definition FROM "trigger" tr JOIN task t ON t.id = tr.task_id WHERE t.name = \#(task) AND tr.name = \#(name)"#)
+        return try JSONDecoder().decode(TriggerDefinition.self, from: rows.first?.decode(Data.self) ?? Data())
+    }
+
+    public func setActive(_ active: Bool, task: String, name: String, by user: String, now: Date) async throws -> TriggerStatus {
+        let at = milliseconds(now)
+        try await transaction { connection in
+            let rows = try await connection.query("""
+                UPDATE "trigger" SET active = \(active), updated_by = \(user), updated_at = \(at),
+                  activated_at = CASE WHEN \(active) THEN \(at) ELSE activated_at END
+                WHERE name = \(name) AND task_id = (SELECT id FROM task WHERE name = \(task)) RETURNING id
+                """, logger: logger).collect()
+            if !rows.isEmpty { try await Self.definitionsChanged(connection, logger: logger) }
+        }
+        return try await trigger(task: task, name: name)
+    }
+
+    public func deleteTrigger(task: String, name: String) async throws {
+        _ = try await trigger(task: task, name: name)
+        try await transaction { connection in
+            try await connection.query(#"DELETE FROM "trigger" WHERE name = \#(name) AND task_id = (SELECT id FROM task WHERE name = \#(task))"#, logger: logger)
+            // The file no longer matches the database: the next deploy reads it and restores the trigger.
+            try await connection.query("UPDATE environment SET source_hash = '' WHERE name = (SELECT environment FROM task WHERE name = \(task))", logger: logger)
+            try await Self.definitionsChanged(connection, logger: logger)
+        }
+    }
+
+    public func task(named name: String) async throws -> TaskDefinition {
+        if let row = try await query("SELECT definition FROM task WHERE name = \(name)").first {
+            return try JSONDecoder().decode(TaskDefinition.self, from: row.decode(Data.self))
+        }
+        let known = try await query("SELECT name FROM task").map { try $0.decode(String.self) }
+        throw StoreError.unknownTask(task: name, suggestions: Suggestions.nearest(to: name, in: known))
+    }
+
+    public func queueLimits() async throws -> [String: Int] {
+        var limits: [String: Int] = [:]
+        for row in try await query("SELECT name, concurrency FROM queue") {
+            let (name, concurrency) = try row.decode((String, Int).self)
+            limits[name] = concurrency
+        }
+        return limits
+    }
+
+    /// Every active trigger with its schedule, policies, anchor and watermark.
+    public func activeTriggers() async throws -> [ScheduledTrigger] {
+        let decoder = JSONDecoder()
+        var schedules: [String: TriggerSchedule] = [:]
+        let rows = try await query("""
+            SELECT tr.id, t.name, tr.name, (d.j -> 'schedule')::text, d.j -> 'catchUp' ->> 'mode', (d.j -> 'catchUp' ->> 'limit')::bigint,
+              (d.j ->> 'startingDeadlineMilliseconds')::bigint, d.j ->> 'overlap', coalesce(tr.activated_at, tr.updated_at), w.last_slot,
+              t.updated_at, tr.updated_at
+            FROM "trigger" tr JOIN task t ON t.id = tr.task_id LEFT JOIN watermark w ON w.trigger_id = tr.id
+              CROSS JOIN LATERAL (SELECT convert_from(tr.definition, 'UTF8')::jsonb AS j) d
+            WHERE tr.active ORDER BY tr.id
+            """)
+        return try rows.map { row in
+            let r = try row.decode((Int64, String, String, String, String?, Int?, Int64?, String?, Int64, Int64?, Int64, Int64).self)
+            let schedule: TriggerSchedule
+            if let known = schedules[r.3] {
+                schedule = known
+            } else {
+                schedule = try decoder.decode(TriggerSchedule.self, from: Data(r.3.utf8))
+                schedules[r.3] = schedule
+            }
+            var catchUp = CatchUpPolicy()
+            catchUp.mode = CatchUpPolicy.Mode(rawValue: r.4 ?? "") ?? catchUp.mode
+            catchUp.limit = r.5 ?? catchUp.limit
+            return ScheduledTrigger(
+                id: r.0, task: r.1, name: r.2, schedule: schedule, catchUp: catchUp, startingDeadlineMilliseconds: r.6,
+                overlap: OverlapPolicy(rawValue: r.7 ?? "") ?? .allow, activatedAt: Instant(secondsSinceEpoch: r.8 / 1000),
+                watermark: r.9.map(Instant.init(secondsSinceEpoch:)), version: .init(task: r.10, trigger: r.11))
+        }
+    }
+
+    public func launchDefinitions(trigger id: Int64) async throws -> LaunchDefinitions? {
+        let rows = try await query(#"SELECT t.definition, tr.definition FROM "trigger" tr JOIN task t ON t.id = tr.task_id WHERE tr.id = \#(id)"#)
+        return try rows.first.map { row in
+            let (task, trigger) = try row.decode((Data, Data).self)
+            return LaunchDefinitions(task: task, trigger: trigger)
+        }
+    }
+}
+
+/// Rows gathered column by column, bound as one array per column (`unnest($1::T[], ...)`).
+struct Columns {
+    private var columns: [[any PostgresEncodable & Sendable]]
+
+    init(_ count: Int) { columns = Array(repeating: [], count: count) }
+
+    var isEmpty: Bool { columns[0].isEmpty }
+
+    mutating func add(_ row: [any PostgresEncodable & Sendable]) {
+        precondition(row.count == columns.count)
+        for (index, value) in row.enumerated() { columns[index].append(value) }
+    }
+
+    /// `sql` with `$1`... bound to the columns in order.
+    func query(_ sql: String) -> PostgresQuery {
+        var bindings = PostgresBindings(capacity: columns.count)
+        for column in columns {
+            switch column.first {
+            case is String: bindings.append(column.map { $0 as! String })
+            case is Int64: bindings.append(column.map { $0 as! Int64 })
+            case is Bool: bindings.append(column.map { $0 as! Bool })
+            case is Data: bindings.append(column.map { ByteBuffer(bytes: $0 as! Data) })
+            default: bindings.append([String]())
+            }
+        }
+        return PostgresQuery(unsafeSQL: sql, binds: bindings)
+    }
+}
+
+/// Binds text values in order, for queries whose SQL is put together.
+func binds(_ values: [String]) -> PostgresBindings {
+    var bindings = PostgresBindings(capacity: values.count)
+    for value in values { bindings.append(value) }
+    return bindings
+}

@@ -1,0 +1,224 @@
+import BelfryStore
+import Foundation
+import Logging
+import NIOSSL
+import PostgresNIO
+import Synchronization
+
+/// The PostgreSQL backend of `Store`: any number of daemons, on any machines, share one
+/// schedule. Each daemon is a node with a lease renewed in the database's clock; a slot is
+/// claimed by inserting its run under UNIQUE (task, trigger, slot) in a transaction that checks
+/// the claimant's lease; every later write about the run is made only while the writer still
+/// owns it.
+public final class PostgresStore: Store {
+    public let location: String
+    public let logDirectory: String
+    let client: PostgresClient
+    let logger: Logger
+    private let runner: Task<Void, Never>
+    /// This process's node, once it joined as a daemon; nil for the CLI.
+    let node = Mutex<Node?>(nil)
+
+    struct Node: Sendable {
+        var id: String
+        var name: String
+        var leaseMilliseconds: Int64
+    }
+
+    /// Connects and brings the schema up to date (under a lock: several nodes may start at once).
+    /// `logDirectory` is this machine's: attempt logs stay where their process ran.
+    public static func connect(_ location: PostgresLocation, logDirectory: String, logger: Logger = Logger(label: "belfry.postgres")) async throws -> PostgresStore {
+        let store = PostgresStore(location: location, logDirectory: logDirectory, logger: logger)
+        do {
+            try await store.migrate()
+        } catch {
+            throw PostgresStoreError.cannotConnect(location: location.redacted, reason: PostgresStoreError.reason(error))
+        }
+        return store
+    }
+
+    private init(location: PostgresLocation, logDirectory: String, logger: Logger) {
+        self.location = location.redacted
+        self.logDirectory = logDirectory
+        self.logger = logger
+        var configuration: PostgresClient.Configuration
+        let tls: PostgresClient.Configuration.TLS
+        switch location.sslMode {
+        case .disable, .allow: tls = .disable
+        case .prefer:
+            var context = TLSConfiguration.makeClientConfiguration()
+            context.certificateVerification = .none
+            tls = .prefer(context)
+        case .require:
+            var context = TLSConfiguration.makeClientConfiguration()
+            context.certificateVerification = .none
+            tls = .require(context)
+        case .verifyCA, .verifyFull:
+            var context = TLSConfiguration.makeClientConfiguration()
+            context.certificateVerification = location.sslMode == .verifyCA ? .noHostnameVerification : .fullVerification
+            tls = .require(context)
+        }
+        if let socket = location.socketDirectory {
+            configuration = .init(unixSocketPath: "\(socket)/.s.PGSQL.\(location.port)", username: location.user,
+                                  password: location.password, database: location.database)
+        } else {
+            configuration = .init(host: location.host ?? "localhost", port: location.port, username: location.user,
+                                  password: location.password, database: location.database, tls: tls)
+        }
+        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.maximumConnections = 8
+        configuration.options.additionalStartupParameters = [
+            ("application_name", "belfry"),
+            // A frozen node holding a transaction would block every other node's insert of the
+            // same slot: the server ends such transactions.
+            ("idle_in_transaction_session_timeout", "3000"),
+        ]
+        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let client = self.client
+        runner = Task { await client.run() }
+    }
+
+    deinit { runner.cancel() }
+
+    // MARK: Queries
+
+    /// Runs one statement outside a transaction and returns its rows.
+    @discardableResult
+    func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        do {
+            return try await client.query(query, logger: logger).collect()
+        } catch {
+            throw PostgresStoreError.failed(PostgresStoreError.reason(error))
+        }
+    }
+
+    /// Runs `body` in one transaction (committed when it returns, rolled back when it throws).
+    func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        do {
+            return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+        } catch let error as StoreError {
+            throw error
+        } catch let error as PostgresStoreError {
+            throw error
+        } catch let error as PostgresTransactionError {
+            if let closure = error.closureError as? StoreError { throw closure }
+            if let closure = error.closureError as? PostgresStoreError { throw closure }
+            throw PostgresStoreError.failed(PostgresStoreError.reason(error.closureError ?? error.commitError ?? error.beginError ?? error))
+        } catch {
+            throw PostgresStoreError.failed(PostgresStoreError.reason(error))
+        }
+    }
+
+    /// The node id writes are made as (`IS NOT DISTINCT FROM`: the CLI's own runs have none).
+    var nodeID: String? { node.withLock { $0?.id } }
+
+    // MARK: Schema
+
+    /// The schema, in order; a migration is never edited once released: add a new one.
+    static let migrations: [(name: String, statements: [String])] = [
+        ("v1: definitions, triggers, runs, attempts, steps, watermarks, nodes", [
+            "CREATE TABLE environment (name text PRIMARY KEY, description text, file text NOT NULL, source_hash text NOT NULL, updated_at bigint NOT NULL)",
+            "CREATE TABLE queue (name text PRIMARY KEY, concurrency bigint NOT NULL)",
+            """
+            CREATE TABLE task (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE,
+              environment text NOT NULL REFERENCES environment(name) ON DELETE CASCADE, definition bytea NOT NULL, updated_at bigint NOT NULL)
+            """,
+            """
+            CREATE TABLE "trigger" (id bigserial PRIMARY KEY, task_id bigint NOT NULL REFERENCES task(id) ON DELETE CASCADE, name text NOT NULL,
+              kind text NOT NULL, schedule text NOT NULL, timezone text NOT NULL, dst text, interval_seconds bigint, start_time bigint,
+              definition bytea NOT NULL, active boolean NOT NULL, activated_at bigint, owner text, updated_by text, updated_at bigint NOT NULL,
+              UNIQUE (task_id, name))
+            """,
+            """
+            CREATE TABLE node (id text PRIMARY KEY, name text NOT NULL, host text NOT NULL, pid bigint NOT NULL,
+              started_at timestamptz NOT NULL DEFAULT now(), lease_until timestamptz NOT NULL, lease_ms bigint NOT NULL)
+            """,
+            """
+            CREATE TABLE run (id bigserial PRIMARY KEY, task text NOT NULL, "trigger" text, slot bigint, origin text NOT NULL, state text NOT NULL,
+              reason text, attempts bigint NOT NULL DEFAULT 0, system_retries bigint NOT NULL DEFAULT 0, exit_code bigint,
+              queued_at bigint NOT NULL, started_at bigint, finished_at bigint, command_used text, inputs text,
+              node_id text,                      -- the daemon that owns it while queued or running; NULL for the CLI's runs
+              node_name text,                    -- the node that started its last attempt
+              cancel_requested boolean NOT NULL DEFAULT false,
+              UNIQUE (task, "trigger", slot))
+            """,
+            #"CREATE INDEX run_by_trigger ON run (task, "trigger", id)"#,
+            "CREATE INDEX run_by_state ON run (state) WHERE state IN ('queued', 'running')",
+            "CREATE INDEX run_by_node ON run (node_id) WHERE state IN ('queued', 'running')",
+            "CREATE INDEX run_by_queued ON run (queued_at)",
+            """
+            CREATE TABLE attempt (run_id bigint NOT NULL REFERENCES run(id) ON DELETE CASCADE, number bigint NOT NULL,
+              started_at bigint NOT NULL, finished_at bigint, pid bigint, exit_code bigint, signal bigint, timed_out boolean NOT NULL DEFAULT false,
+              output_tail bytea, log_path text, node_name text, PRIMARY KEY (run_id, number))
+            """,
+            """
+            CREATE TABLE step (run_id bigint NOT NULL REFERENCES run(id) ON DELETE CASCADE, name text NOT NULL, exit_code bigint NOT NULL,
+              stdout bytea, finished_at bigint NOT NULL, PRIMARY KEY (run_id, name))
+            """,
+            #"CREATE TABLE watermark (trigger_id bigint PRIMARY KEY REFERENCES "trigger"(id) ON DELETE CASCADE, last_slot bigint NOT NULL)"#,
+            "CREATE TABLE circuit_breaker (task text PRIMARY KEY, state text NOT NULL, consecutive_failures bigint NOT NULL, opened_at bigint)",
+            """
+            CREATE TABLE deploy (id bigserial PRIMARY KEY, owner text NOT NULL, deployed_at bigint NOT NULL, added bigint NOT NULL,
+              changed bigint NOT NULL, deleted bigint NOT NULL, unchanged bigint NOT NULL)
+            """,
+            """
+            CREATE TABLE run_stats (task text NOT NULL, hour bigint NOT NULL, runs bigint NOT NULL, succeeded bigint NOT NULL,
+              attempts bigint NOT NULL, retried bigint NOT NULL, durations bytea NOT NULL, PRIMARY KEY (task, hour))
+            """,
+            // Bumped by every change of what is deployed or active: nodes poll it every second.
+            "CREATE TABLE definitions_version (id boolean PRIMARY KEY DEFAULT true CHECK (id), version bigint NOT NULL)",
+            "INSERT INTO definitions_version (version) VALUES (0)",
+        ]),
+    ]
+
+    /// Applies the migrations not applied yet, under a transaction-scoped advisory lock: three
+    /// nodes starting at once apply each migration once.
+    private func migrate() async throws {
+        try await query("CREATE TABLE IF NOT EXISTS belfry_migration (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        try await transaction { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
+            var applied = Set<String>()
+            for try await name in try await connection.query("SELECT name FROM belfry_migration", logger: logger).decode(String.self) {
+                applied.insert(name)
+            }
+            for migration in Self.migrations where !applied.contains(migration.name) {
+                for statement in migration.statements {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await connection.query("INSERT INTO belfry_migration (name) VALUES (\(migration.name))", logger: logger)
+            }
+        }
+    }
+
+    private static let migrationLock: Int64 = 0x62656c667279  // "belfry"
+}
+
+/// A PostgreSQL failure, said without secrets.
+public enum PostgresStoreError: Error, CustomStringConvertible, Sendable {
+    case cannotConnect(location: String, reason: String)
+    case failed(String)
+
+    public var description: String {
+        switch self {
+        case .cannotConnect(let location, let reason): "cannot use the database \(location): \(reason)"
+        case .failed(let reason): "database error: \(reason)"
+        }
+    }
+
+    /// What the server said (its message and SQLSTATE), or how the connection failed.
+    static func reason(_ error: any Error) -> String {
+        if let error = error as? PostgresStoreError {
+            switch error {
+            case .failed(let reason), .cannotConnect(_, let reason): return reason
+            }
+        }
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] {
+                return message + (error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? "")
+            }
+            if let underlying = error.underlying { return "\(error.code): \(PostgresLocation.redact(String(describing: underlying)))" }
+            return "\(error.code)"
+        }
+        return PostgresLocation.redact(String(describing: error))
+    }
+}
