@@ -27,8 +27,9 @@ public final class PostgresStore: Store {
 
     /// Connects and brings the schema up to date (under a lock: several nodes may start at once).
     /// `logDirectory` is this machine's: attempt logs stay where their process ran.
-    public static func connect(_ location: PostgresLocation, logDirectory: String, logger: Logger = Logger(label: "belfry.postgres")) async throws -> PostgresStore {
+    public static func connect(_ location: PostgresLocation, logDirectory: String, logger: Logger = quietLogger) async throws -> PostgresStore {
         let store = PostgresStore(location: location, logDirectory: logDirectory, logger: logger)
+        await Task.yield()  // lets the client's run() start before the first lease
         do {
             try await store.migrate()
         } catch {
@@ -79,6 +80,14 @@ public final class PostgresStore: Store {
     }
 
     deinit { runner.cancel() }
+
+    /// PostgresNIO's own messages at error level only: failures reach the caller as errors,
+    /// and the daemon logs those once.
+    public static var quietLogger: Logger {
+        var logger = Logger(label: "belfry.postgres")
+        logger.logLevel = .error
+        return logger
+    }
 
     // MARK: Queries
 
