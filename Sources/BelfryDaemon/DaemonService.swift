@@ -12,6 +12,7 @@ import UnixSignals
 public struct DaemonService: Service {
     let scheduler: Scheduler<ContinuousClock>
     let executor: RunExecutor<ContinuousClock>
+    let membership: Membership<ContinuousClock>
     let logger: Logger
     let shutdownGrace: Duration
     /// Deploys the schedules directory again (SIGHUP); throws when it is not valid.
@@ -19,10 +20,11 @@ public struct DaemonService: Service {
     let systemd = SystemdNotifier()
 
     public init(
-        scheduler: Scheduler<ContinuousClock>, executor: RunExecutor<ContinuousClock>, logger: Logger, shutdownGrace: Duration,
-        redeploy: @escaping @Sendable () async throws -> Void
+        scheduler: Scheduler<ContinuousClock>, executor: RunExecutor<ContinuousClock>, membership: Membership<ContinuousClock>, logger: Logger,
+        shutdownGrace: Duration, redeploy: @escaping @Sendable () async throws -> Void
     ) {
-        (self.scheduler, self.executor, self.logger, self.shutdownGrace, self.redeploy) = (scheduler, executor, logger, shutdownGrace, redeploy)
+        (self.scheduler, self.executor, self.membership, self.logger) = (scheduler, executor, membership, logger)
+        (self.shutdownGrace, self.redeploy) = (shutdownGrace, redeploy)
     }
 
     public func run() async throws {
@@ -31,7 +33,9 @@ public struct DaemonService: Service {
         let heartbeat = Task { await beat() }
         let reloads = Task { await reloadOnHangUp() }
         let pruning = Task { await pruneHourly() }
+        let membership = Task { [membership] in await membership.run(sleep: pollWait) }
         defer {
+            membership.cancel()
             heartbeat.cancel()
             reloads.cancel()
             pruning.cancel()
@@ -48,7 +52,7 @@ public struct DaemonService: Service {
         }
         if await scheduler.status.running > 0 {
             logger.warning("shutdown grace over; interrupting running jobs, to be resumed at the next start", metadata: ["runs": "\(running.count)"])
-            executor.shutdown.set()
+            executor.interrupting.set()
             for task in running { task.cancel() }
             for task in running { await task.value }
         }

@@ -83,6 +83,16 @@ extension Logger {
             error("trigger cannot be scheduled", metadata: ["task": "\(task)", "trigger": "\(trigger)", "reason": "\(reason)"])
         case .resumed(let task, let trigger, let run, let attempts):
             warning("run resumed after an interruption", metadata: ["task": "\(task)", "trigger": "\(trigger)", "run": "\(run)", "attempts_before": "\(attempts)"])
+        case .fenced(let reason):
+            critical("fenced: attempts taken down, claiming stopped until the node joins again", metadata: ["reason": "\(reason)"])
+        case .joined(let node):
+            notice("joined as a new node", metadata: ["node": "\(node)"])
+        case .nodeTakenOver(let node):
+            warning("node lost and taken over", metadata: ["node": "\(node)"])
+        case .cancelRequested(let run):
+            notice("run cancelled at another node's request (overlap replace)", metadata: ["run": "\(run)"])
+        case .staleWriteRefused(let run, let reason):
+            warning("stale write refused", metadata: ["run": "\(run)", "reason": "\(reason)"])
         case .clockJump(let seconds):
             warning("wall clock jumped", metadata: ["seconds": "\(String(format: "%+.0f", seconds))"])
         case .storeFailed(let reason):

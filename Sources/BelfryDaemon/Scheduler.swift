@@ -39,16 +39,54 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
 
     /// How the loop waits between wakes; nil: `clock.sleep`.
     let wait: (@Sendable (Duration) async throws -> Void)?
+    /// Set while the daemon cannot trust its lease: nothing is claimed.
+    private var fenced = false
+    /// Whether the lease may be trusted now (on SQLite, always).
+    let leaseTrusted: @Sendable () -> Bool
 
     /// `wait` replaces `clock.sleep` between wakes (the daemon waits in `poll(2)`, see
     /// `pollWait`).
     public init(
         store: any Store, executor: RunExecutor<C>, clock: C, wallClock: @escaping @Sendable () -> Date,
         zones: TimeZoneDatabase = .system, changePoll: Duration = .seconds(1),
-        wait: (@Sendable (Duration) async throws -> Void)? = nil, log: @escaping @Sendable (SchedulerEvent) -> Void
+        wait: (@Sendable (Duration) async throws -> Void)? = nil, leaseTrusted: @escaping @Sendable () -> Bool = { true },
+        log: @escaping @Sendable (SchedulerEvent) -> Void
     ) {
         (self.store, self.executor, self.clock, self.wallClock, self.zones) = (store, executor, clock, wallClock, zones)
-        (self.changePoll, self.wait, self.log) = (changePoll, wait, log)
+        (self.changePoll, self.wait, self.leaseTrusted, self.log) = (changePoll, wait, leaseTrusted, log)
+    }
+
+    /// The daemon no longer trusts its lease: claims stop, and every attempt's process group is
+    /// taken down (SIGTERM, SIGKILL after its kill_grace); their runs go back to the queue if the
+    /// store still takes this daemon's writes, else whoever takes the node over resumes them.
+    /// Returns when they have all ended.
+    public func fence() async {
+        fenced = true
+        executor.interrupting.set()
+        let tasks = runningTasks
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+        executor.interrupting.clear()
+        entries = [:]
+    }
+
+    /// Joined again: claims resume from what the store holds (slots missed meanwhile follow
+    /// catch-up, unless another node ran them).
+    public func unfence() {
+        fenced = false
+        entries = [:]
+    }
+
+    /// Cancels runs of this daemon that another asked to cancel.
+    public func cancel(runs ids: [Int64]) {
+        for id in ids {
+            for runs in running.values {
+                if let task = runs[id] {
+                    log(.cancelRequested(run: id))
+                    task.cancel()
+                }
+            }
+        }
     }
 
     /// How many triggers are scheduled and runs are running, and the next slot.
@@ -94,8 +132,13 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
 
     private func recordUnrecorded() async throws {
         while let (run, reason) = unrecorded.first {
-            try await store.finishRun(run, state: .failed, reason: "the database failed while it ran: \(reason)", exitCode: nil, commandUsed: nil,
-                                at: wallClock())
+            do {
+                try await store.finishRun(run, state: .failed, reason: "the database failed while it ran: \(reason)", exitCode: nil, commandUsed: nil,
+                                          at: wallClock())
+            } catch let error as StoreError {
+                guard case .notOwner = error else { throw error }
+                log(.staleWriteRefused(run: run, reason: "\(error)"))  // taken over: its new owner records it
+            }
             unrecorded.removeFirst()
         }
     }
@@ -136,6 +179,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
 
     /// One wake: notice clock jumps and database changes, then handle every trigger that is due.
     public func tick() async throws {
+        guard !fenced, leaseTrusted() else { return }
         let wall = wallClock()
         let monotonic = clock.now
         if let last = lastWake {
@@ -242,7 +286,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         let task = Task {
             let failure = await Self.run(launch, trigger: trigger, previousAttempts: previousAttempts, executor: executor,
                                          decoded: decoded, log: log)
-            if let failure { self.unrecorded.append((launch.runID, failure)) }
+            if let failure, !executor.interrupting.isSet { self.unrecorded.append((launch.runID, failure)) }
             self.finished(run: launch.runID, trigger: trigger.id)
         }
         running[trigger.id, default: [:]][launch.runID] = task
@@ -261,6 +305,13 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
             let result = try await executor.run(request)
             log(.finished(task: trigger.task, trigger: trigger.name, run: result.runID, state: result.state, reason: result.reason))
             return nil
+        } catch let error as StoreError {
+            if case .notOwner = error {
+                log(.staleWriteRefused(run: launch.runID, reason: "\(error)"))
+                return nil
+            }
+            log(.failedToRun(task: trigger.task, trigger: trigger.name, run: launch.runID, reason: "\(error)"))
+            return "\(error)"
         } catch {
             log(.failedToRun(task: trigger.task, trigger: trigger.name, run: launch.runID, reason: "\(error)"))
             return "\(error)"
@@ -287,6 +338,16 @@ public enum SchedulerEvent: Sendable {
     case orphansTerminated(groups: [Int32])
     case storeFailed(reason: String)
     case storeRecovered
+    /// This daemon stopped trusting its lease: its attempts were taken down.
+    case fenced(reason: String)
+    /// Joined the store (again) as a new node.
+    case joined(node: String)
+    /// A node whose lease expired was taken over by this one.
+    case nodeTakenOver(node: String)
+    /// Another node asked for this run to be cancelled (`overlap: replace`).
+    case cancelRequested(run: Int64)
+    /// A write about a run this daemon no longer owns was refused.
+    case staleWriteRefused(run: Int64, reason: String)
 }
 
 /// A min-heap of (next slot, trigger id).

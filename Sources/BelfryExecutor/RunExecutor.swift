@@ -58,9 +58,9 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
     public var echo: (@Sendable (UnsafeRawBufferPointer) -> Void)?
     /// The queues runs wait in; share one gate between all the runs of a process.
     public let queues: QueueGate<C>
-    /// Set when the daemon shuts down: runs cancelled then are interrupted, not cancelled — they
-    /// go back to `queued` and the next start resumes them (SPEC §4, "Interruptions").
-    public let shutdown = ShutdownFlag()
+    /// Set while the daemon shuts down or fences itself: runs cancelled then are interrupted,
+    /// not cancelled — they go back to `queued` and are resumed (SPEC §4, "Interruptions").
+    public let interrupting = InterruptFlag()
 
     public init(
         store: any Store, clock: C, now: @escaping @Sendable () -> Date, random: @escaping @Sendable () -> Double,
@@ -213,8 +213,8 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
 
     /// A cancelled run: `cancelled`, or back to `queued` when the daemon is shutting down.
     private func cancelled(_ runID: Int64, _ attempts: Int, _ outcome: AttemptOutcome, commandUsed: String) -> RunResult {
-        shutdown.isSet
-            ? finished(runID, attempts, outcome, state: .queued, reason: "interrupted: the daemon stopped; resumed at its next start", commandUsed: nil)
+        interrupting.isSet
+            ? finished(runID, attempts, outcome, state: .queued, reason: "interrupted: the daemon stopped or lost its lease; resumed", commandUsed: nil)
             : finished(runID, attempts, outcome, state: .cancelled, reason: "cancelled", commandUsed: commandUsed)
     }
 
@@ -272,8 +272,8 @@ extension AttemptOutcome {
     }
 }
 
-/// A flag set once, read from any task.
-public final class ShutdownFlag: Sendable {
+/// A flag read from any task.
+public final class InterruptFlag: Sendable {
     private let value = Mutex(false)
 
     public init() {}
@@ -281,4 +281,6 @@ public final class ShutdownFlag: Sendable {
     public var isSet: Bool { value.withLock { $0 } }
 
     public func set() { value.withLock { $0 = true } }
+
+    public func clear() { value.withLock { $0 = false } }
 }

@@ -12,38 +12,61 @@ struct DaemonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "daemon",
         abstract: "Deploy the schedules directory and run every active trigger at its slots, in the foreground.",
-        discussion: "SIGHUP re-deploys the directory (a bad directory is logged and the running schedule kept). SIGTERM or Ctrl-C stops launching, lets running jobs finish for --shutdown-grace, then takes their process groups down and exits 0. Only one daemon runs on a database at a time.")
+        discussion: "SIGHUP re-deploys the directory (a bad directory is logged and the running schedule kept). SIGTERM or Ctrl-C stops launching, lets running jobs finish for --shutdown-grace, then takes their process groups down and exits 0. On a SQLite file one daemon runs at a time; on a PostgreSQL database any number of daemons (nodes) share the schedule, each slot run once by one of them.")
 
     @OptionGroup var schedules: SchedulesOptions
     @OptionGroup var database: DatabaseOptions
     @Option(help: "text or json.") var logFormat = "text"
     @Option(help: "How long running jobs may take to finish at shutdown.") var shutdownGrace = "30s"
+    @Option(help: "This daemon's name among the nodes sharing a PostgreSQL database. Default: HOST:PID.") var nodeName: String?
+    @Option(help: "How long this node's lease lasts without renewal (renewed every second) before another node takes it over.")
+    var lease = "5s"
+    @Flag(help: "With a PostgreSQL database: deploy the schedules directory at start (and at SIGHUP). With SQLite the daemon always deploys.")
+    var deploy = false
 
     func run() async throws {
         guard let format = BelfryLogHandler.Format(rawValue: logFormat) else { throw CommandFailure("--log-format must be text or json, not \"\(logFormat)\"") }
         let grace: Int64
-        do { grace = try DurationText.milliseconds(shutdownGrace, field: "--shutdown-grace") } catch { throw CommandFailure(error) }
+        let leaseMilliseconds: Int64
+        do {
+            grace = try DurationText.milliseconds(shutdownGrace, field: "--shutdown-grace")
+            leaseMilliseconds = try DurationText.milliseconds(lease, field: "--lease")
+        } catch { throw CommandFailure(error) }
+        guard leaseMilliseconds >= 2000 else { throw CommandFailure("--lease must be at least 2s (it is renewed every second), not \(lease)") }
         let log = Logger(label: "belfry") { _ in BelfryLogHandler(format: format) }
         // Two malloc arenas, not 8 per core: every job's threads (output, wait) would otherwise
         // spread the daemon's small allocations over arenas that are seldom given back.
         GlibcMalloc.limitArenas(to: 2)
         let store = try await database.open()
-        do { try await store.join(name: "\(ProcessInfo.processInfo.hostName):\(getpid())", lease: .seconds(5)) } catch { throw CommandFailure("\(error)") }
-
-        try await Self.deploy(schedules, to: store, log: log)
-        let interrupted = try await store.interruptedRuns(maxSystemRetries: 3, at: Date())
+        let name = nodeName ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
         let clock = ContinuousClock()
-        let executor = RunExecutor(
+        let lease = Lease(duration: .milliseconds(leaseMilliseconds), clock: clock)
+        do { try await store.join(name: name, lease: lease.duration) } catch { throw CommandFailure("\(error)") }
+        lease.markRenewed()
+
+        // One deploy for a cluster is `belfry deploy`; a node deploys only when told to.
+        let deploys = deploy || !database.isShared
+        if deploys { try await Self.deploy(schedules, to: store, log: log) }
+        let interrupted = try await store.interruptedRuns(maxSystemRetries: 3, at: Date())
+        var executor = RunExecutor(
             store: store, clock: clock, now: { Date() }, random: { Double.random(in: 0..<1) }, logDirectory: store.logDirectory,
             queues: QueueGate(limits: try await store.queueLimits(), clock: clock))
-        let scheduler = Scheduler(store: store, executor: executor, clock: clock, wallClock: { Date() }, wait: pollWait) { log.log($0) }
+        executor.baseEnvironment = database.jobEnvironment(ProcessInfo.processInfo.environment)
+        let scheduler = Scheduler(store: store, executor: executor, clock: clock, wallClock: { Date() }, wait: pollWait,
+                                  leaseTrusted: { lease.isTrusted }) { log.log($0) }
         try await scheduler.refresh()
         try await scheduler.resume(interrupted)
-        log.notice("daemon started", metadata: ["database": "\(store.location)", "schedules": "\(schedules.path)", "pid": "\(getpid())"])
+        log.notice("daemon started", metadata: [
+            "database": "\(store.location)", "schedules": "\(deploys ? schedules.path : "(not deployed by this node)")", "pid": "\(getpid())",
+            "node": "\(name)",
+        ])
         let schedules = self.schedules
+        let membership = Membership(store: store, scheduler: scheduler, lease: lease, name: name, wallClock: { Date() }) { log.log($0) }
         let service = DaemonService(
-            scheduler: scheduler, executor: executor, logger: log, shutdownGrace: .milliseconds(grace)
-        ) { try await Self.deploy(schedules, to: store, log: log) }
+            scheduler: scheduler, executor: executor, membership: membership, logger: log, shutdownGrace: .milliseconds(grace)
+        ) {
+            if deploys { try await Self.deploy(schedules, to: store, log: log) }
+        }
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
         try await group.run()

@@ -17,6 +17,21 @@ struct DatabaseOptions: ParsableArguments {
     /// The database given, else the default.
     var text: String { database ?? BelfryDatabase.defaultPath() }
 
+    /// Whether several daemons may share it (a PostgreSQL URL).
+    var isShared: Bool { PostgresLocation.isURL(text) }
+
+    /// What jobs inherit of `environment`: without any credential of the database — no
+    /// `PGPASSWORD`, no password file or credentials directory, no variable holding the
+    /// password — and with `BELFRY_DATABASE` naming the database without its password.
+    func jobEnvironment(_ environment: [String: String]) -> [String: String] {
+        guard isShared else { return environment }
+        let password = (try? PostgresLocation(text, environment: environment, passwordFile: databasePasswordFile))?.password
+        return environment.filter { key, value in
+            !["PGPASSWORD", "PGPASSFILE", "CREDENTIALS_DIRECTORY", "BELFRY_DATABASE"].contains(key)
+                && !(password.map { !$0.isEmpty && value.contains($0) } ?? false)
+        }
+    }
+
     func open() async throws -> any Store {
         try await Self.open(text, passwordFile: databasePasswordFile)
     }
