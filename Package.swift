@@ -77,6 +77,6 @@ let package = Package(
             dependencies: ["BelfryDaemon", "BelfryExecutor", "BelfryStore", "BelfryConfig", "BelfrySchedule", "BelfryTesting", "belfry"]
         ),
         .testTarget(name: "BelfryExecutorTests", dependencies: ["BelfryExecutor", "BelfryStore", "BelfryConfig", "BelfryTesting", "belfry"]),
-        .testTarget(name: "BelfryStoreTests", dependencies: ["BelfryStore", "BelfryConfig", "BelfryTesting", "belfry"]),
+        .testTarget(name: "BelfryStoreTests", dependencies: ["BelfryStore", "BelfryPostgres", "BelfryConfig", "BelfryTesting", "belfry"]),
     ]
 )

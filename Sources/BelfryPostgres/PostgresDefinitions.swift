@@ -16,19 +16,19 @@ extension PostgresStore {
         let changedTasks = definitions.environments.filter { deployedHashes[$0.name] != $0.sourceHash }.flatMap(\.tasks)
         let encoded = Dictionary(uniqueKeysWithValues: zip(changedTasks.map(\.fullName), try BelfryDatabase.encode(changedTasks)))
         return try await transaction { connection in
-            try await connection.query("LOCK TABLE task, \"trigger\" IN SHARE ROW EXCLUSIVE MODE", logger: logger)
+            try await connection.query("LOCK TABLE task, \"trigger\" IN SHARE ROW EXCLUSIVE MODE", logger: self.logger)
             var summary = DeploySummary()
             var currentHashes: [String: String] = [:]
-            for try await (name, hash) in try await connection.query("SELECT name, source_hash FROM environment", logger: logger).decode((String, String).self) {
+            for try await (name, hash) in try await connection.query("SELECT name, source_hash FROM environment", logger: self.logger).decode((String, String).self) {
                 currentHashes[name] = hash
             }
             var oldTasks: [String: (id: Int64, definition: Data)] = [:]
-            for try await (id, name, definition) in try await connection.query("SELECT id, name, definition FROM task", logger: logger)
+            for try await (id, name, definition) in try await connection.query("SELECT id, name, definition FROM task", logger: self.logger)
                 .decode((Int64, String, Data).self) { oldTasks[name] = (id, definition) }
             var oldTriggers: [String: (id: Int64, definition: Data, active: Bool)] = [:]
             for try await (id, key, definition, active) in try await connection.query("""
                 SELECT tr.id, t.name || ' ' || tr.name, tr.definition, tr.active FROM "trigger" tr JOIN task t ON t.id = tr.task_id
-                """, logger: logger).decode((Int64, String, Data, Bool).self) { oldTriggers[key] = (id, definition, active) }
+                """, logger: self.logger).decode((Int64, String, Data, Bool).self) { oldTriggers[key] = (id, definition, active) }
 
             var environments = Columns(6)
             var newTasks = Columns(4), changedTaskRows = Columns(3)
@@ -86,19 +86,19 @@ extension PostgresStore {
                 FROM unnest($1::text[], $2::boolean[], $3::text[], $4::text[], $5::text[], $6::bigint[]) AS x(n, hd, d, f, h, u)
                 ON CONFLICT (name) DO UPDATE SET description = excluded.description, file = excluded.file,
                   source_hash = excluded.source_hash, updated_at = excluded.updated_at
-                """), logger: logger)
+                """), logger: self.logger)
             if !newTasks.isEmpty {
                 let rows = try await connection.query(newTasks.query("""
                     INSERT INTO task (name, environment, definition, updated_at)
                     SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[]) RETURNING id, name
-                    """), logger: logger)
+                    """), logger: self.logger)
                 for try await (id, name) in rows.decode((Int64, String).self) { taskIDs[name] = id }
             }
             if !changedTaskRows.isEmpty {
                 try await connection.query(changedTaskRows.query("""
                     UPDATE task SET environment = x.e, definition = x.d, updated_at = x.u
                     FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::bigint[]) AS x(e, d, u, id) WHERE task.id = x.id
-                    """), logger: logger)
+                    """), logger: self.logger)
             }
             if !newTriggers.isEmpty {
                 var rows = Columns(13)
@@ -109,7 +109,7 @@ extension PostgresStore {
                     SELECT t, n, k, s, z, nullif(d, ''), nullif(i, \(Int64.min)), nullif(st, \(Int64.min)), def, a, nullif(aa, \(Int64.min)), o, o, u
                     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[],
                       $9::bytea[], $10::boolean[], $11::bigint[], $12::text[], $13::bigint[]) AS x(t, n, k, s, z, d, i, st, def, a, aa, o, u)
-                    """), logger: logger)
+                    """), logger: self.logger)
             }
             if !changedTriggers.isEmpty {
                 try await connection.query(changedTriggers.query("""
@@ -118,28 +118,28 @@ extension PostgresStore {
                     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bytea[], $8::text[], $9::bigint[],
                       $10::bigint[]) AS x(k, s, z, d, i, st, def, o, u, id)
                     WHERE "trigger".id = x.id
-                    """), logger: logger)
+                    """), logger: self.logger)
             }
             let deletedTriggers = oldTriggers.filter { !keptTriggers.contains($0.key) }
             summary.deleted = deletedTriggers.keys.sorted()
             if !deletedTriggers.isEmpty {
-                try await connection.query(#"DELETE FROM "trigger" WHERE id = ANY(\#(deletedTriggers.values.map(\.id)))"#, logger: logger)
+                try await connection.query(#"DELETE FROM "trigger" WHERE id = ANY(\#(deletedTriggers.values.map(\.id)))"#, logger: self.logger)
             }
             let deletedTasks = oldTasks.filter { !keptTasks.contains($0.key) }.values.map(\.id)
-            if !deletedTasks.isEmpty { try await connection.query("DELETE FROM task WHERE id = ANY(\(deletedTasks))", logger: logger) }
-            try await connection.query("DELETE FROM environment WHERE NOT (name = ANY(\(definitions.environments.map(\.name))))", logger: logger)
-            try await connection.query("DELETE FROM queue", logger: logger)
+            if !deletedTasks.isEmpty { try await connection.query("DELETE FROM task WHERE id = ANY(\(deletedTasks))", logger: self.logger) }
+            try await connection.query("DELETE FROM environment WHERE NOT (name = ANY(\(definitions.environments.map(\.name))))", logger: self.logger)
+            try await connection.query("DELETE FROM queue", logger: self.logger)
             let queues = definitions.queues.sorted { $0.key < $1.key }
             try await connection.query("""
                 INSERT INTO queue (name, concurrency) SELECT * FROM unnest(\(queues.map(\.key))::text[], \(queues.map { Int64($0.value) })::bigint[])
-                """, logger: logger)
+                """, logger: self.logger)
             summary.added.sort()
             summary.changed.sort()
             try await connection.query("""
                 INSERT INTO deploy (owner, deployed_at, added, changed, deleted, unchanged)
                 VALUES (\(owner), \(at), \(summary.added.count), \(summary.changed.count), \(summary.deleted.count), \(summary.unchanged))
-                """, logger: logger)
-            try await Self.definitionsChanged(connection, logger: logger)
+                """, logger: self.logger)
+            try await Self.definitionsChanged(connection, logger: self.logger)
             return summary
         }
     }
@@ -158,18 +158,18 @@ extension PostgresStore {
     public func deployUnchanged(fingerprints: [String: String], owner: String, now: Date) async throws -> DeploySummary? {
         try await transaction { connection in
             var deployed: [String: String] = [:]
-            for try await (file, hash) in try await connection.query("SELECT file, source_hash FROM environment", logger: logger).decode((String, String).self) {
+            for try await (file, hash) in try await connection.query("SELECT file, source_hash FROM environment", logger: self.logger).decode((String, String).self) {
                 deployed[file] = deployed[file] == nil ? hash : ""
             }
             guard !deployed.isEmpty, deployed == fingerprints else { return nil }
             var summary = DeploySummary()
             for try await (count, active) in try await connection.query(
-                #"SELECT count(*), count(*) FILTER (WHERE active) FROM "trigger""#, logger: logger).decode((Int, Int).self) {
+                #"SELECT count(*), count(*) FILTER (WHERE active) FROM "trigger""#, logger: self.logger).decode((Int, Int).self) {
                 (summary.unchanged, summary.active, summary.inactive) = (count, active, count - active)
             }
             try await connection.query("""
                 INSERT INTO deploy (owner, deployed_at, added, changed, deleted, unchanged) VALUES (\(owner), \(milliseconds(now)), 0, 0, 0, \(summary.unchanged))
-                """, logger: logger)
+                """, logger: self.logger)
             return summary
         }
     }
@@ -229,8 +229,8 @@ extension PostgresStore {
                 UPDATE "trigger" SET active = \(active), updated_by = \(user), updated_at = \(at),
                   activated_at = CASE WHEN \(active) THEN \(at) ELSE activated_at END
                 WHERE name = \(name) AND task_id = (SELECT id FROM task WHERE name = \(task)) RETURNING id
-                """, logger: logger).collect()
-            if !rows.isEmpty { try await Self.definitionsChanged(connection, logger: logger) }
+                """, logger: self.logger).collect()
+            if !rows.isEmpty { try await Self.definitionsChanged(connection, logger: self.logger) }
         }
         return try await trigger(task: task, name: name)
     }
@@ -238,10 +238,10 @@ extension PostgresStore {
     public func deleteTrigger(task: String, name: String) async throws {
         _ = try await trigger(task: task, name: name)
         try await transaction { connection in
-            try await connection.query(#"DELETE FROM "trigger" WHERE name = \#(name) AND task_id = (SELECT id FROM task WHERE name = \#(task))"#, logger: logger)
+            try await connection.query(#"DELETE FROM "trigger" WHERE name = \#(name) AND task_id = (SELECT id FROM task WHERE name = \#(task))"#, logger: self.logger)
             // The file no longer matches the database: the next deploy reads it and restores the trigger.
-            try await connection.query("UPDATE environment SET source_hash = '' WHERE name = (SELECT environment FROM task WHERE name = \(task))", logger: logger)
-            try await Self.definitionsChanged(connection, logger: logger)
+            try await connection.query("UPDATE environment SET source_hash = '' WHERE name = (SELECT environment FROM task WHERE name = \(task))", logger: self.logger)
+            try await Self.definitionsChanged(connection, logger: self.logger)
         }
     }
 
@@ -303,7 +303,7 @@ extension PostgresStore {
 }
 
 /// Rows gathered column by column, bound as one array per column (`unnest($1::T[], ...)`).
-struct Columns {
+struct Columns: Sendable {
     private var columns: [[any PostgresEncodable & Sendable]]
 
     init(_ count: Int) { columns = Array(repeating: [], count: count) }

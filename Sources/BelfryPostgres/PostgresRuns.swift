@@ -30,7 +30,7 @@ extension PostgresStore {
         }
         let inserted: [(id: Int64, task: String, trigger: String, slot: Int64, origin: String)]
         var definitions: [Int64: LaunchDefinitions] = [:]
-        (inserted, definitions) = try await transaction { connection in
+        (inserted, definitions) = try await transaction { [input] connection in
             try await self.checkLease(connection)
             var inserted: [(id: Int64, task: String, trigger: String, slot: Int64, origin: String)] = []
             if !input.isEmpty {
@@ -273,7 +273,7 @@ extension PostgresStore {
             let duration = run.startedAt.flatMap { started in run.finishedAt.map { milliseconds($0) - milliseconds(started) } }
             figures.add(task: run.task, queuedAt: milliseconds(run.queuedAt), state: run.state, attempts: run.attempts, duration: duration)
         }
-        try await transaction { connection in
+        try await transaction { [rows, figures] connection in
             try await connection.query(rows.query("""
                 INSERT INTO run (task, "trigger", slot, origin, state, reason, attempts, exit_code, queued_at, started_at, finished_at, command_used)
                 SELECT task, CASE WHEN ht THEN trig END, nullif(slot, \(Int64.min)), origin, state, CASE WHEN hr THEN reason END, attempts,

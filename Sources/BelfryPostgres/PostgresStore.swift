@@ -31,6 +31,7 @@ public final class PostgresStore: Store {
         let store = PostgresStore(location: location, logDirectory: logDirectory, logger: logger)
         await Task.yield()  // lets the client's run() start before the first lease
         do {
+            try await probe(location, logger: logger)
             try await store.migrate()
         } catch {
             throw PostgresStoreError.cannotConnect(location: location.redacted, reason: PostgresStoreError.reason(error))
@@ -38,33 +39,53 @@ public final class PostgresStore: Store {
         return store
     }
 
+    /// libpq's `sslmode` as TLS settings: nil for none; `prefer` and `require` do not verify
+    /// the server's certificate (as libpq), `verify-ca` checks the chain, `verify-full` the name too.
+    private static func tls(_ mode: PostgresLocation.SSLMode) -> (required: Bool, context: TLSConfiguration)? {
+        var context = TLSConfiguration.makeClientConfiguration()
+        switch mode {
+        case .disable, .allow: return nil
+        case .prefer, .require: context.certificateVerification = .none
+        case .verifyCA: context.certificateVerification = .noHostnameVerification
+        case .verifyFull: context.certificateVerification = .fullVerification
+        }
+        return (mode != .prefer, context)
+    }
+
+    /// One connection made and closed at once, for a precise error (refused, unknown host, bad
+    /// password, no such database) where the pool would keep retrying.
+    private static func probe(_ location: PostgresLocation, logger: Logger) async throws {
+        var configuration: PostgresConnection.Configuration
+        if let socket = location.socketDirectory {
+            configuration = .init(unixSocketPath: "\(socket)/.s.PGSQL.\(location.port)", username: location.user,
+                                  password: location.password, database: location.database)
+        } else {
+            var tls = PostgresConnection.Configuration.TLS.disable
+            if let settings = Self.tls(location.sslMode) {
+                let context = try NIOSSLContext(configuration: settings.context)
+                tls = settings.required ? .require(context) : .prefer(context)
+            }
+            configuration = .init(host: location.host ?? "localhost", port: location.port, username: location.user,
+                                  password: location.password, database: location.database, tls: tls)
+        }
+        configuration.options.connectTimeout = .seconds(5)
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+        try await connection.close()
+    }
+
     private init(location: PostgresLocation, logDirectory: String, logger: Logger) {
         self.location = location.redacted
         self.logDirectory = logDirectory
         self.logger = logger
         var configuration: PostgresClient.Configuration
-        let tls: PostgresClient.Configuration.TLS
-        switch location.sslMode {
-        case .disable, .allow: tls = .disable
-        case .prefer:
-            var context = TLSConfiguration.makeClientConfiguration()
-            context.certificateVerification = .none
-            tls = .prefer(context)
-        case .require:
-            var context = TLSConfiguration.makeClientConfiguration()
-            context.certificateVerification = .none
-            tls = .require(context)
-        case .verifyCA, .verifyFull:
-            var context = TLSConfiguration.makeClientConfiguration()
-            context.certificateVerification = location.sslMode == .verifyCA ? .noHostnameVerification : .fullVerification
-            tls = .require(context)
-        }
+        let tls = Self.tls(location.sslMode)
         if let socket = location.socketDirectory {
             configuration = .init(unixSocketPath: "\(socket)/.s.PGSQL.\(location.port)", username: location.user,
                                   password: location.password, database: location.database)
         } else {
             configuration = .init(host: location.host ?? "localhost", port: location.port, username: location.user,
-                                  password: location.password, database: location.database, tls: tls)
+                                  password: location.password, database: location.database,
+                                  tls: tls.map { $0.required ? .require($0.context) : .prefer($0.context) } ?? .disable)
         }
         configuration.options.connectTimeout = .seconds(5)
         configuration.options.maximumConnections = 8
@@ -91,18 +112,31 @@ public final class PostgresStore: Store {
 
     // MARK: Queries
 
-    /// Runs one statement outside a transaction and returns its rows.
+    /// Runs one statement outside a transaction and returns its rows. A statement is not
+    /// abandoned when the task that asked for it is cancelled (a daemon stopping records where
+    /// its runs are): it runs in a task of its own.
     @discardableResult
     func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
-        do {
-            return try await client.query(query, logger: logger).collect()
-        } catch {
-            throw PostgresStoreError.failed(PostgresStoreError.reason(error))
-        }
+        let (client, logger) = (self.client, self.logger)
+        return try await Task {
+            do {
+                return try await client.query(query, logger: logger).collect()
+            } catch {
+                throw PostgresStoreError.failed(PostgresStoreError.reason(error))
+            }
+        }.value
     }
 
-    /// Runs `body` in one transaction (committed when it returns, rolled back when it throws).
-    func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    /// Runs `body` in one transaction (committed when it returns, rolled back when it throws),
+    /// in a task of its own, like `query`.
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let (client, logger) = (self.client, self.logger)
+        return try await Task { try await Self.transaction(client: client, logger: logger, body) }.value
+    }
+
+    private static func transaction<T: Sendable>(
+        client: PostgresClient, logger: Logger, _ body: @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
         do {
             return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
         } catch let error as StoreError {
@@ -183,18 +217,19 @@ public final class PostgresStore: Store {
     /// Applies the migrations not applied yet, under a transaction-scoped advisory lock: three
     /// nodes starting at once apply each migration once.
     private func migrate() async throws {
-        try await query("CREATE TABLE IF NOT EXISTS belfry_migration (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
         try await transaction { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: self.logger)
+            try await connection.query(
+                "CREATE TABLE IF NOT EXISTS belfry_migration (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())", logger: self.logger)
             var applied = Set<String>()
-            for try await name in try await connection.query("SELECT name FROM belfry_migration", logger: logger).decode(String.self) {
+            for try await name in try await connection.query("SELECT name FROM belfry_migration", logger: self.logger).decode(String.self) {
                 applied.insert(name)
             }
             for migration in Self.migrations where !applied.contains(migration.name) {
                 for statement in migration.statements {
-                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
                 }
-                try await connection.query("INSERT INTO belfry_migration (name) VALUES (\(migration.name))", logger: logger)
+                try await connection.query("INSERT INTO belfry_migration (name) VALUES (\(migration.name))", logger: self.logger)
             }
         }
     }

@@ -85,3 +85,40 @@ public func isAlive(_ pid: Int32) -> Bool {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
     return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
 }
+
+/// The PostgreSQL server the tests may use: `BELFRY_TEST_POSTGRES_URL` (a superuser URL), set
+/// by `scripts/with-postgres.sh`. Without it the PostgreSQL tests are skipped.
+public enum TestPostgres {
+    public static var url: String? {
+        ProcessInfo.processInfo.environment["BELFRY_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    public static let skipReason = "BELFRY_TEST_POSTGRES_URL is not set: no PostgreSQL server (scripts/with-postgres.sh swift test runs these)"
+
+    /// A new, empty database on the test server; its URL.
+    public static func freshDatabase() throws -> String {
+        guard let url = url, var components = URLComponents(string: url) else { throw CocoaError(.featureUnsupported) }
+        let name = "belfry_test_" + UUID().uuidString.prefix(8).lowercased()
+        _ = try sql(url, "CREATE DATABASE \(name)")
+        components.path = "/" + name
+        return components.string!
+    }
+
+    /// Runs SQL through `psql` on the database at `url` (without its password: the test server
+    /// trusts its users); returns the unaligned, tuples-only output.
+    @discardableResult
+    public static func sql(_ url: String, _ statement: String) throws -> String {
+        var components = URLComponents(string: url)!
+        components.password = nil
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+        process.arguments = ["-qXAt", "-v", "ON_ERROR_STOP=1", components.string!, "-c", statement]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "psql failed: \(statement)"]) }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

@@ -31,6 +31,7 @@ struct RunTask: AsyncParsableCommand {
             store: store, clock: ContinuousClock(), now: { Date() }, random: { Double.random(in: 0..<1) },
             logDirectory: store.logDirectory)
         executor.echo = { chunk in _ = write(1, chunk.baseAddress, chunk.count) }
+        executor.baseEnvironment = database.jobEnvironment(ProcessInfo.processInfo.environment)
         let running = Task { try await executor.run(RunRequest(task: definition, origin: .manual, inputs: given)) }
         // Ctrl-C cancels the run: the executor tears the attempt's process group down.
         signal(SIGINT, SIG_IGN)

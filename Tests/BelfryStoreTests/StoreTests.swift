@@ -1,5 +1,6 @@
 import BelfryConfig
 import BelfrySchedule
+import BelfryPostgres
 @testable import BelfryStore
 import BelfryTesting
 import Foundation
@@ -18,90 +19,122 @@ let twoTriggers = """
           - { name: rate, every: 10m, auto_activate: false }
     """
 
-@Suite("SQLite store")
+/// The backends every store test runs on: SQLite always, PostgreSQL when a test server is
+/// given (`BELFRY_TEST_POSTGRES_URL`).
+enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case sqlite, postgres
+
+    static var available: [Backend] { TestPostgres.url == nil ? [.sqlite] : [.sqlite, .postgres] }
+
+    var testDescription: String { rawValue }
+
+    /// A new, empty store, with SQLite's file and the attempt logs in `directory`.
+    func open(in directory: TemporaryDirectory) async throws -> any Store {
+        switch self {
+        case .sqlite: try BelfryDatabase(path: directory.path + "/state/belfry.sqlite")
+        case .postgres: try await PostgresStore.connect(PostgresLocation(TestPostgres.freshDatabase()), logDirectory: directory.path + "/logs")
+        }
+    }
+
+    /// Another connection to the same store, as another process has.
+    func reopen(_ store: any Store) async throws -> any Store {
+        switch self {
+        case .sqlite: try BelfryDatabase(path: store.location)
+        case .postgres: try await PostgresStore.connect(PostgresLocation(store.location), logDirectory: store.logDirectory)
+        }
+    }
+}
+
+@Suite("Store, on each backend")
 struct StoreTests {
-    @Test("deploy adds, keeps, changes and deletes triggers; activation survives redeploys")
-    func deployLifecycle() throws {
+    @Test("a new SQLite file is 0600 in a 0700 directory")
+    func fileModes() throws {
         let directory = try TemporaryDirectory()
         let path = directory.path + "/state/belfry.sqlite"
-        let store = try BelfryDatabase(path: path)
-        let attributes = try FileManager.default.attributesOfItem(atPath: path)
-        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        _ = try BelfryDatabase(path: path)
+        #expect((try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) == 0o600)
+        #expect((try FileManager.default.attributesOfItem(atPath: directory.path + "/state")[.posixPermissions] as? Int) == 0o700)
+    }
 
-        var summary = try store.deploy(definitions(twoTriggers), owner: "alice")
+    @Test("deploy adds, keeps, changes and deletes triggers; activation survives redeploys", arguments: Backend.available)
+    func deployLifecycle(_ backend: Backend) async throws {
+        let directory = try TemporaryDirectory()
+        let store = try await backend.open(in: directory)
+
+        var summary = try await store.deploy(definitions(twoTriggers), owner: "alice", now: Date())
         #expect(summary.added == ["ops.job hourly_cron", "ops.job rate"])
         #expect((summary.active, summary.inactive) == (1, 1))
-        summary = try store.deploy(definitions(twoTriggers), owner: "bob")
+        summary = try await store.deploy(definitions(twoTriggers), owner: "bob", now: Date())
         #expect(summary.added.isEmpty && summary.changed.isEmpty && summary.unchanged == 2)
 
-        try store.setActive(false, task: "ops.job", name: "hourly_cron", by: "carol")
+        _ = try await store.setActive(false, task: "ops.job", name: "hourly_cron", by: "carol", now: Date())
         let changed = twoTriggers.replacingOccurrences(of: "0 * * * *", with: "30 * * * *")
             .replacingOccurrences(of: "      - { name: rate, every: 10m, auto_activate: false }\n", with: "")
             .replacingOccurrences(of: "    - { name: rate, every: 10m, auto_activate: false }", with: "")
-        summary = try store.deploy(definitions(changed + "\n      - { name: fresh, every: 1h }\n"), owner: "dave")
+        summary = try await store.deploy(definitions(changed + "\n      - { name: fresh, every: 1h }\n"), owner: "dave", now: Date())
         #expect(summary.changed == ["ops.job hourly_cron"])
         #expect(summary.deleted == ["ops.job rate"])
         #expect(summary.added == ["ops.job fresh"])
-        let statuses = try store.triggers()
+        let statuses = try await store.triggers(task: nil)
         #expect(statuses.map(\.trigger) == ["fresh", "hourly_cron"])
         let cron = statuses[1]
         #expect(cron.active == false, "a redeploy keeps the activation state")
         #expect(cron.owner == "dave")
         #expect(cron.schedule.text == "30 * * * *")
-        #expect(try store.definition(task: "ops.job", trigger: "hourly_cron").schedule == cron.schedule)
+        #expect(try await store.definition(task: "ops.job", trigger: "hourly_cron").schedule == cron.schedule)
     }
 
-    @Test("an unchanged file redeploys as unchanged, and a trigger deleted by hand comes back")
-    func unchangedRedeploy() throws {
+    @Test("an unchanged file redeploys as unchanged, and a trigger deleted by hand comes back", arguments: Backend.available)
+    func unchangedRedeploy(_ backend: Backend) async throws {
         let directory = try TemporaryDirectory()
-        let store = try BelfryDatabase(path: directory.path + "/db.sqlite")
-        try store.deploy(definitions(twoTriggers), owner: "alice")
-        try store.setActive(true, task: "ops.job", name: "rate", by: "bob")
-        var summary = try store.deploy(definitions(twoTriggers), owner: "carol")
+        let store = try await backend.open(in: directory)
+        _ = try await store.deploy(definitions(twoTriggers), owner: "alice", now: Date())
+        _ = try await store.setActive(true, task: "ops.job", name: "rate", by: "bob", now: Date())
+        var summary = try await store.deploy(definitions(twoTriggers), owner: "carol", now: Date())
         #expect(summary.unchanged == 2 && summary.added.isEmpty && summary.changed.isEmpty && summary.deleted.isEmpty)
         #expect((summary.active, summary.inactive) == (2, 0))
-        try store.deleteTrigger(task: "ops.job", name: "rate")
-        summary = try store.deploy(definitions(twoTriggers), owner: "dave")
+        try await store.deleteTrigger(task: "ops.job", name: "rate")
+        summary = try await store.deploy(definitions(twoTriggers), owner: "dave", now: Date())
         #expect(summary.added == ["ops.job rate"] && summary.unchanged == 1)
-        #expect(try store.triggers().map(\.trigger) == ["hourly_cron", "rate"])
+        #expect(try await store.triggers(task: nil).map(\.trigger) == ["hourly_cron", "rate"])
     }
 
-    @Test("activation records who and when, and re-anchors a fixed rate")
-    func activation() throws {
+    @Test("activation records who and when, and re-anchors a fixed rate", arguments: Backend.available)
+    func activation(_ backend: Backend) async throws {
         let directory = try TemporaryDirectory()
-        let store = try BelfryDatabase(path: directory.path + "/db.sqlite")
-        try store.deploy(definitions(twoTriggers), owner: "alice", now: Date(timeIntervalSince1970: 1_000_000))
+        let store = try await backend.open(in: directory)
+        _ = try await store.deploy(definitions(twoTriggers), owner: "alice", now: Date(timeIntervalSince1970: 1_000_000))
         let at = Date(timeIntervalSince1970: 1_767_225_600.25)
-        let status = try store.setActive(true, task: "ops.job", name: "rate", by: "erin", now: at)
+        let status = try await store.setActive(true, task: "ops.job", name: "rate", by: "erin", now: at)
         #expect(status.active && status.updatedBy == "erin" && status.owner == "alice")
         #expect(status.activatedAt?.timeIntervalSince1970 == 1_767_225_600.25)
         // The first slot is one interval after activation.
         #expect(status.nextSlot(after: Instant(secondsSinceEpoch: 1_767_225_600))?.rfc3339 == "2026-01-01T00:10:00Z")
-        #expect(try store.setActive(false, task: "ops.job", name: "rate", by: "erin").nextSlot(after: .init(secondsSinceEpoch: 0)) == nil)
-        #expect {
-            try store.setActive(true, task: "ops.job", name: "rat", by: "erin")
+        #expect(try await store.setActive(false, task: "ops.job", name: "rate", by: "erin", now: Date()).nextSlot(after: .init(secondsSinceEpoch: 0)) == nil)
+        await #expect {
+            try await store.setActive(true, task: "ops.job", name: "rat", by: "erin", now: Date())
         } throws: { error in
             (error as? StoreError)?.description.contains("did you mean \"ops.job rate\"") == true
         }
     }
 
-    @Test("a slot is recorded once; a batch with a duplicate writes nothing")
-    func exactlyOnce() throws {
+    @Test("a slot is recorded once; a batch with a duplicate writes nothing", arguments: Backend.available)
+    func exactlyOnce(_ backend: Backend) async throws {
         let directory = try TemporaryDirectory()
-        let store = try BelfryDatabase(path: directory.path + "/db.sqlite")
+        let store = try await backend.open(in: directory)
         let now = Date()
         func run(_ slot: Int64) -> RunRecord {
             RunRecord(task: "ops.job", trigger: "t", slot: Instant(secondsSinceEpoch: slot), origin: .scheduled, state: .succeeded, queuedAt: now)
         }
-        try store.insertRuns([run(60), run(120)])
-        #expect(throws: (any Error).self) { try store.insertRuns([run(180), run(60)]) }
-        #expect(try store.runCount() == 2)
+        try await store.insertRuns([run(60), run(120)])
+        await #expect(throws: (any Error).self) { try await store.insertRuns([run(180), run(60)]) }
+        #expect(try await store.runCount() == 2)
     }
 
-    @Test("pruning keeps the newest runs per trigger and drops old ones")
-    func pruning() throws {
+    @Test("pruning keeps the newest runs per trigger and drops old ones", arguments: Backend.available)
+    func pruning(_ backend: Backend) async throws {
         let directory = try TemporaryDirectory()
-        let store = try BelfryDatabase(path: directory.path + "/db.sqlite")
+        let store = try await backend.open(in: directory)
         let now = Date(timeIntervalSince1970: 2_000_000_000)
         var runs: [RunRecord] = []
         for i in 0..<1200 {
@@ -114,15 +147,15 @@ struct StoreTests {
         }
         runs.append(RunRecord(task: "ops.job", trigger: "b", slot: Instant(secondsSinceEpoch: 99), origin: .scheduled,
                               state: .running, queuedAt: now.addingTimeInterval(-100 * 86400)))
-        try store.insertRuns(runs)
-        #expect(try store.pruneHistory(now: now) == 200 + 10)
-        #expect(try store.runCount() == 1001, "1000 of a, and b's running run, which is not history yet")
+        try await store.insertRuns(runs)
+        #expect(try await store.pruneHistory(HistoryPolicy(), now: now) == 200 + 10)
+        #expect(try await store.runCount() == 1001, "1000 of a, and b's running run, which is not history yet")
     }
 
-    @Test("stats: counts exact, percentiles within 2.2 % of the exact ones, --since by the hour")
-    func statistics() throws {
+    @Test("stats: counts exact, percentiles within 2.2 % of the exact ones, --since by the hour", arguments: Backend.available)
+    func statistics(_ backend: Backend) async throws {
         let directory = try TemporaryDirectory()
-        let store = try BelfryDatabase(path: directory.path + "/db.sqlite")
+        let store = try await backend.open(in: directory)
         var generator = SystemRandomNumberGenerator()
         let start = Date(timeIntervalSince1970: 1_790_000_000)
         var runs: [RunRecord] = []
@@ -137,8 +170,8 @@ struct StoreTests {
                 finishedAt: queued.addingTimeInterval(duration)))
             if state != .missed { durations.append(duration) }
         }
-        try store.insertRuns(runs)
-        let figures = try #require(try store.statistics().first)
+        try await store.insertRuns(runs)
+        let figures = try #require(try await store.statistics(task: nil, since: nil).first)
         #expect(figures.runs == 2500)
         #expect(abs(figures.successRate - 1500.0 / 2500) < 1e-9)
         durations.sort()
@@ -147,28 +180,33 @@ struct StoreTests {
             let approximate = try #require(value)
             #expect(abs(approximate - exact) / exact < 0.022, "p\(p): \(approximate) for \(exact)")
         }
-        // Migration v2 computes the same figures from the runs themselves.
-        let kept = try store.statistics()
-        try store.pool.write { db in
-            try db.execute(sql: "DELETE FROM run_stats")
-            try BelfryDatabase.countAllFinishedRuns(db)
+        // SQLite's migration v2 computes the same figures from the runs themselves.
+        if let sqlite = store as? BelfryDatabase {
+            let kept = try sqlite.statistics()
+            try await sqlite.pool.write { db in
+                try db.execute(sql: "DELETE FROM run_stats")
+                try BelfryDatabase.countAllFinishedRuns(db)
+            }
+            #expect(try sqlite.statistics() == kept)
         }
-        #expect(try store.statistics() == kept)
         // The last hour only: runs queued from its start on.
         let lastHour = Date(timeIntervalSince1970: ((start.timeIntervalSince1970 + 29_990) / 3600).rounded(.down) * 3600)
         let recent = runs.filter { $0.queuedAt >= lastHour && $0.state != .missed }.count
-        #expect(try store.statistics(since: lastHour).first?.runs == recent)
+        #expect(try await store.statistics(task: nil, since: lastHour).first?.runs == recent)
     }
 
-    @Test("another process's commit changes the change counter")
-    func changeCounter() throws {
+    @Test("another process's deploy or activation changes the change counter", arguments: Backend.available)
+    func changeCounter(_ backend: Backend) async throws {
         let directory = try TemporaryDirectory()
-        let daemon = try BelfryDatabase(path: directory.path + "/db.sqlite")
-        let cli = try BelfryDatabase(path: directory.path + "/db.sqlite")
-        let before = try daemon.changeCounter()
-        #expect(try daemon.changeCounter() == before)
-        try cli.deploy(definitions(twoTriggers), owner: "x")
-        #expect(try daemon.changeCounter() != before)
+        let daemon = try await backend.open(in: directory)
+        let cli = try await backend.reopen(daemon)
+        let before = try await daemon.changeCounter()
+        #expect(try await daemon.changeCounter() == before)
+        _ = try await cli.deploy(definitions(twoTriggers), owner: "x", now: Date())
+        let deployed = try await daemon.changeCounter()
+        #expect(deployed != before)
+        _ = try await cli.setActive(true, task: "ops.job", name: "rate", by: "y", now: Date())
+        #expect(try await daemon.changeCounter() != deployed)
     }
 
     @Test("an impossible database location is a clear error")

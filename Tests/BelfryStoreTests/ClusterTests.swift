@@ -1,0 +1,166 @@
+import BelfryConfig
+import BelfryPostgres
+import BelfrySchedule
+import BelfryStore
+import BelfryTesting
+import Foundation
+import Testing
+
+/// Several daemons on one PostgreSQL database, through the store as the daemons use it.
+@Suite("PostgreSQL cluster", .enabled(if: TestPostgres.url != nil, Comment(rawValue: TestPostgres.skipReason)))
+struct ClusterTests {
+    static let everySecond = """
+        tasks:
+          - name: tick
+            command: ["/bin/true"]
+            kill_grace: 2s
+            triggers:
+              - { name: each_second, cron: "* * * * * *" }
+        """
+
+    /// A fresh database with `yaml` deployed, and `count` nodes joined to it.
+    static func cluster(_ count: Int, yaml: String = everySecond, lease: Duration = .seconds(5)) async throws -> (url: String, nodes: [PostgresStore]) {
+        let url = try TestPostgres.freshDatabase()
+        var nodes: [PostgresStore] = []
+        for index in 0..<count {
+            let node = try await PostgresStore.connect(PostgresLocation(url), logDirectory: NSTemporaryDirectory() + "belfry-cluster-logs")
+            try await node.join(name: "node\(index + 1)", lease: lease)
+            nodes.append(node)
+        }
+        _ = try await nodes[0].deploy(definitions(yaml), owner: "test", now: Date())
+        return (url, nodes)
+    }
+
+    static func claims(_ trigger: ScheduledTrigger, slots: ClosedRange<Int64>) -> [SlotClaim] {
+        [SlotClaim(trigger: trigger, outcomes: slots.map { (Instant(secondsSinceEpoch: $0), .run(.scheduled)) })]
+    }
+
+    @Test("three nodes claiming the same 200 slots at once: each slot is one run, launched by exactly one node")
+    func concurrentClaims() async throws {
+        let (url, nodes) = try await Self.cluster(3)
+        let trigger = try #require(try await nodes[0].activeTriggers().first)
+        let launched = try await withThrowingTaskGroup(of: [Int64].self) { group in
+            for node in nodes {
+                group.addTask {
+                    var slots: [Int64] = []
+                    for start in stride(from: Int64(1_800_000_000), to: 1_800_000_200, by: 10) {
+                        let launches = try await node.claimSlots(Self.claims(trigger, slots: start...(start + 9)),
+                                                                 evaluatedThrough: Instant(secondsSinceEpoch: start + 9), at: Date())
+                        slots += launches[0].map(\.slot.secondsSinceEpoch)
+                    }
+                    return slots
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(launched.count == 200)
+        #expect(Set(launched).count == 200, "no slot launched twice")
+        #expect(try TestPostgres.sql(url, "SELECT count(*), count(DISTINCT slot) FROM run") == "200|200")
+    }
+
+    @Test("a node whose lease expired claims nothing: its claim is refused in the database's clock")
+    func expiredLeaseClaims() async throws {
+        let (url, nodes) = try await Self.cluster(1)
+        let trigger = try #require(try await nodes[0].activeTriggers().first)
+        _ = try TestPostgres.sql(url, "UPDATE node SET lease_until = now() - interval '1 second'")
+        await #expect(throws: StoreError.leaseLost) {
+            try await nodes[0].claimSlots(Self.claims(trigger, slots: 1_800_000_000...1_800_000_001),
+                                          evaluatedThrough: Instant(secondsSinceEpoch: 1_800_000_001), at: Date())
+        }
+        #expect(try await nodes[0].renewLease() == false, "an expired lease is not renewed: the node must join again")
+        #expect(try TestPostgres.sql(url, "SELECT count(*) FROM run") == "0")
+    }
+
+    @Test("a lost node's running run is taken over only after lease expiry + kill_grace; the lost node's later writes are refused")
+    func takeOver() async throws {
+        let (url, nodes) = try await Self.cluster(2)
+        let (lost, survivor) = (nodes[0], nodes[1])
+        let trigger = try #require(try await lost.activeTriggers().first)
+        let launch = try #require(try await lost.claimSlots(Self.claims(trigger, slots: 1_800_000_000...1_800_000_000),
+                                                            evaluatedThrough: Instant(secondsSinceEpoch: 1_800_000_000), at: Date())[0].first)
+        try await lost.startAttempt(run: launch.runID, number: 1, pid: 4242, logPath: nil, at: Date())
+
+        // Expired one second ago: within kill_grace (2 s), the lost node may still be taking its processes down.
+        _ = try TestPostgres.sql(url, "UPDATE node SET lease_until = now() - interval '1 second' WHERE name = 'node1'")
+        var taken = try await survivor.takeOverLostNodes(at: Date())
+        #expect(taken.runs.isEmpty && taken.nodes.isEmpty)
+
+        _ = try TestPostgres.sql(url, "UPDATE node SET lease_until = now() - interval '3 seconds' WHERE name = 'node1'")
+        taken = try await survivor.takeOverLostNodes(at: Date())
+        #expect(taken.nodes == ["node1"])
+        #expect(taken.runs.map(\.id) == [launch.runID])
+        #expect(taken.runs.first?.orphanPID == 4242, "same host: the survivor takes the orphan's group down")
+        let details = try #require(try await survivor.run(id: launch.runID))
+        #expect(details.run.state == .queued && details.run.reason?.contains("node node1 lost") == true)
+        #expect(details.attempts.first?.finishedAt != nil, "the interrupted attempt is closed")
+
+        await #expect(throws: StoreError.notOwner(run: launch.runID, write: "the end of attempt 1")) {
+            try await lost.finishAttempt(run: launch.runID, number: 1, exitCode: 0, signal: nil, timedOut: false, outputTail: Data(), at: Date())
+        }
+        await #expect(throws: StoreError.self) {
+            try await lost.finishRun(launch.runID, state: .succeeded, reason: nil, exitCode: 0, commandUsed: "primary", at: Date())
+        }
+        try await survivor.startAttempt(run: launch.runID, number: 2, pid: nil, logPath: nil, at: Date())
+        try await survivor.finishRun(launch.runID, state: .succeeded, reason: nil, exitCode: 0, commandUsed: "primary", at: Date())
+        let finished = try #require(try await survivor.run(id: launch.runID))
+        #expect(finished.run.state == .succeeded && finished.run.node == "node2")
+        #expect(try await survivor.nodes().map(\.name) == ["node2"], "the lost node is gone once nothing is left to take over")
+    }
+
+    @Test("three processes connecting to a new database at once apply each migration once")
+    func concurrentMigrations() async throws {
+        let url = try TestPostgres.freshDatabase()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<3 {
+                group.addTask { _ = try await PostgresStore.connect(PostgresLocation(url), logDirectory: NSTemporaryDirectory()) }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try TestPostgres.sql(url, "SELECT count(*) FROM belfry_migration") == "1")
+    }
+
+    @Test("overlap replace: a new run asks the owner of the trigger's running run, on another node, to cancel it")
+    func replaceAcrossNodes() async throws {
+        let yaml = Self.everySecond.replacingOccurrences(of: "kill_grace: 2s", with: "kill_grace: 2s\n    overlap: replace")
+        let (_, nodes) = try await Self.cluster(2, yaml: yaml)
+        let trigger = try #require(try await nodes[0].activeTriggers().first)
+        let first = try #require(try await nodes[0].claimSlots(Self.claims(trigger, slots: 1_800_000_000...1_800_000_000),
+                                                               evaluatedThrough: Instant(secondsSinceEpoch: 1_800_000_000), at: Date())[0].first)
+        try await nodes[0].startAttempt(run: first.runID, number: 1, pid: nil, logPath: nil, at: Date())
+        #expect(try await nodes[0].cancelRequests().isEmpty)
+        _ = try await nodes[1].claimSlots(Self.claims(trigger, slots: 1_800_000_001...1_800_000_001),
+                                          evaluatedThrough: Instant(secondsSinceEpoch: 1_800_000_001), at: Date())
+        #expect(try await nodes[0].cancelRequests() == [first.runID])
+        #expect(try await nodes[1].cancelRequests().isEmpty)
+    }
+
+    @Test("a database URL's password is in no error, no listing and no job's environment")
+    func password() async throws {
+        let url = try TestPostgres.freshDatabase()
+        let secret = "s3cret-\(UUID().uuidString.prefix(6))"
+        var components = URLComponents(string: url)!
+        components.password = secret
+        let withPassword = components.string!
+        let directory = try TemporaryDirectory()
+        try directory.write("schedules/env.yaml", """
+            tasks:
+              - name: dump
+                command: { shell: 'env > "$OUT"' }
+                env: { OUT: "\(directory.path)/environment" }
+            """)
+        let environment = ["PGPASSWORD": "other-\(secret)", "XDG_STATE_HOME": directory.path + "/state"]
+        var result = try BelfryCommand.run(["deploy", "--database", withPassword, directory.path + "/schedules"], environment: environment)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(!result.stdout.contains(secret) && !result.stderr.contains(secret))
+        result = try BelfryCommand.run(["run", "env.dump", "--database", withPassword], environment: environment)
+        #expect(result.status == 0, "\(result.stderr)")
+        let dumped = try String(contentsOfFile: directory.path + "/environment", encoding: .utf8)
+        #expect(!dumped.contains(secret), "no job sees the password")
+        #expect(dumped.contains("BELFRY_DATABASE=postgresql://"), "jobs still know which database runs them")
+        // A wrong port: the error names the database without the password.
+        components.port = 1
+        result = try BelfryCommand.run(["runs", "--database", components.string!], environment: environment)
+        #expect(result.status != 0 && result.stderr.contains("cannot use the database postgresql://"))
+        #expect(!result.stderr.contains(secret))
+    }
+}
