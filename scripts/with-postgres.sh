@@ -23,6 +23,8 @@ trap stop EXIT
   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300" \
   start >/dev/null
 export BELFRY_TEST_POSTGRES_URL="postgresql://belfry@127.0.0.1:$port/postgres?sslmode=disable"
+# For harnesses that restart the server: `$BELFRY_TEST_POSTGRES_CTL restart -m fast -w`.
+export BELFRY_TEST_POSTGRES_CTL="${as[*]} $bin/pg_ctl -D $dir/data"
 echo "with-postgres.sh: PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data in $dir)" >&2
 set +e
 "$@"

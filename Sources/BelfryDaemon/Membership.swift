@@ -1,3 +1,4 @@
+import BelfryExecutor
 import BelfryStore
 import Foundation
 import Synchronization
@@ -47,56 +48,91 @@ public struct Membership<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     /// Where the daemon stands between two beats.
-    public struct State: Sendable {
-        /// Fenced: it must join again before it claims anything.
-        var fenced = false
+    public final class State: Sendable {
+        /// Fenced: it must join again before it claims anything. Set by the beat or by the watch.
+        let fenced = InterruptFlag()
         /// The database failed at the last beat (logged once).
-        var unreachable = false
+        let unreachable = InterruptFlag()
         public init() {}
     }
 
-    /// One beat a second until cancelled.
-    public func run(every period: Duration = .seconds(1), sleep: @Sendable (Duration) async throws -> Void) async {
-        var state = State()
+    /// One beat a second until cancelled, and a watch on the lease four times a second that
+    /// does not wait for the database: a node cut off in the middle of a call still fences
+    /// itself in time.
+    public func run(every period: Duration = .seconds(1), sleep: @escaping @Sendable (Duration) async throws -> Void) async {
+        let state = State()
+        let watch = Task { [self] in
+            while !Task.isCancelled {
+                await fenceIfUntrusted(state)
+                do { try await sleep(period / 4) } catch { return }
+            }
+        }
+        defer { watch.cancel() }
         while !Task.isCancelled {
-            await beat(&state)
+            await beat(state)
             do { try await sleep(period) } catch { return }
         }
     }
 
+    /// Fences the daemon (once) when its lease can no longer be trusted.
+    private func fenceIfUntrusted(_ state: State) async {
+        guard !lease.isTrusted else { return }
+        await fence(state, reason: "the lease could not be renewed for \(lease.duration - .seconds(1))")
+    }
+
+    private func fence(_ state: State, reason: String) async {
+        guard !state.fenced.set() else { return }
+        log(.fenced(reason: reason))
+        await scheduler.fence()
+    }
+
     /// One beat. A daemon that finds its lease untrusted (cut off, or frozen longer than the
-    /// lease) takes its attempts down before it does anything else.
-    public func beat(_ state: inout State) async {
-        if !state.fenced, !lease.isTrusted {
-            state.fenced = true
-            log(.fenced(reason: "the lease could not be renewed for \(lease.duration - .seconds(1))"))
-            await scheduler.fence()
-        }
+    /// lease) takes its attempts down before it does anything else. Each call to the database
+    /// is given a second or two: a node cut off does not wait for TCP to give up.
+    public func beat(_ state: State) async {
+        await fenceIfUntrusted(state)
         do {
-            if state.fenced {
-                try await store.join(name: name, lease: lease.duration)
+            if state.fenced.isSet {
+                try await within(.seconds(2)) { try await store.join(name: name, lease: lease.duration) }
                 lease.markRenewed()
-                state.fenced = false
+                state.fenced.clear()
                 await scheduler.unfence()
                 log(.joined(node: name))
-            } else if try await store.renewLease() {
+            } else if try await within(.seconds(1), { try await store.renewLease() }) {
                 lease.markRenewed()
             } else {
-                state.fenced = true
-                log(.fenced(reason: "the lease expired and may have been taken over"))
-                await scheduler.fence()
+                await fence(state, reason: "the lease expired and may have been taken over")
                 return
             }
-            if state.unreachable { log(.storeRecovered) }
-            state.unreachable = false
-            let (runs, nodes) = try await store.takeOverLostNodes(at: wallClock())
+            if state.unreachable.isSet { log(.storeRecovered) }
+            state.unreachable.clear()
+            let (runs, nodes) = try await within(.seconds(2)) { try await store.takeOverLostNodes(at: wallClock()) }
             for node in nodes { log(.nodeTakenOver(node: node)) }
             if !runs.isEmpty { try await scheduler.resume(runs) }
-            let cancels = try await store.cancelRequests()
+            let cancels = try await within(.seconds(1)) { try await store.cancelRequests() }
             if !cancels.isEmpty { await scheduler.cancel(runs: cancels) }
         } catch {
-            if !state.unreachable { log(.storeFailed(reason: "\(error)")) }
-            state.unreachable = true
+            if !state.unreachable.set() { log(.storeFailed(reason: "\(error)")) }
         }
+    }
+}
+
+/// No answer from the store within the time given.
+struct StoreTimeout: Error, CustomStringConvertible {
+    var description: String { "the database did not answer in time" }
+}
+
+/// `operation`'s result, or `StoreTimeout` once `limit` has passed (the operation is left to
+/// finish on its own).
+func within<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await pollWait(limit)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw StoreTimeout() }
+        return value
     }
 }

@@ -59,14 +59,11 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     /// The daemon no longer trusts its lease: claims stop, and every attempt's process group is
     /// taken down (SIGTERM, SIGKILL after its kill_grace); their runs go back to the queue if the
     /// store still takes this daemon's writes, else whoever takes the node over resumes them.
-    /// Returns when they have all ended.
-    public func fence() async {
+    /// Does not wait for the runs' last writes, which may wait for a database that is cut off.
+    public func fence() {
         fenced = true
         executor.interrupting.set()
-        let tasks = runningTasks
-        for task in tasks { task.cancel() }
-        for task in tasks { await task.value }
-        executor.interrupting.clear()
+        for task in runningTasks { task.cancel() }
         entries = [:]
     }
 
@@ -74,6 +71,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     /// catch-up, unless another node ran them).
     public func unfence() {
         fenced = false
+        executor.interrupting.clear()
         entries = [:]
     }
 
@@ -155,7 +153,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
             }
         }
         // Attempts whose pid was never recorded (killed between the start and the record).
-        let found = await terminateOrphanedAttempts(database: store.location, runs: Set(runs.map(\.id)), grace: .seconds(10))
+        let found = await terminateOrphanedAttempts(database: store.location, runs: Set(runs.filter(\.onThisHost).map(\.id)), grace: .seconds(10))
         if !found.isEmpty { log(.orphansTerminated(groups: found)) }
         for run in runs {
             guard let entry = entries.values.first(where: { $0.trigger.task == run.task && $0.trigger.name == run.trigger }) else {

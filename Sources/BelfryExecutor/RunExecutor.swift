@@ -280,7 +280,14 @@ public final class InterruptFlag: Sendable {
 
     public var isSet: Bool { value.withLock { $0 } }
 
-    public func set() { value.withLock { $0 = true } }
+    /// Sets the flag; returns whether it was set already.
+    @discardableResult
+    public func set() -> Bool {
+        value.withLock { was in
+            defer { was = true }
+            return was
+        }
+    }
 
     public func clear() { value.withLock { $0 = false } }
 }

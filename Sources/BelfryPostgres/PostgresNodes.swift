@@ -88,7 +88,7 @@ extension PostgresStore {
                         """, logger: self.logger)
                     resumable.append(InterruptedRun(
                         id: r.0, task: r.1, trigger: trigger, slot: Instant(secondsSinceEpoch: slot), origin: RunOrigin(rawValue: r.4) ?? .scheduled,
-                        attempts: r.5, orphanPID: node.host == host ? r.7.map { Int32($0) } : nil))
+                        attempts: r.5, orphanPID: node.host == host ? r.7.map { Int32($0) } : nil, onThisHost: node.host == host))
                 }
                 let left = try await connection.query("""
                     SELECT count(*) FROM run WHERE node_id = \(node.id) AND state IN ('queued', 'running')

@@ -152,11 +152,14 @@ public struct InterruptedRun: Sendable {
     public var origin: RunOrigin
     /// Attempts it had started.
     public var attempts: Int
-    /// The process of the attempt that was running, if any: its group may still be alive (on
-    /// this machine only: a run taken over from another daemon has none).
+    /// The process of the attempt that was running, if any: its group may still be alive.
     public var orphanPID: Int32?
+    /// Whether its last attempt ran on this machine, where its processes can be looked for
+    /// (a run taken over from a node on another host cannot).
+    public var onThisHost: Bool
 
-    package init(id: Int64, task: String, trigger: String, slot: Instant, origin: RunOrigin, attempts: Int, orphanPID: Int32?) {
-        (self.id, self.task, self.trigger, self.slot, self.origin, self.attempts, self.orphanPID) = (id, task, trigger, slot, origin, attempts, orphanPID)
+    package init(id: Int64, task: String, trigger: String, slot: Instant, origin: RunOrigin, attempts: Int, orphanPID: Int32?, onThisHost: Bool = true) {
+        (self.id, self.task, self.trigger, self.slot, self.origin, self.attempts) = (id, task, trigger, slot, origin, attempts)
+        (self.orphanPID, self.onThisHost) = (orphanPID, onThisHost)
     }
 }
