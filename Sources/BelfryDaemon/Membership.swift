@@ -128,7 +128,7 @@ func within<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () 
     try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask { try await operation() }
         group.addTask {
-            try await pollWait(limit)
+            try await Task.sleep(for: limit)  // cancellable: the group returns as soon as the operation does
             return nil
         }
         defer { group.cancelAll() }

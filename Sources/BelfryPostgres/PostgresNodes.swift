@@ -36,10 +36,12 @@ extension PostgresStore {
     }
 
     /// Takes over nodes whose lease expired, one survivor per lost node (`FOR UPDATE SKIP
-    /// LOCKED`): each of its queued or running runs whose task's `kill_grace` has passed since
-    /// the lease expired is recorded interrupted ("node NAME lost") and becomes this node's to
-    /// resume as a system retry, or failed past `maxSystemRetries`. A lost node with nothing
-    /// left to take over is removed.
+    /// LOCKED`): each of its queued runs at once (no process of theirs can be alive: a process
+    /// starts only after its attempt is recorded, which makes the run `running`), each running
+    /// one once its task's `kill_grace` has passed since the lease expired (the lost node, if
+    /// it is alive, has taken its process group down by then). Each is recorded interrupted
+    /// ("node NAME lost") and becomes this node's to resume as a system retry, or failed past
+    /// `maxSystemRetries`. A lost node with nothing left to take over is removed.
     public func takeOverLostNodes(at: Date) async throws -> (runs: [InterruptedRun], nodes: [String]) {
         guard let me = nodeID else { return ([], []) }
         let maxSystemRetries = 3
@@ -59,8 +61,8 @@ extension PostgresStore {
                       (SELECT pid FROM attempt a WHERE a.run_id = r.id AND a.finished_at IS NULL ORDER BY number DESC LIMIT 1)
                     FROM run r LEFT JOIN task t ON t.name = r.task, node n
                     WHERE n.id = \(node.id) AND r.node_id = n.id AND r.state IN ('queued', 'running')
-                      AND now() >= n.lease_until + make_interval(secs =>
-                        coalesce((convert_from(t.definition, 'UTF8')::jsonb ->> 'killGraceMilliseconds')::bigint, 10000) / 1000.0)
+                      AND (r.state = 'queued' OR now() >= n.lease_until + make_interval(secs =>
+                        coalesce((convert_from(t.definition, 'UTF8')::jsonb ->> 'killGraceMilliseconds')::bigint, 10000) / 1000.0))
                     ORDER BY r.id FOR UPDATE OF r
                     """, logger: self.logger).collect()
                 for row in due {

@@ -72,8 +72,9 @@ public protocol Store: AnyObject, Sendable {
     /// daemon owns nothing any more and must join again.
     func renewLease() async throws -> Bool
     /// Takes over the daemons whose lease expired: their runs that were running or queued are
-    /// this daemon's to resume, as system retries — each once its lease has been expired for
-    /// its task's `kill_grace`, so that a partitioned node has taken its processes down first.
+    /// this daemon's to resume, as system retries — a running one once the lease has been
+    /// expired for its task's `kill_grace`, so that a partitioned node has taken its processes
+    /// down first.
     /// Returns those runs and the names of the nodes taken over.
     func takeOverLostNodes(at: Date) async throws -> (runs: [InterruptedRun], nodes: [String])
     /// The daemons sharing this store (one row per daemon start; empty on SQLite).
