@@ -1,4 +1,5 @@
 import ArgumentParser
+import BelfryPostgres
 import Foundation
 
 /// The `belfry` command line.
@@ -35,6 +36,7 @@ struct CommandFailure: Error, CustomStringConvertible {
 @main
 enum Main {
     static func main() async {
+        hidePasswordsFromProcessList()
         do {
             var command = try Belfry.parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
@@ -51,6 +53,28 @@ enum Main {
             // ArgumentParser's own message, on one line: bad input gets a one-line reason.
             let message = Belfry.message(for: error).split(whereSeparator: \.isNewline).first ?? ""
             fail(String(message), code: code.rawValue)
+        }
+    }
+
+    /// A database URL given with its password on the command line (`--database
+    /// postgresql://user:PASSWORD@...`) is readable by every user in `ps` and
+    /// `/proc/PID/cmdline`: the password's bytes in the process's own argument strings, which
+    /// those show, are overwritten with `*` (the arguments were already copied into
+    /// `CommandLine.arguments`, which the commands read). `$PGPASSWORD`, a password file or
+    /// systemd's credentials keep it out of the command line from the start.
+    static func hidePasswordsFromProcessList() {
+        for index in 1..<Int(CommandLine.argc) {
+            guard let argument = CommandLine.unsafeArgv[index] else { continue }
+            let text = String(cString: argument)
+            let redacted = PostgresLocation.redact(text)
+            guard redacted != text, let scheme = text.range(of: "://") else { continue }
+            // Overwrite in place, byte for byte, what lies between the user's ':' and the '@'.
+            let bytes = Array(text.utf8)
+            let start = text.utf8.distance(from: text.startIndex, to: scheme.upperBound)
+            guard let at = bytes[start...].firstIndex(of: UInt8(ascii: "@")),
+                let colon = bytes[start..<at].firstIndex(of: UInt8(ascii: ":"))
+            else { continue }
+            for offset in (colon + 1)..<at { argument[offset] = CChar(UInt8(ascii: "*")) }
         }
     }
 
