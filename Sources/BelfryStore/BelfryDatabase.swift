@@ -16,6 +16,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case leaseLost
     /// A stored row this version cannot read.
     case unreadable(String)
+    /// A copy's target already holds definitions or runs.
+    case notEmpty(location: String)
 
     public var description: String {
         switch self {
@@ -33,6 +35,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "another belfry daemon (\(holder)) is running on \(location)"
         case .notOwner(let run, let write):
             return "refused to record \(write) of run \(run): this daemon no longer owns it (its lease expired and another node took it over)"
+        case .notEmpty(let location):
+            return "\(location) is not empty (it holds tasks or runs); copy-store fills only an empty store"
         case .unreadable(let what):
             return "the database holds \(what)"
         case .leaseLost:

@@ -82,6 +82,13 @@ public protocol Store: AnyObject, Sendable {
     /// The runs this daemon owns that another process asked to cancel (`overlap: replace`
     /// on another node).
     func cancelRequests() async throws -> [Int64]
+
+    // Copies between stores (`belfry copy-store`).
+    /// Every row of every table of `StoreTable.all`, read in one transaction.
+    func export() async throws -> StoreContents
+    /// Writes `contents` into this store in one transaction; refused (`StoreError.notEmpty`)
+    /// when the store holds a task or a run.
+    func importContents(_ contents: StoreContents) async throws
 }
 
 /// A daemon sharing a PostgreSQL store (`belfry nodes`).

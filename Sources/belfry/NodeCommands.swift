@@ -30,3 +30,29 @@ struct Nodes: AsyncParsableCommand {
         printTable(rows)
     }
 }
+
+/// `belfry copy-store --from A --to B`: moves a store to another backend or place.
+struct CopyStore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "copy-store",
+        abstract: "Copy deployment, activation state, watermarks, circuit breakers and run history from one database to another (SQLite or PostgreSQL).",
+        discussion: "The target must be empty (no task, no run): it is filled in one transaction, all or nothing. Stop the daemons on the source first: runs recorded after the copy is read are not copied. Attempt logs stay where they are; their paths are copied.")
+    @Option(help: "The database to copy from: a SQLite file or a postgres:// URL.") var from: String
+    @Option(help: "The database to copy to: a SQLite file or a postgres:// URL.") var to: String
+    @Option(help: "A file holding the PostgreSQL password (for either URL).") var databasePasswordFile: String?
+
+    func run() async throws {
+        let source = try await DatabaseOptions.open(from, passwordFile: databasePasswordFile)
+        let target = try await DatabaseOptions.open(to, passwordFile: databasePasswordFile)
+        let started = Date()
+        do {
+            let contents = try await source.export()
+            FileHandle.standardError.write(Data("read \(contents.rowCount) rows (\(contents.runCount) runs) from \(source.location)\n".utf8))
+            try await target.importContents(contents)
+            print("copied \(contents.rowCount) rows (\(contents.runCount) runs) from \(source.location) to \(target.location) in "
+                  + String(format: "%.1f s", Date().timeIntervalSince(started)))
+        } catch {
+            throw CommandFailure("copy-store failed, nothing was written to \(target.location): \(error)")
+        }
+    }
+}

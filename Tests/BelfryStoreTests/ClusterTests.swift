@@ -163,4 +163,41 @@ struct ClusterTests {
         #expect(result.status != 0 && result.stderr.contains("cannot use the database postgresql://"))
         #expect(!result.stderr.contains(secret))
     }
+
+    @Test("copy-store moves a SQLite store to PostgreSQL and back; every listing's --json is the same on both; a non-empty target is refused")
+    func copyStore() throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("schedules/ops.yaml", """
+            tasks:
+              - name: job
+                command: { shell: 'echo hello; exit $((RANDOM % 2))' }
+                retries: { count: 1, backoff: { initial: 1ms } }
+                triggers:
+                  - { name: hourly, cron: "0 * * * *", timezone: America/New_York }
+                  - { name: rate, every: 10m, auto_activate: false }
+            """)
+        let sqlite = directory.path + "/a.sqlite"
+        let postgres = try TestPostgres.freshDatabase()
+        let environment = ["XDG_STATE_HOME": directory.path + "/state"]
+        func belfry(_ arguments: String...) throws -> BelfryCommand.Result { try BelfryCommand.run(arguments, environment: environment) }
+        #expect(try belfry("deploy", "--database", sqlite, directory.path + "/schedules").status == 0)
+        for _ in 0..<3 { _ = try belfry("run", "ops.job", "--database", sqlite) }
+        #expect(try belfry("trigger", "activate", "ops.job", "rate", "--database", sqlite, "--by", "carol").status == 0)
+        let copied = try belfry("copy-store", "--from", sqlite, "--to", postgres)
+        #expect(copied.status == 0, "\(copied.stderr)")
+        for listing in [["trigger", "list", "--json"], ["runs", "--json"], ["runs", "show", "2", "--json"], ["stats", "--json"],
+                        ["trigger", "show", "ops.job", "hourly", "--json"]] {
+            let a = try BelfryCommand.run(listing + ["--database", sqlite], environment: environment)
+            let b = try BelfryCommand.run(listing + ["--database", postgres], environment: environment)
+            #expect(a.status == 0 && a.stdout == b.stdout, "\(listing.joined(separator: " ")) differs")
+        }
+        let refused = try belfry("copy-store", "--from", sqlite, "--to", postgres)
+        #expect(refused.status != 0 && refused.stderr.contains("is not empty"))
+        let back = directory.path + "/b.sqlite"
+        #expect(try belfry("copy-store", "--from", postgres, "--to", back).status == 0)
+        #expect(try belfry("runs", "--json", "--database", back).stdout == (try belfry("runs", "--json", "--database", sqlite)).stdout)
+        // Ids go on from the copied ones.
+        _ = try belfry("run", "ops.job", "--database", postgres)
+        #expect(try belfry("runs", "--limit", "1", "--json", "--database", postgres).stdout.contains("\"id\": 4"))
+    }
 }
