@@ -2,6 +2,7 @@
 """History at size: a database holding RUNS runs, then the listing commands timed on it.
 
 Usage: scripts/history.py [--runs 1100000] [--belfry PATH]
+       scripts/with-postgres.sh scripts/history.py --postgres [--runs 1000000]
 
 Deploys 1,000 generated triggers (Benchmarks/generate-schedules.py) into a fresh database, then
 writes RUNS finished runs spread evenly over them, one a minute per trigger (a third retried
@@ -10,6 +11,10 @@ once, a tenth failed), as the daemon would have recorded them. The per-hour figu
 path of a database that already holds the runs). Then times with hyperfine: `runs --limit 50`,
 `runs show ID`, `stats`, `stats --task T`, and runs `belfry prune` to show the database bounded
 by the policy (1,000 runs per trigger, 90 days).
+
+With --postgres, the SQLite database is then copied into a fresh PostgreSQL database (of
+$BELFRY_TEST_POSTGRES_URL's server) with `belfry copy-store` (timed), and the same commands are
+timed on it.
 """
 import argparse
 import os
@@ -27,6 +32,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=1_100_000)
     parser.add_argument("--belfry", default=os.path.join(ROOT, ".build/release/belfry"))
+    parser.add_argument("--postgres", action="store_true", help="also copy the history to PostgreSQL and time the commands there")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="belfry-history-")
     schedules = os.path.join(work, "schedules")
@@ -74,16 +80,32 @@ def main():
     print(f"migration v2 (figures of every run for stats): {time.time() - begin:.1f} s")
 
     task = triggers[0][0]
-    commands = [
-        f"{args.belfry} runs --limit 50 --database {database}",
-        f"{args.belfry} runs --limit 50 --json --database {database}",
-        f"{args.belfry} runs show {run_id // 2} --database {database}",
-        f"{args.belfry} stats --database {database}",
-        f"{args.belfry} stats --task {task} --database {database}",
-    ]
-    subprocess.run(["hyperfine", "--warmup", "2", "--runs", "10", "-N", "--style", "basic", "--export-markdown",
-                    os.path.join(work, "hyperfine.md")] + commands, check=True)
-    print(open(os.path.join(work, "hyperfine.md")).read())
+
+    def time_commands(location, name):
+        commands = [
+            f"{args.belfry} runs --limit 50 --database {location}",
+            f"{args.belfry} runs --limit 50 --json --database {location}",
+            f"{args.belfry} runs show {run_id // 2} --database {location}",
+            f"{args.belfry} stats --database {location}",
+            f"{args.belfry} stats --task {task} --database {location}",
+        ]
+        subprocess.run(["hyperfine", "--warmup", "2", "--runs", "10", "-N", "--style", "basic", "--export-markdown",
+                        os.path.join(work, name)] + commands, check=True)
+        print(open(os.path.join(work, name)).read())
+
+    time_commands(database, "hyperfine.md")
+    if args.postgres:
+        admin = os.environ.get("BELFRY_TEST_POSTGRES_URL")
+        if not admin:
+            sys.exit("history.py: --postgres runs under scripts/with-postgres.sh")
+        name = f"history_{int(time.time())}"
+        subprocess.run(["psql", "-qX", admin, "-c", f"CREATE DATABASE {name}"], check=True)
+        url = admin.replace("/postgres?", f"/{name}?")
+        begin = time.time()
+        subprocess.run([args.belfry, "copy-store", "--from", database, "--to", url], check=True)
+        print(f"copy-store to PostgreSQL: {time.time() - begin:.1f} s")
+        subprocess.run(["psql", "-qX", url, "-c", "VACUUM ANALYZE"], check=True)
+        time_commands(f"'{url}'", "hyperfine-postgres.md")
 
     # Pruning: one extra day of runs beyond the per-trigger limit, then the policy.
     begin = time.time()

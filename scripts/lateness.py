@@ -2,6 +2,7 @@
 """Lateness: from a slot's instant to its process's start, for every-second triggers.
 
 Usage: scripts/lateness.py [--triggers 200] [--seconds 120] [--quiet N] [--cron] [--belfry PATH]
+       scripts/with-postgres.sh scripts/lateness.py --postgres-nodes 3 [--triggers 200] [--seconds 120]
 
 Builds scripts/stamp.c (a job that appends the slot it was started for and the instant it
 started), deploys TRIGGERS triggers `* * * * * *` running it into a fresh database, runs the
@@ -14,6 +15,10 @@ Then two floors, each starting the same job TRIGGERS at a time, at each second, 
 with nothing else to do: a minimal C launcher calling posix_spawn (scripts/spawn-floor.c), and a
 Swift one calling swift-subprocess's `Subprocess.run` as Belfry does (Benchmarks' SpawnFloor,
 built on first use).
+
+With --postgres-nodes N, the same triggers run first on N daemons sharing a fresh PostgreSQL
+database (of $BELFRY_TEST_POSTGRES_URL's server), then on one daemon with SQLite, for SECONDS
+each: both figures are printed, and each slot's count of starts is checked (every slot once).
 
 With --cron, Debian's cron runs the same job every minute in the same window (a file in
 /etc/cron.d; cron is started if it is not running; needs root), and its lateness after the
@@ -51,6 +56,37 @@ def read_stamps(path):
     return result
 
 
+def measure(args, commands, work, out):
+    """Runs the daemons for args.seconds; returns the latenesses (ms) of the slots from 3 s after
+    they all started to the end, the daemons' own CPU seconds, and that window of slots."""
+    daemons = []
+    logs = []
+    for index, command in enumerate(commands):
+        log = open(os.path.join(work, f"daemon{index + 1}.log"), "w")
+        logs.append(log)
+        env = dict(os.environ, XDG_STATE_HOME=os.path.join(work, f"state{index + 1}"))
+        daemons.append(subprocess.Popen(command, stderr=log, env=env))
+    for daemon, log in zip(daemons, logs):
+        while "daemon started" not in open(log.name).read() and daemon.poll() is None:
+            time.sleep(0.1)
+    begin = time.time()
+    time.sleep(args.seconds)
+    cpu = 0.0
+    for daemon in daemons:
+        with open(f"/proc/{daemon.pid}/stat") as f:  # the daemon's own CPU time (user + system), its jobs not included
+            fields = f.read().rsplit(")", 1)[1].split()
+        cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for daemon in daemons:
+        daemon.send_signal(signal.SIGTERM)
+    for daemon in daemons:
+        daemon.wait()
+    end = time.time()
+    # The first seconds are start-up (deploy, the first slot may be caught up): count slots
+    # from 3 s after the start on.
+    window = range(int(begin + 3) + 1, int(end) + 1)
+    return [ms for slot, ms in read_stamps(out) if slot in window], cpu, window
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--triggers", type=int, default=200)
@@ -58,6 +94,7 @@ def main():
     parser.add_argument("--cron", action="store_true")
     parser.add_argument("--quiet", type=int, default=0, help="triggers that are not due, beside the firing ones")
     parser.add_argument("--belfry", default=os.path.join(ROOT, ".build/release/belfry"))
+    parser.add_argument("--postgres-nodes", type=int, default=0, help="also run the triggers on N daemons sharing PostgreSQL")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="belfry-lateness-")
@@ -86,36 +123,45 @@ def main():
         if subprocess.run(["pgrep", "-x", "cron"], capture_output=True).returncode != 0:
             cron_process = subprocess.Popen(["cron", "-f"], stderr=subprocess.DEVNULL)
 
-    database = os.path.join(work, "belfry.sqlite")
-    log = open(os.path.join(work, "daemon.log"), "w")
-    daemon = subprocess.Popen([args.belfry, "daemon", "--schedules", schedules, "--database", database], stderr=log)
     quiet = f", beside {args.quiet} triggers not due" if args.quiet else ""
-    print(f"{args.triggers} every-second triggers{quiet} for {args.seconds} s (work directory {work})", flush=True)
-    while "daemon started" not in open(log.name).read() and daemon.poll() is None:
-        time.sleep(0.1)
-    begin = time.time()
-    time.sleep(args.seconds)
-    with open(f"/proc/{daemon.pid}/stat") as f:  # the daemon's own CPU time (user + system), its jobs not included
-        fields = f.read().rsplit(")", 1)[1].split()
-    daemon_cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    daemon.send_signal(signal.SIGTERM)
-    daemon.wait()
-    end = time.time()
-    if args.cron:
-        os.remove(cron_file)
-        if cron_process:
-            cron_process.terminate()
-            cron_process.wait()
-
-    # The first seconds are start-up (deploy, the first slot may be caught up): count slots
-    # from 3 s after the start on.
-    belfry = [ms for slot, ms in read_stamps(out) if int(begin + 3) + 1 <= slot <= int(end)]
-    expected = args.triggers * len(range(int(begin + 3) + 1, int(end) + 1))
+    if args.postgres_nodes:
+        admin = os.environ.get("BELFRY_TEST_POSTGRES_URL")
+        if not admin:
+            sys.exit("lateness.py: --postgres-nodes runs under scripts/with-postgres.sh")
+        name = f"lateness_{int(time.time())}"
+        subprocess.run(["psql", "-qX", admin, "-c", f"CREATE DATABASE {name}"], check=True)
+        url = admin.replace("/postgres?", f"/{name}?")
+        subprocess.run([args.belfry, "deploy", "--database", url, schedules], check=True, stdout=subprocess.DEVNULL)
+        pg_out = os.path.join(work, "postgres.out")
+        print(f"{args.triggers} every-second triggers on {args.postgres_nodes} daemons sharing PostgreSQL for {args.seconds} s "
+              f"(work directory {work})", flush=True)
+        starts, cpu, window = measure(args, [[args.belfry, "daemon", "--database", url, "--node-name", f"node{i + 1}", schedules]
+                                             for i in range(args.postgres_nodes)], work, out)
+        os.rename(out, pg_out)  # the jobs write where the definitions say; SQLite's phase comes next
+        print(summary(f"belfry, {args.postgres_nodes} nodes on PostgreSQL", starts) + f" (for {args.triggers * len(window)} slots)")
+        per_slot = {}
+        for slot, _ in read_stamps(pg_out):
+            per_slot[slot] = per_slot.get(slot, 0) + 1
+        wrong = {slot: count for slot, count in per_slot.items() if slot in window and count != args.triggers}
+        twice = subprocess.run(["psql", "-qXAt", url, "-c", 'SELECT count(*) FROM (SELECT 1 FROM run GROUP BY task, "trigger", slot '
+                                "HAVING count(*) > 1) x"], capture_output=True, text=True).stdout.strip()
+        nodes = subprocess.run(["psql", "-qXAt", "-F", " ", url, "-c", "SELECT node_name, count(*) FROM run GROUP BY 1 ORDER BY 1"],
+                               capture_output=True, text=True).stdout.strip().replace("\n", ", ")
+        print(f"slots with other than {args.triggers} starts: {len(wrong)}; slots recorded twice: {twice}; runs per node: {nodes}; "
+              f"daemons' CPU {cpu:.1f} s")
+    database = os.path.join(work, "belfry.sqlite")
+    print(f"{args.triggers} every-second triggers{quiet} on one daemon with SQLite for {args.seconds} s (work directory {work})", flush=True)
+    belfry, daemon_cpu, window = measure(args, [[args.belfry, "daemon", "--schedules", schedules, "--database", database]], work, out)
+    expected = args.triggers * len(window)
     print(summary("belfry", belfry) + f" (for {expected} slots)")
     started = len(read_stamps(out))
     if started:
         print(f"daemon CPU: {daemon_cpu:.1f} s in all, {daemon_cpu / started * 1000:.2f} ms per run ({started} runs, start-up included)")
     if args.cron:
+        os.remove(cron_file)
+        if cron_process:
+            cron_process.terminate()
+            cron_process.wait()
         print(summary("cron (per-minute job)", [ms for _, ms in read_stamps(cron_out)]))
     # The floor: N processes started at once by a minimal C launcher (scripts/spawn-floor.c).
     floor = os.path.join(work, "spawn-floor")

@@ -3,6 +3,7 @@
 memory over a long stretch of firing.
 
 Usage: scripts/scale.py [--triggers 100000] [--idle 60] [--firing SECONDS] [--belfry PATH]
+       scripts/with-postgres.sh scripts/scale.py --postgres-nodes 3 [--triggers 100000]
 
 1. Generates TRIGGERS triggers with Benchmarks/generate-schedules.py --quiet (cron expressions
    in 20 zones and fixed rates, none due for weeks) into a fresh work directory.
@@ -13,6 +14,9 @@ Usage: scripts/scale.py [--triggers 100000] [--idle 60] [--firing SECONDS] [--be
 4. With --firing: adds 1,000 triggers `* * * * *` running /bin/true (a burst of 1,000 runs every
    minute) and samples VmRSS every 10 s for SECONDS: prints the samples' first, last and max
    after the first minute, and the runs done.
+With --postgres-nodes N instead: `belfry deploy` of the triggers into a fresh PostgreSQL database
+(timed), then N daemons started at once on it, each under a notify socket of its own: time to
+READY and VmRSS at READY of each, then their idle CPU.
 """
 import argparse
 import os
@@ -40,8 +44,8 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
-def start(args, schedules, database, work):
-    path = os.path.join(work, "notify.sock")
+def start(args, schedules, database, work, name="notify.sock", extra=()):
+    path = os.path.join(work, name)
     if os.path.exists(path):
         os.remove(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -50,7 +54,7 @@ def start(args, schedules, database, work):
     env = dict(os.environ, NOTIFY_SOCKET=path)
     log = open(os.path.join(work, "daemon.log"), "a")
     begin = time.monotonic()
-    daemon = subprocess.Popen([args.belfry, "daemon", "--schedules", schedules, "--database", database],
+    daemon = subprocess.Popen([args.belfry, "daemon", "--schedules", schedules, "--database", database, *extra],
                               stderr=log, env=env)
     while True:
         message = sock.recv(4096).decode()
@@ -72,6 +76,7 @@ def main():
     parser.add_argument("--idle", type=int, default=60)
     parser.add_argument("--firing", type=int, default=0)
     parser.add_argument("--belfry", default=os.path.join(ROOT, ".build/release/belfry"))
+    parser.add_argument("--postgres-nodes", type=int, default=0)
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="belfry-scale-")
@@ -80,6 +85,8 @@ def main():
     subprocess.run([sys.executable, os.path.join(ROOT, "Benchmarks/generate-schedules.py"), schedules,
                     str(args.triggers), "--quiet"], check=True)
     print(f"work directory {work}")
+    if args.postgres_nodes:
+        return postgres(args, schedules, work)
 
     daemon, ready, status, _ = start(args, schedules, database, work)
     print(f"first start (deploys into an empty database): READY after {ready:.2f} s, VmRSS {rss_mib(daemon.pid):.0f} MiB; {status}")
@@ -113,6 +120,41 @@ def main():
               f"max {max(steady):.0f} MiB; {runs[0]} runs recorded, {runs[1]} succeeded")
         with open(os.path.join(work, "rss.tsv"), "w") as f:
             f.writelines(f"{t:.0f}\t{rss:.1f}\n" for t, rss in samples)
+
+
+def postgres(args, schedules, work):
+    admin = os.environ.get("BELFRY_TEST_POSTGRES_URL")
+    if not admin:
+        sys.exit("scale.py: --postgres-nodes runs under scripts/with-postgres.sh")
+    name = f"scale_{int(time.time())}"
+    subprocess.run(["psql", "-qX", admin, "-c", f"CREATE DATABASE {name}"], check=True)
+    url = admin.replace("/postgres?", f"/{name}?")
+    begin = time.monotonic()
+    subprocess.run([args.belfry, "deploy", "--database", url, schedules], check=True, stdout=subprocess.DEVNULL)
+    print(f"belfry deploy of {args.triggers} triggers into PostgreSQL: {time.monotonic() - begin:.2f} s")
+    threads = []
+    results = [None] * args.postgres_nodes
+    import threading
+
+    def one(i):
+        results[i] = start(args, schedules, url, work, name=f"notify{i}.sock", extra=("--node-name", f"node{i + 1}"))
+
+    for i in range(args.postgres_nodes):
+        threads.append(threading.Thread(target=one, args=(i,)))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i, (daemon, ready, status, _) in enumerate(results):
+        print(f"node{i + 1}, started with the others: READY after {ready:.2f} s, VmRSS {rss_mib(daemon.pid):.0f} MiB; {status}")
+    if args.idle:
+        time.sleep(2)
+        before = [cpu_seconds(d.pid) for d, _, _, _ in results]
+        time.sleep(args.idle)
+        after = [cpu_seconds(d.pid) for d, _, _, _ in results]
+        print(f"idle {args.idle} s: CPU per node " + ", ".join(f"{b - a:.2f} s" for a, b in zip(before, after)))
+    for daemon, _, _, _ in results:
+        stop(daemon)
 
 
 main()
