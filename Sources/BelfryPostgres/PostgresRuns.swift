@@ -166,41 +166,42 @@ extension PostgresStore {
         if rows.isEmpty { throw refused(run, "the end of attempt \(number)") }
     }
 
-    /// The run's end (or its return to the queue), and its figures for `stats`, in one transaction.
+    /// The run's end (or its return to the queue), and its figures for `stats`, in one
+    /// statement: the run's hour gains its counts and its duration's histogram entry.
     public func finishRun(_ run: Int64, state: RunState, reason: String?, exitCode: Int32?, commandUsed: String?, at: Date) async throws {
         let finished = state.isFinal ? milliseconds(at) : nil
-        let me = nodeID
-        try await transaction { connection in
-            let rows = try await connection.query("""
-                UPDATE run SET state = \(state.rawValue), reason = \(reason), exit_code = \(exitCode.map(Int64.init)), command_used = \(commandUsed),
-                  finished_at = \(finished), cancel_requested = false
-                WHERE id = \(run) AND node_id IS NOT DISTINCT FROM \(me)
-                RETURNING task, queued_at, attempts, finished_at - started_at
-                """, logger: self.logger).collect()
-            guard let row = rows.first else { throw self.refused(run, "its end (\(state.rawValue))") }
-            let (task, queuedAt, attempts, duration) = try row.decode((String, Int64, Int, Int64?).self)
-            var figures = RunFigures()
-            figures.add(task: task, queuedAt: queuedAt, state: state, attempts: attempts, duration: duration)
-            try await Self.write(figures, connection, logger: self.logger)
-        }
+        let counted = RunFigures.counts(state)
+        let rows = try await query("""
+            WITH r AS (
+              UPDATE run SET state = \(state.rawValue), reason = \(reason), exit_code = \(exitCode.map(Int64.init)), command_used = \(commandUsed),
+                finished_at = \(finished), cancel_requested = false
+              WHERE id = \(run) AND node_id IS NOT DISTINCT FROM \(nodeID)
+              RETURNING task, queued_at / 3600000 AS hour, attempts, finished_at - started_at AS duration
+            ), figures AS (
+              INSERT INTO run_stats (task, hour, runs, succeeded, attempts, retried, durations)
+              SELECT task, hour, 1, \(state == .succeeded ? 1 : 0), attempts, CASE WHEN attempts > 1 THEN 1 ELSE 0 END,
+                CASE WHEN duration IS NULL THEN ''::bytea ELSE belfry_duration_entry(greatest(duration, 0)) END
+              FROM r WHERE \(counted)
+              ON CONFLICT (task, hour) DO UPDATE SET runs = run_stats.runs + excluded.runs, succeeded = run_stats.succeeded + excluded.succeeded,
+                attempts = run_stats.attempts + excluded.attempts, retried = run_stats.retried + excluded.retried,
+                durations = run_stats.durations || excluded.durations
+            )
+            SELECT 1 FROM r
+            """)
+        if rows.isEmpty { throw refused(run, "its end (\(state.rawValue))") }
     }
 
-    /// Adds figures to `run_stats`: the row is locked while its histogram is merged.
+    /// Adds figures to `run_stats`, one statement per task and hour: a histogram's entries are
+    /// appended (`DurationHistogram` sums repeated buckets), and pruning compacts them.
     static func write(_ figures: RunFigures, _ connection: PostgresConnection, logger: Logger) async throws {
         for entry in figures.entries {
             try await connection.query("""
-                INSERT INTO run_stats (task, hour, runs, succeeded, attempts, retried, durations) VALUES (\(entry.task), \(entry.hour), 0, 0, 0, 0, '')
-                ON CONFLICT (task, hour) DO NOTHING
-                """, logger: logger)
-            var durations = entry.durations
-            for try await stored in try await connection.query(
-                "SELECT durations FROM run_stats WHERE task = \(entry.task) AND hour = \(entry.hour) FOR UPDATE", logger: logger).decode(Data.self) {
-                durations.merge(DurationHistogram(stored))
-            }
-            try await connection.query("""
-                UPDATE run_stats SET runs = runs + \(entry.runs), succeeded = succeeded + \(entry.succeeded), attempts = attempts + \(entry.attempts),
-                  retried = retried + \(entry.retried), durations = \(ByteBuffer(bytes: durations.data))
-                WHERE task = \(entry.task) AND hour = \(entry.hour)
+                INSERT INTO run_stats (task, hour, runs, succeeded, attempts, retried, durations)
+                VALUES (\(entry.task), \(entry.hour), \(entry.runs), \(entry.succeeded), \(entry.attempts), \(entry.retried),
+                  \(ByteBuffer(bytes: entry.durations.data)))
+                ON CONFLICT (task, hour) DO UPDATE SET runs = run_stats.runs + excluded.runs, succeeded = run_stats.succeeded + excluded.succeeded,
+                  attempts = run_stats.attempts + excluded.attempts, retried = run_stats.retried + excluded.retried,
+                  durations = run_stats.durations || excluded.durations
                 """, logger: logger)
         }
     }
@@ -319,6 +320,14 @@ extension PostgresStore {
                 """, bindings)
         }
         try await query("DELETE FROM run_stats WHERE hour < \(cutoff / 3_600_000)")
+        // Hours whose histograms grew by appended entries are merged to one entry per bucket.
+        for row in try await query("SELECT task, hour, durations FROM run_stats WHERE length(durations) > 1536") {
+            let (task, hour, durations) = try row.decode((String, Int64, Data).self)
+            try await query("""
+                UPDATE run_stats SET durations = \(ByteBuffer(bytes: DurationHistogram(durations).data))
+                WHERE task = \(task) AND hour = \(hour) AND durations = \(ByteBuffer(bytes: durations))
+                """)
+        }
         return removed
     }
 

@@ -208,6 +208,16 @@ public final class PostgresStore: Store {
             CREATE TABLE run_stats (task text NOT NULL, hour bigint NOT NULL, runs bigint NOT NULL, succeeded bigint NOT NULL,
               attempts bigint NOT NULL, retried bigint NOT NULL, durations bytea NOT NULL, PRIMARY KEY (task, hour))
             """,
+            // A run's duration as one entry of a DurationHistogram (UInt16 bucket, UInt32 count 1,
+            // little-endian): the bucket as DurationHistogram.bucket(milliseconds:) computes it
+            // (16 per doubling; numeric log, exact at powers of two). A finished run appends its
+            // entry to its hour's figures in the statement that finishes it; pruning compacts them.
+            """
+            CREATE FUNCTION belfry_duration_entry(ms bigint) RETURNS bytea IMMUTABLE LANGUAGE sql AS $$
+              SELECT set_byte(set_byte('\\x000001000000'::bytea, 0, b % 256), 1, b / 256)
+              FROM (SELECT CASE WHEN ms < 1 THEN 0 ELSE floor(log(2::numeric, ms::numeric) * 16)::integer + 1 END AS b) x
+            $$
+            """,
             // Bumped by every change of what is deployed or active: nodes poll it every second.
             "CREATE TABLE definitions_version (id boolean PRIMARY KEY DEFAULT true CHECK (id), version bigint NOT NULL)",
             "INSERT INTO definitions_version (version) VALUES (0)",

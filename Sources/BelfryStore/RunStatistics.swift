@@ -54,7 +54,7 @@ package struct DurationHistogram: Equatable {
     private(set) var counts: [Int: Int] = [:]
     static let bucketsPerDoubling = 16.0
 
-    static func bucket(milliseconds: Int64) -> Int {
+    package static func bucket(milliseconds: Int64) -> Int {
         milliseconds < 1 ? 0 : Int((log2(Double(milliseconds)) * bucketsPerDoubling).rounded(.down)) + 1
     }
 
@@ -169,9 +169,15 @@ package struct RunFigures {
         sums.map { ($0.key.task, $0.key.hour, $0.value.runs, $0.value.succeeded, $0.value.attempts, $0.value.retried, $0.value.durations) }
     }
 
-    /// Counts a run if it ran to an end (succeeded, failed, timed out or cancelled).
+    /// Whether a run in `state` counts in the figures: it ran to an end (succeeded, failed,
+    /// timed out or cancelled).
+    package static func counts(_ state: RunState) -> Bool {
+        [.succeeded, .failed, .timedOut, .cancelled].contains(state)
+    }
+
+    /// Counts a run if it ran to an end.
     package mutating func add(task: String, queuedAt: Int64, state: RunState, attempts: Int, duration: Int64?) {
-        guard [.succeeded, .failed, .timedOut, .cancelled].contains(state) else { return }
+        guard Self.counts(state) else { return }
         let key = Key(task: task, hour: queuedAt / 3_600_000)
         var value = sums[key] ?? Sums()
         value.runs += 1

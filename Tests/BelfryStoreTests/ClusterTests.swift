@@ -1,7 +1,7 @@
 import BelfryConfig
 import BelfryPostgres
 import BelfrySchedule
-import BelfryStore
+@testable import BelfryStore
 import BelfryTesting
 import Foundation
 import Testing
@@ -104,6 +104,8 @@ struct ClusterTests {
         try await survivor.finishRun(launch.runID, state: .succeeded, reason: nil, exitCode: 0, commandUsed: "primary", at: Date())
         let finished = try #require(try await survivor.run(id: launch.runID))
         #expect(finished.run.state == .succeeded && finished.run.node == "node2")
+        let figures = try #require(try await survivor.statistics(task: nil, since: nil).first)
+        #expect(figures.runs == 1 && figures.successRate == 1 && figures.meanAttempts == 2 && figures.p50Duration != nil)
         #expect(try await survivor.nodes().map(\.name) == ["node2"], "the lost node is gone once nothing is left to take over")
     }
 
@@ -199,5 +201,26 @@ struct ClusterTests {
         // Ids go on from the copied ones.
         _ = try belfry("run", "ops.job", "--database", postgres)
         #expect(try belfry("runs", "--limit", "1", "--json", "--database", postgres).stdout.contains("\"id\": 4"))
+    }
+
+    @Test("PostgreSQL files a duration in the same histogram bucket as DurationHistogram, powers of two included")
+    func durationBuckets() async throws {
+        let url = try TestPostgres.freshDatabase()
+        _ = try await PostgresStore.connect(PostgresLocation(url), logDirectory: NSTemporaryDirectory())
+        var samples: [Int64] = Array(0...2000)
+        for k in 0..<45 {
+            let power = Int64(1) << k
+            samples += [power - 1, power, power + 1]
+        }
+        samples += (0..<500).map { _ in Int64.random(in: 1...86_400_000) }
+        let list = samples.map(String.init).joined(separator: ",")
+        let rows = try TestPostgres.sql(url, """
+            SELECT string_agg(ms || ' ' || (get_byte(e, 0) + get_byte(e, 1) * 256), ',' ORDER BY i)
+            FROM unnest('{\(list)}'::bigint[]) WITH ORDINALITY AS x(ms, i), LATERAL (SELECT belfry_duration_entry(ms) AS e) y
+            """)
+        let postgres = rows.split(separator: ",").map { $0.split(separator: " ").map { Int64($0)! } }
+        #expect(postgres.count == samples.count)
+        let disagreements = postgres.filter { Int($0[1]) != DurationHistogram.bucket(milliseconds: $0[0]) }
+        #expect(disagreements.isEmpty, "\(disagreements.prefix(5))")
     }
 }
