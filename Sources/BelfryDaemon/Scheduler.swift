@@ -41,6 +41,12 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     let wait: (@Sendable (Duration) async throws -> Void)?
     /// Set while the daemon cannot trust its lease: nothing is claimed.
     private var fenced = false
+    /// Whether another daemon sharing the store had claimed every slot this one tried to claim
+    /// last time: then this one wakes `yieldToClaimant` after the next slot, so that daemons do
+    /// not all contend for the same rows at the same instant (the claimant goes on claiming on
+    /// time; if it is gone, the slot starts that much later).
+    private var claimedElsewhere = false
+    static var yieldToClaimant: Duration { .milliseconds(30) }
     /// Whether the lease may be trusted now (on SQLite, always).
     let leaseTrusted: @Sendable () -> Bool
 
@@ -114,7 +120,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
                 // Until the next slot to the nanosecond (slots are whole seconds, the wall clock is not).
                 if let next = queue.peek()?.slot {
                     let seconds = Double(next.secondsSinceEpoch) - wallClock().timeIntervalSince1970
-                    wait = min(wait, .nanoseconds(Int64(max(0, seconds) * 1e9)))
+                    wait = min(wait, .nanoseconds(Int64(max(0, seconds) * 1e9)) + (claimedElsewhere ? Self.yieldToClaimant : .zero))
                 }
             } catch {
                 if !failing { log(.storeFailed(reason: "\(error)")) }
@@ -206,6 +212,8 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         guard !claims.isEmpty else { return }
         // Every trigger due now is claimed in one transaction, then launched.
         let launches = try await store.claimSlots(claims, evaluatedThrough: now, at: wallClock())
+        let toRun = claims.contains { $0.outcomes.contains { if case .run = $0.outcome { true } else { false } } }
+        claimedElsewhere = toRun && launches.allSatisfy(\.isEmpty)
         for (claim, launches) in zip(claims, launches) {
             let trigger = claim.trigger
             for (slot, outcome) in claim.outcomes {
