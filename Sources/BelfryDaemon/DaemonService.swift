@@ -56,6 +56,7 @@ public struct DaemonService: Service {
             for task in running { task.cancel() }
             for task in running { await task.value }
         }
+        self.membership.attemptGuard?.stop()
         logger.notice("daemon stopped")
     }
 

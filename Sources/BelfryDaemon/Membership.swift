@@ -23,9 +23,12 @@ public final class Lease<C: Clock>: Sendable where C.Duration == Duration {
 
     /// Whether this daemon may still act as the owner of what it claimed: its last renewal is
     /// less than lease − 1 s ago on the monotonic clock (a freeze counts).
-    public var isTrusted: Bool {
+    public var isTrusted: Bool { remaining > .zero }
+
+    /// How much longer the lease may be trusted.
+    public var remaining: Duration {
         let last = renewed.withLock { $0 }
-        return last.duration(to: clock.now) < duration - .seconds(1)
+        return duration - .seconds(1) - last.duration(to: clock.now)
     }
 }
 
@@ -40,11 +43,14 @@ public struct Membership<C: Clock>: Sendable where C.Duration == Duration {
     let lease: Lease<C>
     let name: String
     let wallClock: @Sendable () -> Date
+    /// Told four times a second how long the lease may be trusted (on PostgreSQL).
+    let attemptGuard: AttemptGuardChannel?
     let log: @Sendable (SchedulerEvent) -> Void
 
     public init(store: any Store, scheduler: Scheduler<C>, lease: Lease<C>, name: String, wallClock: @escaping @Sendable () -> Date,
-                log: @escaping @Sendable (SchedulerEvent) -> Void) {
+                attemptGuard: AttemptGuardChannel? = nil, log: @escaping @Sendable (SchedulerEvent) -> Void) {
         (self.store, self.scheduler, self.lease, self.name, self.wallClock, self.log) = (store, scheduler, lease, name, wallClock, log)
+        self.attemptGuard = attemptGuard
     }
 
     /// Where the daemon stands between two beats.
@@ -74,9 +80,14 @@ public struct Membership<C: Clock>: Sendable where C.Duration == Duration {
         }
     }
 
-    /// Fences the daemon (once) when its lease can no longer be trusted.
+    /// Fences the daemon (once) when its lease can no longer be trusted; while it can, tells
+    /// the attempt guard for how long.
     private func fenceIfUntrusted(_ state: State) async {
-        guard !lease.isTrusted else { return }
+        let remaining = lease.remaining
+        guard remaining <= .zero else {
+            if !state.fenced.isSet { attemptGuard?.trust(remaining) }
+            return
+        }
         await fence(state, reason: "the lease could not be renewed for \(lease.duration - .seconds(1))")
     }
 

@@ -95,6 +95,7 @@ public func terminateOrphanedAttempts(database: String, runs: Set<Int64>, grace:
 /// comm may hold spaces and parentheses.
 struct ProcessStatus {
     var isZombie: Bool
+    var parent: Int32
     var group: Int32
     var session: Int32
 
@@ -103,8 +104,8 @@ struct ProcessStatus {
             return nil
         }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 3, let group = Int32(fields[2]), let session = Int32(fields[3]) else { return nil }
-        (isZombie, self.group, self.session) = (fields[0] == "Z", group, session)
+        guard fields.count > 3, let parent = Int32(fields[1]), let group = Int32(fields[2]), let session = Int32(fields[3]) else { return nil }
+        (isZombie, self.parent, self.group, self.session) = (fields[0] == "Z", parent, group, session)
     }
 }
 

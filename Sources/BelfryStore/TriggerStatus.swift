@@ -162,7 +162,7 @@ package func date(_ milliseconds: Int64) -> Date {
 }
 
 /// A trigger's schedule as columns of the trigger table, so listings need not decode definitions.
-package struct ScheduleColumns {
+package struct ScheduleColumns: Hashable {
     package var kind: String
     package var text: String
     package var timezone: String

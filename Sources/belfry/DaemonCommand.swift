@@ -56,12 +56,17 @@ struct DaemonCommand: AsyncParsableCommand {
                                   leaseTrusted: { lease.isTrusted }) { log.log($0) }
         try await scheduler.refresh()
         try await scheduler.resume(interrupted)
+        GlibcMalloc.trim()  // what reading the triggers and definitions took and freed
         log.notice("daemon started", metadata: [
             "database": "\(store.location)", "schedules": "\(deploys ? schedules.path : "(not deployed by this node)")", "pid": "\(getpid())",
             "node": "\(name)",
         ])
         let schedules = self.schedules
-        let membership = Membership(store: store, scheduler: scheduler, lease: lease, name: name, wallClock: { Date() }) { log.log($0) }
+        // Beside a shared store, a process of its own takes this daemon's attempts down if the
+        // daemon goes silent (frozen, killed) while its lease runs out.
+        let attemptGuard = database.isShared ? Self.startAttemptGuard(log: log) : nil
+        let membership = Membership(store: store, scheduler: scheduler, lease: lease, name: name, wallClock: { Date() },
+                                    attemptGuard: attemptGuard) { log.log($0) }
         let service = DaemonService(
             scheduler: scheduler, executor: executor, membership: membership, logger: log, shutdownGrace: .milliseconds(grace)
         ) {
@@ -72,11 +77,34 @@ struct DaemonCommand: AsyncParsableCommand {
         try await group.run()
     }
 
+    private static func startAttemptGuard(log: Logger) -> AttemptGuardChannel? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        let executable = length > 0 ? String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+        guard let channel = AttemptGuardChannel(executable: executable, arguments: ["guard-attempts", "--daemon", "\(getpid())"]) else {
+            log.error("the attempt guard could not be started: a frozen daemon's jobs would run on until it wakes")
+            return nil
+        }
+        return channel
+    }
+
     private static func deploy(_ schedules: SchedulesOptions, to store: any Store, log: Logger) async throws {
         let summary = try await schedules.deploy(to: store, owner: "belfry daemon")
         log.notice("schedules deployed", metadata: [
             "directory": "\(schedules.path)", "added": "\(summary.added.count)", "changed": "\(summary.changed.count)",
             "deleted": "\(summary.deleted.count)", "active": "\(summary.active)",
         ])
+    }
+}
+
+/// `belfry guard-attempts --daemon PID` (hidden): the attempt guard a daemon on a shared store
+/// starts beside itself, its standard input the daemon's word.
+struct GuardAttempts: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "guard-attempts", abstract: "Take a silent daemon's attempts down (started by the daemon itself).", shouldDisplay: false)
+    @Option(help: "The daemon's pid.") var daemon: Int32
+
+    func run() {
+        AttemptGuard.run(daemon: daemon, input: 0)
     }
 }
