@@ -288,10 +288,11 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     /// the slot was claimed) off the scheduler.
     private func start(_ launch: SlotLaunch, trigger: ScheduledTrigger, previousAttempts: Int = 0) {
         log(.queued(task: trigger.task, trigger: trigger.name, slot: launch.slot, run: launch.runID, origin: launch.origin))
-        let (executor, log, decoded) = (self.executor, self.log, self.decoded)
+        let (executor, log, decoded, term) = (self.executor, self.log, self.decoded, store.term)
         let task = Task {
-            let failure = await Self.run(launch, trigger: trigger, previousAttempts: previousAttempts, executor: executor,
-                                         decoded: decoded, log: log)
+            let failure = await StoreTerm.$current.withValue(term) {
+                await Self.run(launch, trigger: trigger, previousAttempts: previousAttempts, executor: executor, decoded: decoded, log: log)
+            }
             if let failure, !executor.interrupting.isSet { self.unrecorded.append((launch.runID, failure)) }
             self.finished(run: launch.runID, trigger: trigger.id)
         }

@@ -14,7 +14,6 @@ public enum AttemptGuard {
         var inputOpen = true
         var known = Set<Int32>()
         var buffer = [UInt8]()
-        var lastScan = ContinuousClock.now - .seconds(10)
         while true {
             let now = ContinuousClock.now
             var timeout: Int32 = 250
@@ -44,10 +43,9 @@ public enum AttemptGuard {
             } else {
                 _ = poll(nil, 0, timeout)
             }
-            if ContinuousClock.now - lastScan >= .seconds(1) {
-                known.formUnion(attempts(of: daemon))
-                lastScan = ContinuousClock.now
-            }
+            // Every pass (at least four a second): a daemon killed just after starting an
+            // attempt leaves it reparented, no longer to be found as its child.
+            known = known.filter { kill(-$0, 0) == 0 }.union(attempts(of: daemon))
             if let current = deadline, ContinuousClock.now >= current {
                 takeDown(known.union(attempts(of: daemon)))
                 known = []
@@ -66,7 +64,7 @@ public enum AttemptGuard {
         var found = Set<Int32>()
         for entry in entries where entry.first?.isNumber == true {
             guard let pid = Int32(entry), let process = ProcessStatus(pid: entry) else { continue }
-            if process.parent == daemon, process.session == pid, !process.isZombie { found.insert(pid) }
+            if process.parent == daemon, process.session == pid, pid != getpid(), !process.isZombie { found.insert(pid) }
         }
         return found
     }

@@ -14,13 +14,17 @@ extension PostgresStore {
             VALUES (\(id), \(name), \(ProcessInfo.processInfo.hostName), \(Int64(getpid())),
               now() + make_interval(secs => \(Double(leaseMilliseconds) / 1000)), \(leaseMilliseconds))
             """)
-        node.withLock { $0 = Node(id: id, name: name, leaseMilliseconds: leaseMilliseconds) }
+        node.withLock { state in
+            let term = (state.current?.term ?? 0) + 1
+            state.current = Node(id: id, name: name, term: term)
+            state.ids[term] = id
+        }
     }
 
     /// Extends the lease from the database's `now()`, only while it has not expired: an
     /// expired lease may have been taken over, and then this node owns nothing.
     public func renewLease() async throws -> Bool {
-        guard let me = nodeID else { return false }
+        guard let me = node.withLock({ $0.current?.id }) else { return false }
         let rows = try await query("""
             UPDATE node SET lease_until = now() + make_interval(secs => lease_ms / 1000.0) WHERE id = \(me) AND lease_until > now() RETURNING id
             """)
@@ -30,7 +34,7 @@ extension PostgresStore {
     /// Fails the transaction unless this node's lease is live (a claim must not be made by a
     /// node that may have been taken over). The CLI, which claims nothing, has no lease.
     func checkLease(_ connection: PostgresConnection) async throws {
-        guard let me = nodeID else { return }
+        guard let me = node.withLock({ $0.current?.id }) else { return }
         let rows = try await connection.query("SELECT id FROM node WHERE id = \(me) AND lease_until > now() FOR SHARE", logger: logger).collect()
         if rows.isEmpty { throw StoreError.leaseLost }
     }
@@ -43,7 +47,7 @@ extension PostgresStore {
     /// ("node NAME lost") and becomes this node's to resume as a system retry, or failed past
     /// `maxSystemRetries`. A lost node with nothing left to take over is removed.
     public func takeOverLostNodes(at: Date) async throws -> (runs: [InterruptedRun], nodes: [String]) {
-        guard let me = nodeID else { return ([], []) }
+        guard let me = node.withLock({ $0.current?.id }) else { return ([], []) }
         let maxSystemRetries = 3
         let now = milliseconds(at)
         let host = ProcessInfo.processInfo.hostName
@@ -116,7 +120,7 @@ extension PostgresStore {
     }
 
     public func cancelRequests() async throws -> [Int64] {
-        guard let me = nodeID else { return [] }
+        guard let me = node.withLock({ $0.current?.id }) else { return [] }
         return try await query("""
             SELECT id FROM run WHERE node_id = \(me) AND cancel_requested AND state IN ('queued', 'running')
             """).map { try $0.decode(Int64.self) }

@@ -134,7 +134,7 @@ extension PostgresStore {
 
     /// The attempt is recorded and the run is `running` only while this process owns the run.
     public func startAttempt(run: Int64, number: Int, pid: Int32?, logPath: String?, at: Date) async throws {
-        let name = node.withLock { $0?.name }
+        let name = node.withLock { $0.current?.name }
         let rows = try await query("""
             WITH owned AS (
               UPDATE run SET state = 'running', attempts = \(number), started_at = coalesce(started_at, \(milliseconds(at))), node_name = \(name)

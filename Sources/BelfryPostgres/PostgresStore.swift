@@ -16,14 +16,17 @@ public final class PostgresStore: Store {
     let client: PostgresClient
     let logger: Logger
     private let runner: Task<Void, Never>
-    /// This process's node, once it joined as a daemon; nil for the CLI.
-    let node = Mutex<Node?>(nil)
+    /// This process's node, once it joined as a daemon (nil for the CLI), and the node id of
+    /// each of its terms (one per join).
+    let node = Mutex<(current: Node?, ids: [Int: String])>((nil, [:]))
 
     struct Node: Sendable {
         var id: String
         var name: String
-        var leaseMilliseconds: Int64
+        var term: Int
     }
+
+    public var term: Int { node.withLock { $0.current?.term ?? 0 } }
 
     /// Connects and brings the schema up to date (under a lock: several nodes may start at once).
     /// `logDirectory` is this machine's: attempt logs stay where their process ran.
@@ -152,8 +155,11 @@ public final class PostgresStore: Store {
         }
     }
 
-    /// The node id writes are made as (`IS NOT DISTINCT FROM`: the CLI's own runs have none).
-    var nodeID: String? { node.withLock { $0?.id } }
+    /// The node id writes are made as (`IS NOT DISTINCT FROM`: the CLI's own runs have none):
+    /// that of the term the writing task started in, else the current one.
+    var nodeID: String? {
+        node.withLock { state in StoreTerm.current.flatMap { state.ids[$0] } ?? state.current?.id }
+    }
 
     // MARK: Schema
 

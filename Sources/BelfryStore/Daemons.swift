@@ -21,6 +21,9 @@ extension BelfryDatabase {
         }
     }
 
+    /// One daemon, one membership.
+    public var term: Int { 0 }
+
     /// The lock file never expires.
     public func renewLease() -> Bool { true }
 

@@ -16,6 +16,11 @@ public protocol Store: AnyObject, Sendable {
     var location: String { get }
     /// Where this machine keeps attempt logs.
     var logDirectory: String { get }
+    /// Which of this process's memberships is current: it changes at every `join`. A run's
+    /// task writes under the term it started in (`StoreTerm.current`), so that the writes of a
+    /// task left over from before a fence are refused even when this same process has taken
+    /// its runs over since. Always 0 on SQLite.
+    var term: Int { get }
 
     // Definitions.
     func deploy(_ definitions: Definitions, owner: String, now: Date) async throws -> DeploySummary
@@ -89,6 +94,11 @@ public protocol Store: AnyObject, Sendable {
     /// Writes `contents` into this store in one transaction; refused (`StoreError.notEmpty`)
     /// when the store holds a task or a run.
     func importContents(_ contents: StoreContents) async throws
+}
+
+/// The term a task writes under (see `Store.term`); nil: the store's current one.
+public enum StoreTerm {
+    @TaskLocal public static var current: Int?
 }
 
 /// A daemon sharing a PostgreSQL store (`belfry nodes`).
