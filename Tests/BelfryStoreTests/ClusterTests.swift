@@ -223,4 +223,33 @@ struct ClusterTests {
         let disagreements = postgres.filter { Int($0[1]) != DurationHistogram.bucket(milliseconds: $0[0]) }
         #expect(disagreements.isEmpty, "\(disagreements.prefix(5))")
     }
+
+    @Test("a node that rejoined and took its own old runs over refuses the writes of tasks from its old term")
+    func termsAcrossRejoin() async throws {
+        let (url, nodes) = try await Self.cluster(1)
+        let node = nodes[0]
+        let trigger = try #require(try await node.activeTriggers().first)
+        let launch = try #require(try await node.claimSlots(Self.claims(trigger, slots: 1_800_000_000...1_800_000_000),
+                                                            evaluatedThrough: Instant(secondsSinceEpoch: 1_800_000_000), at: Date())[0].first)
+        let oldTerm = node.term
+        try await StoreTerm.$current.withValue(oldTerm) {
+            try await node.startAttempt(run: launch.runID, number: 1, pid: nil, logPath: nil, at: Date())
+        }
+        // Fenced: it joins again as a new node, and takes its old self over once that lease expired (+ kill_grace).
+        try await node.join(name: "node1", lease: .seconds(5))
+        #expect(node.term == oldTerm + 1)
+        _ = try TestPostgres.sql(url, "UPDATE node SET lease_until = now() - interval '3 seconds' WHERE id <> (SELECT id FROM node ORDER BY started_at DESC LIMIT 1)")
+        let taken = try await node.takeOverLostNodes(at: Date())
+        #expect(taken.runs.map(\.id) == [launch.runID])
+        await #expect(throws: StoreError.self, "the old task's write") {
+            try await StoreTerm.$current.withValue(oldTerm) {
+                try await node.finishRun(launch.runID, state: .cancelled, reason: "cancelled", exitCode: nil, commandUsed: nil, at: Date())
+            }
+        }
+        try await StoreTerm.$current.withValue(node.term) {
+            try await node.startAttempt(run: launch.runID, number: 2, pid: nil, logPath: nil, at: Date())
+            try await node.finishRun(launch.runID, state: .succeeded, reason: nil, exitCode: 0, commandUsed: "primary", at: Date())
+        }
+        #expect(try await node.run(id: launch.runID)?.run.state == .succeeded)
+    }
 }
