@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 
+from test_postgres import fresh_database
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -95,12 +97,7 @@ def main():
 
     time_commands(database, "hyperfine.md")
     if args.postgres:
-        admin = os.environ.get("BELFRY_TEST_POSTGRES_URL")
-        if not admin:
-            sys.exit("history.py: --postgres runs under scripts/with-postgres.sh")
-        name = f"history_{int(time.time())}"
-        subprocess.run(["psql", "-qX", admin, "-c", f"CREATE DATABASE {name}"], check=True)
-        url = admin.replace("/postgres?", f"/{name}?")
+        url = fresh_database("history.py", "history")
         begin = time.time()
         subprocess.run([args.belfry, "copy-store", "--from", database, "--to", url], check=True)
         print(f"copy-store to PostgreSQL: {time.time() - begin:.1f} s")

@@ -32,6 +32,8 @@ import sys
 import tempfile
 import time
 
+from test_postgres import fresh_database
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -125,12 +127,7 @@ def main():
 
     quiet = f", beside {args.quiet} triggers not due" if args.quiet else ""
     if args.postgres_nodes:
-        admin = os.environ.get("BELFRY_TEST_POSTGRES_URL")
-        if not admin:
-            sys.exit("lateness.py: --postgres-nodes runs under scripts/with-postgres.sh")
-        name = f"lateness_{int(time.time())}"
-        subprocess.run(["psql", "-qX", admin, "-c", f"CREATE DATABASE {name}"], check=True)
-        url = admin.replace("/postgres?", f"/{name}?")
+        url = fresh_database("lateness.py", "lateness")
         subprocess.run([args.belfry, "deploy", "--database", url, schedules], check=True, stdout=subprocess.DEVNULL)
         pg_out = os.path.join(work, "postgres.out")
         print(f"{args.triggers} every-second triggers on {args.postgres_nodes} daemons sharing PostgreSQL for {args.seconds} s "

@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 
+from test_postgres import fresh_database
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -123,12 +125,7 @@ def main():
 
 
 def postgres(args, schedules, work):
-    admin = os.environ.get("BELFRY_TEST_POSTGRES_URL")
-    if not admin:
-        sys.exit("scale.py: --postgres-nodes runs under scripts/with-postgres.sh")
-    name = f"scale_{int(time.time())}"
-    subprocess.run(["psql", "-qX", admin, "-c", f"CREATE DATABASE {name}"], check=True)
-    url = admin.replace("/postgres?", f"/{name}?")
+    url = fresh_database("scale.py", "scale")
     begin = time.monotonic()
     subprocess.run([args.belfry, "deploy", "--database", url, schedules], check=True, stdout=subprocess.DEVNULL)
     print(f"belfry deploy of {args.triggers} triggers into PostgreSQL: {time.monotonic() - begin:.2f} s")
