@@ -17,68 +17,20 @@ extension PostgresStore {
         let encoded = Dictionary(uniqueKeysWithValues: zip(changedTasks.map(\.fullName), try BelfryDatabase.encode(changedTasks)))
         return try await transaction { connection in
             try await connection.query("LOCK TABLE task, \"trigger\" IN SHARE ROW EXCLUSIVE MODE", logger: self.logger)
-            var summary = DeploySummary()
-            var currentHashes: [String: String] = [:]
-            for try await (name, hash) in try await connection.query("SELECT name, source_hash FROM environment", logger: self.logger).decode((String, String).self) {
-                currentHashes[name] = hash
-            }
-            var oldTasks: [String: (id: Int64, definition: Data)] = [:]
+            var deployed = DeployPlan.Deployed()
+            for try await (name, hash) in try await connection.query("SELECT name, source_hash FROM environment", logger: self.logger)
+                .decode((String, String).self) { deployed.hashes[name] = hash }
             for try await (id, name, definition) in try await connection.query("SELECT id, name, definition FROM task", logger: self.logger)
-                .decode((Int64, String, Data).self) { oldTasks[name] = (id, definition) }
-            var oldTriggers: [String: (id: Int64, definition: Data, active: Bool)] = [:]
+                .decode((Int64, String, Data).self) { deployed.tasks[name] = (id, definition) }
             for try await (id, key, definition, active) in try await connection.query("""
                 SELECT tr.id, t.name || ' ' || tr.name, tr.definition, tr.active FROM "trigger" tr JOIN task t ON t.id = tr.task_id
-                """, logger: self.logger).decode((Int64, String, Data, Bool).self) { oldTriggers[key] = (id, definition, active) }
+                """, logger: self.logger).decode((Int64, String, Data, Bool).self) { deployed.triggers[key] = (id, definition, active) }
+            let plan = try DeployPlan(definitions, deployed: deployed, encoded: encoded)
 
             var environments = Columns(6)
-            var newTasks = Columns(4), changedTaskRows = Columns(3)
-            var newTriggers: [(task: String, row: [any PostgresEncodable & Sendable])] = []
-            var changedTriggers = Columns(10)
-            var keptTasks = Set<String>(), keptTriggers = Set<String>()
-            var taskIDs: [String: Int64] = oldTasks.mapValues(\.id)
-            for environment in definitions.environments {
-                let sameFile = currentHashes[environment.name] == environment.sourceHash
-                environments.add([environment.name, environment.description != nil, environment.description ?? "", environment.file, environment.sourceHash, at])
-                for task in environment.tasks {
-                    if sameFile, oldTasks[task.fullName] != nil, task.triggers.allSatisfy({ oldTriggers["\(task.fullName) \($0.name)"] != nil }) {
-                        keptTasks.insert(task.fullName)
-                        for trigger in task.triggers {
-                            let key = "\(task.fullName) \(trigger.name)"
-                            keptTriggers.insert(key)
-                            summary.unchanged += 1
-                            if oldTriggers[key]!.active { summary.active += 1 } else { summary.inactive += 1 }
-                        }
-                        continue
-                    }
-                    let (taskJSON, triggerJSON) = try encoded[task.fullName] ?? BelfryDatabase.encode([task])[0]
-                    if let old = oldTasks[task.fullName] {
-                        if old.definition != taskJSON { changedTaskRows.add([environment.name, taskJSON, at, old.id]) }
-                    } else {
-                        newTasks.add([task.fullName, environment.name, taskJSON, at])
-                    }
-                    keptTasks.insert(task.fullName)
-                    for (trigger, json) in zip(task.triggers, triggerJSON) {
-                        let key = "\(task.fullName) \(trigger.name)"
-                        keptTriggers.insert(key)
-                        let columns = ScheduleColumns(trigger.schedule)
-                        let schedule: [any PostgresEncodable & Sendable] = [
-                            columns.kind, columns.text, columns.timezone, columns.dst ?? "", columns.interval ?? Int64.min, columns.start ?? Int64.min,
-                        ]
-                        if let old = oldTriggers[key] {
-                            if old.definition == json {
-                                summary.unchanged += 1
-                            } else {
-                                changedTriggers.add(schedule + [json, owner, at, old.id])
-                                summary.changed.append(key)
-                            }
-                            if old.active { summary.active += 1 } else { summary.inactive += 1 }
-                        } else {
-                            newTriggers.append((task.fullName, [trigger.name] + schedule + [json, trigger.autoActivate, trigger.autoActivate ? at : Int64.min]))
-                            summary.added.append(key)
-                            if trigger.autoActivate { summary.active += 1 } else { summary.inactive += 1 }
-                        }
-                    }
-                }
+            for environment in plan.environments {
+                environments.add([environment.name, environment.description != nil, environment.description ?? "", environment.file,
+                                  environment.sourceHash, at])
             }
             try await connection.query(environments.query("""
                 INSERT INTO environment (name, description, file, source_hash, updated_at)
@@ -87,22 +39,29 @@ extension PostgresStore {
                 ON CONFLICT (name) DO UPDATE SET description = excluded.description, file = excluded.file,
                   source_hash = excluded.source_hash, updated_at = excluded.updated_at
                 """), logger: self.logger)
-            if !newTasks.isEmpty {
-                let rows = try await connection.query(newTasks.query("""
+            var taskIDs = deployed.tasks.mapValues(\.id)
+            if !plan.newTasks.isEmpty {
+                var rows = Columns(4)
+                for task in plan.newTasks { rows.add([task.name, task.environment, task.definition, at]) }
+                for try await (id, name) in try await connection.query(rows.query("""
                     INSERT INTO task (name, environment, definition, updated_at)
                     SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[]) RETURNING id, name
-                    """), logger: self.logger)
-                for try await (id, name) in rows.decode((Int64, String).self) { taskIDs[name] = id }
+                    """), logger: self.logger).decode((Int64, String).self) { taskIDs[name] = id }
             }
-            if !changedTaskRows.isEmpty {
-                try await connection.query(changedTaskRows.query("""
+            if !plan.changedTasks.isEmpty {
+                var rows = Columns(4)
+                for task in plan.changedTasks { rows.add([task.environment, task.definition, at, task.id]) }
+                try await connection.query(rows.query("""
                     UPDATE task SET environment = x.e, definition = x.d, updated_at = x.u
                     FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::bigint[]) AS x(e, d, u, id) WHERE task.id = x.id
                     """), logger: self.logger)
             }
-            if !newTriggers.isEmpty {
+            if !plan.newTriggers.isEmpty {
                 var rows = Columns(13)
-                for (task, row) in newTriggers { rows.add([taskIDs[task]!] + row + [owner, at]) }
+                for trigger in plan.newTriggers {
+                    rows.add([taskIDs[trigger.task]!, trigger.name] + Self.columns(trigger.columns)
+                             + [trigger.definition, trigger.active, trigger.active ? at : Int64.min, owner, at])
+                }
                 try await connection.query(rows.query("""
                     INSERT INTO "trigger" (task_id, name, kind, schedule, timezone, dst, interval_seconds, start_time, definition, active,
                       activated_at, owner, updated_by, updated_at)
@@ -111,8 +70,10 @@ extension PostgresStore {
                       $9::bytea[], $10::boolean[], $11::bigint[], $12::text[], $13::bigint[]) AS x(t, n, k, s, z, d, i, st, def, a, aa, o, u)
                     """), logger: self.logger)
             }
-            if !changedTriggers.isEmpty {
-                try await connection.query(changedTriggers.query("""
+            if !plan.changedTriggers.isEmpty {
+                var rows = Columns(10)
+                for trigger in plan.changedTriggers { rows.add(Self.columns(trigger.columns) + [trigger.definition, owner, at, trigger.id]) }
+                try await connection.query(rows.query("""
                     UPDATE "trigger" SET kind = x.k, schedule = x.s, timezone = x.z, dst = nullif(x.d, ''), interval_seconds = nullif(x.i, \(Int64.min)),
                       start_time = nullif(x.st, \(Int64.min)), definition = x.def, owner = x.o, updated_by = x.o, updated_at = x.u
                     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bytea[], $8::text[], $9::bigint[],
@@ -120,21 +81,17 @@ extension PostgresStore {
                     WHERE "trigger".id = x.id
                     """), logger: self.logger)
             }
-            let deletedTriggers = oldTriggers.filter { !keptTriggers.contains($0.key) }
-            summary.deleted = deletedTriggers.keys.sorted()
-            if !deletedTriggers.isEmpty {
-                try await connection.query(#"DELETE FROM "trigger" WHERE id = ANY(\#(deletedTriggers.values.map(\.id)))"#, logger: self.logger)
+            if !plan.deletedTriggers.isEmpty {
+                try await connection.query(#"DELETE FROM "trigger" WHERE id = ANY(\#(plan.deletedTriggers))"#, logger: self.logger)
             }
-            let deletedTasks = oldTasks.filter { !keptTasks.contains($0.key) }.values.map(\.id)
-            if !deletedTasks.isEmpty { try await connection.query("DELETE FROM task WHERE id = ANY(\(deletedTasks))", logger: self.logger) }
+            if !plan.deletedTasks.isEmpty { try await connection.query("DELETE FROM task WHERE id = ANY(\(plan.deletedTasks))", logger: self.logger) }
             try await connection.query("DELETE FROM environment WHERE NOT (name = ANY(\(definitions.environments.map(\.name))))", logger: self.logger)
             try await connection.query("DELETE FROM queue", logger: self.logger)
             let queues = definitions.queues.sorted { $0.key < $1.key }
             try await connection.query("""
                 INSERT INTO queue (name, concurrency) SELECT * FROM unnest(\(queues.map(\.key))::text[], \(queues.map { Int64($0.value) })::bigint[])
                 """, logger: self.logger)
-            summary.added.sort()
-            summary.changed.sort()
+            let summary = plan.summary
             try await connection.query("""
                 INSERT INTO deploy (owner, deployed_at, added, changed, deleted, unchanged)
                 VALUES (\(owner), \(at), \(summary.added.count), \(summary.changed.count), \(summary.deleted.count), \(summary.unchanged))
@@ -142,6 +99,11 @@ extension PostgresStore {
             try await Self.definitionsChanged(connection, logger: self.logger)
             return summary
         }
+    }
+
+    /// A schedule's columns as `unnest` binds them: NULLs as sentinels (`''`, `Int64.min`).
+    private static func columns(_ columns: ScheduleColumns) -> [any PostgresEncodable & Sendable] {
+        [columns.kind, columns.text, columns.timezone, columns.dst ?? "", columns.interval ?? Int64.min, columns.start ?? Int64.min]
     }
 
     private func environmentHashes() async throws -> [String: String] {

@@ -29,99 +29,54 @@ extension BelfryDatabase {
                            uniquingKeysWith: { a, _ in a })
         }
         let changedTasks = definitions.environments.filter { deployedHashes[$0.name] != $0.sourceHash }.flatMap(\.tasks)
-        var encoded = Dictionary(uniqueKeysWithValues: zip(changedTasks.map(\.fullName), try Self.encode(changedTasks)))
+        let encoded = Dictionary(uniqueKeysWithValues: zip(changedTasks.map(\.fullName), try Self.encode(changedTasks)))
         return try pool.write { db in
-            var summary = DeploySummary()
-            let currentHashes = try Dictionary(
-                Row.fetchAll(db, sql: "SELECT name, source_hash FROM environment").map { ($0[0] as String, $0[1] as String) },
-                uniquingKeysWith: { a, _ in a })
-            var oldTasks: [String: (id: Int64, definition: Data)] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT id, name, definition FROM task") {
-                oldTasks[row[1]] = (row[0], row[2])
-            }
-            var oldTriggers: [String: (id: Int64, definition: Data, active: Bool)] = [:]
+            var deployed = DeployPlan.Deployed()
+            for row in try Row.fetchAll(db, sql: "SELECT name, source_hash FROM environment") { deployed.hashes[row[0]] = row[1] }
+            for row in try Row.fetchAll(db, sql: "SELECT id, name, definition FROM task") { deployed.tasks[row[1]] = (row[0], row[2]) }
             for row in try Row.fetchAll(db, sql: """
                 SELECT tr.id, t.name || ' ' || tr.name, tr.definition, tr.active FROM "trigger" tr JOIN task t ON t.id = tr.task_id
                 """) {
-                oldTriggers[row[1]] = (row[0], row[2], row[3])
+                deployed.triggers[row[1]] = (row[0], row[2], row[3])
             }
+            let plan = try DeployPlan(definitions, deployed: deployed, encoded: encoded)
 
             let upsertEnvironment = try db.cachedStatement(sql: """
                 INSERT INTO environment (name, description, file, source_hash, updated_at) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (name) DO UPDATE SET description = excluded.description, file = excluded.file,
                   source_hash = excluded.source_hash, updated_at = excluded.updated_at
                 """)
+            for environment in plan.environments {
+                try upsertEnvironment.execute(arguments: [environment.name, environment.description, environment.file, environment.sourceHash, at])
+            }
+            var taskIDs = deployed.tasks.mapValues(\.id)
             let insertTask = try db.cachedStatement(sql: "INSERT INTO task (name, environment, definition, updated_at) VALUES (?, ?, ?, ?)")
+            for task in plan.newTasks {
+                try insertTask.execute(arguments: [task.name, task.environment, task.definition, at])
+                taskIDs[task.name] = db.lastInsertedRowID
+            }
             let updateTask = try db.cachedStatement(sql: "UPDATE task SET environment = ?, definition = ?, updated_at = ? WHERE id = ?")
+            for task in plan.changedTasks { try updateTask.execute(arguments: [task.environment, task.definition, at, task.id]) }
             let insertTrigger = try db.cachedStatement(sql: """
                 INSERT INTO "trigger" (task_id, name, kind, schedule, timezone, dst, interval_seconds, start_time,
                   definition, active, activated_at, owner, updated_by, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
+            for trigger in plan.newTriggers {
+                try insertTrigger.execute(arguments: [taskIDs[trigger.task], trigger.name] + trigger.columns.arguments + [
+                    trigger.definition, trigger.active, trigger.active ? at : nil, owner, owner, at,
+                ])
+            }
             let updateTrigger = try db.cachedStatement(sql: """
                 UPDATE "trigger" SET kind = ?, schedule = ?, timezone = ?, dst = ?, interval_seconds = ?, start_time = ?,
                   definition = ?, owner = ?, updated_by = ?, updated_at = ?
                 WHERE id = ?
                 """)
-            var keptTasks = Set<String>()
-            var keptTriggers = Set<String>()
-            for environment in definitions.environments {
-                let sameFile = currentHashes[environment.name] == environment.sourceHash
-                try upsertEnvironment.execute(arguments: [environment.name, environment.description, environment.file, environment.sourceHash, at])
-                for task in environment.tasks {
-                    if sameFile, oldTasks[task.fullName] != nil,
-                        task.triggers.allSatisfy({ oldTriggers["\(task.fullName) \($0.name)"] != nil })
-                    {
-                        // Deployed from the same bytes and all still there: unchanged.
-                        keptTasks.insert(task.fullName)
-                        for trigger in task.triggers {
-                            let key = "\(task.fullName) \(trigger.name)"
-                            keptTriggers.insert(key)
-                            summary.unchanged += 1
-                            if oldTriggers[key]!.active { summary.active += 1 } else { summary.inactive += 1 }
-                        }
-                        continue
-                    }
-                    if encoded[task.fullName] == nil { encoded[task.fullName] = try Self.encode([task])[0] }
-                    let (taskJSON, triggerJSON) = encoded[task.fullName]!
-                    let taskID: Int64
-                    if let old = oldTasks[task.fullName] {
-                        taskID = old.id
-                        if old.definition != taskJSON { try updateTask.execute(arguments: [environment.name, taskJSON, at, old.id]) }
-                    } else {
-                        try insertTask.execute(arguments: [task.fullName, environment.name, taskJSON, at])
-                        taskID = db.lastInsertedRowID
-                    }
-                    keptTasks.insert(task.fullName)
-                    for (trigger, json) in zip(task.triggers, triggerJSON) {
-                        let key = "\(task.fullName) \(trigger.name)"
-                        keptTriggers.insert(key)
-                        let columns = ScheduleColumns(trigger.schedule)
-                        if let old = oldTriggers[key] {
-                            if old.definition == json {
-                                summary.unchanged += 1
-                            } else {
-                                try updateTrigger.execute(arguments: columns.arguments + [json, owner, owner, at, old.id])
-                                summary.changed.append(key)
-                            }
-                            if old.active { summary.active += 1 } else { summary.inactive += 1 }
-                        } else {
-                            try insertTrigger.execute(arguments: [taskID, trigger.name] + columns.arguments + [
-                                json, trigger.autoActivate, trigger.autoActivate ? at : nil, owner, owner, at,
-                            ])
-                            summary.added.append(key)
-                            if trigger.autoActivate { summary.active += 1 } else { summary.inactive += 1 }
-                        }
-                    }
-                }
+            for trigger in plan.changedTriggers {
+                try updateTrigger.execute(arguments: trigger.columns.arguments + [trigger.definition, owner, owner, at, trigger.id])
             }
-            for (key, old) in oldTriggers where !keptTriggers.contains(key) {
-                try db.execute(sql: "DELETE FROM \"trigger\" WHERE id = ?", arguments: [old.id])
-                summary.deleted.append(key)
-            }
-            for (name, old) in oldTasks where !keptTasks.contains(name) {
-                try db.execute(sql: "DELETE FROM task WHERE id = ?", arguments: [old.id])
-            }
+            for id in plan.deletedTriggers { try db.execute(sql: "DELETE FROM \"trigger\" WHERE id = ?", arguments: [id]) }
+            for id in plan.deletedTasks { try db.execute(sql: "DELETE FROM task WHERE id = ?", arguments: [id]) }
             let environments = definitions.environments.map(\.name)
             try db.execute(
                 sql: "DELETE FROM environment WHERE name NOT IN (SELECT value FROM json_each(?))",
@@ -130,9 +85,7 @@ extension BelfryDatabase {
             for (name, concurrency) in definitions.queues {
                 try db.execute(sql: "INSERT INTO queue (name, concurrency) VALUES (?, ?)", arguments: [name, concurrency])
             }
-            summary.added.sort()
-            summary.changed.sort()
-            summary.deleted.sort()
+            let summary = plan.summary
             try db.execute(
                 sql: "INSERT INTO deploy (owner, deployed_at, added, changed, deleted, unchanged) VALUES (?, ?, ?, ?, ?, ?)",
                 arguments: [owner, at, summary.added.count, summary.changed.count, summary.deleted.count, summary.unchanged])
