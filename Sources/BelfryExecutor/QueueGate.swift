@@ -52,6 +52,9 @@ public actor QueueGate<C: Clock> where C.Duration == Duration {
         queues[queue] = state
     }
 
+    /// The most runs `queue` lets through at once.
+    public func limit(of queue: String) -> Int { queues[queue]?.limit ?? Self.defaultLimit }
+
     /// How many runs are in `queue` and how many wait.
     public func load(of queue: String) -> (running: Int, waiting: Int) {
         (queues[queue]?.running ?? 0, queues[queue]?.waiting.count ?? 0)

@@ -114,7 +114,22 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         }
         var result: RunResult
         let queue = request.trigger?.queue ?? task.queue
-        if await queues.enter(queue, maxWait: task.timeout.maxQueuedMilliseconds.map { .milliseconds($0) }) {
+        let maxWait = task.timeout.maxQueuedMilliseconds.map { Duration.milliseconds($0) }
+        let queuedAt = clock.now
+        if await queues.enter(queue, maxWait: maxWait) {
+            let placed: Bool
+            do {
+                placed = try await placeAmongDaemons(queue, run: runID, since: queuedAt, maxWait: maxWait)
+            } catch {
+                await queues.leave(queue)
+                throw error
+            }
+            guard placed else {
+                await queues.leave(queue)
+                return try await finish(runID, RunResult(runID: runID, state: .failed, exitCode: nil, attempts: 0, commandUsed: nil,
+                                                         reason: "queue_timeout"), task: task, circuit: circuit)
+            }
+            defer { Task { [store] in try? await store.leaveQueue(run: runID) } }
             do {
                 let job = try JobEnvironment(task: task, given: given)
                 let user = try task.user.map { name throws(RunPreparationError) in try JobEnvironment.user(name) }
@@ -129,8 +144,25 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         } else {
             result = RunResult(runID: runID, state: .failed, exitCode: nil, attempts: 0, commandUsed: nil, reason: "queue_timeout")
         }
+        return try await finish(runID, result, task: task, circuit: circuit)
+    }
+
+    /// Waits for a place in `queue` among every daemon sharing the store (on SQLite there at
+    /// once), polling: the others free theirs on their own time. False once `maxWait` has
+    /// passed since `since`.
+    private func placeAmongDaemons(_ queue: String, run: Int64, since: C.Instant, maxWait: Duration?) async throws -> Bool {
+        let limit = await queues.limit(of: queue)
+        while try await !store.enterQueue(queue, run: run, limit: limit) {
+            if let maxWait, since.duration(to: clock.now) >= maxWait { return false }
+            try await clock.sleep(for: .milliseconds(200))
+        }
+        return true
+    }
+
+    /// Records the run's end and what it does to the task's circuit breaker.
+    private func finish(_ runID: Int64, _ result: RunResult, task: TaskDefinition, circuit: CircuitState) async throws -> RunResult {
         try await store.finishRun(runID, state: result.state, reason: result.reason, exitCode: result.exitCode,
-                            commandUsed: result.commandUsed, at: now())
+                                  commandUsed: result.commandUsed, at: now())
         if let breaker = task.circuitBreaker, result.state.isFinal, result.state != .cancelled {
             try await updateCircuit(circuit, breaker: breaker, task: task.fullName, succeeded: result.state == .succeeded)
         }

@@ -119,6 +119,27 @@ extension PostgresStore {
         }
     }
 
+    /// Counts the queue's places held by runs still queued or running (a place its run did not
+    /// give back, its node lost, does not count), under a lock per queue.
+    public func enterQueue(_ queue: String, run: Int64, limit: Int) async throws -> Bool {
+        try await transaction { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(hashtext('belfry queue ' || \(queue)))", logger: self.logger)
+            let held = try await connection.query("""
+                SELECT count(*) FROM queue_place p JOIN run r ON r.id = p.run_id
+                WHERE p.queue = \(queue) AND p.run_id <> \(run) AND r.state IN ('queued', 'running')
+                """, logger: self.logger).collect()
+            guard try held.first?.decode(Int.self) ?? 0 < limit else { return false }
+            try await connection.query("""
+                INSERT INTO queue_place (run_id, queue) VALUES (\(run), \(queue)) ON CONFLICT (run_id) DO UPDATE SET queue = excluded.queue
+                """, logger: self.logger)
+            return true
+        }
+    }
+
+    public func leaveQueue(run: Int64) async throws {
+        try await query("DELETE FROM queue_place WHERE run_id = \(run)")
+    }
+
     public func cancelRequests() async throws -> [Int64] {
         guard let me = node.withLock({ $0.current?.id }) else { return [] }
         return try await query("""

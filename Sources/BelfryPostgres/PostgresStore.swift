@@ -228,6 +228,10 @@ public final class PostgresStore: Store {
             "CREATE TABLE definitions_version (id boolean PRIMARY KEY DEFAULT true CHECK (id), version bigint NOT NULL)",
             "INSERT INTO definitions_version (version) VALUES (0)",
         ]),
+        ("v2: places in queues, across nodes", [
+            "CREATE TABLE queue_place (run_id bigint PRIMARY KEY REFERENCES run(id) ON DELETE CASCADE, queue text NOT NULL)",
+            "CREATE INDEX queue_place_by_queue ON queue_place (queue)",
+        ]),
     ]
 
     /// Applies the migrations not applied yet, under a transaction-scoped advisory lock: three

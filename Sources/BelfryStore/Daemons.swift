@@ -21,6 +21,11 @@ extension BelfryDatabase {
         }
     }
 
+    /// One daemon: its own queues decide (`QueueGate`).
+    public func enterQueue(_ queue: String, run: Int64, limit: Int) -> Bool { true }
+
+    public func leaveQueue(run: Int64) {}
+
     /// One daemon, one membership.
     public var term: Int { 0 }
 

@@ -67,6 +67,14 @@ public protocol Store: AnyObject, Sendable {
     func step(run: Int64, name: String) async throws -> StepRecord?
     func recordStep(run: Int64, name: String, exitCode: Int32, stdout: Data, at: Date) async throws
 
+    // Queues across daemons.
+    /// Takes a place in `queue` for `run` among all the daemons sharing the store, when fewer
+    /// than `limit` of the queue's queued or running runs hold one; false when it is full. On
+    /// SQLite, where one daemon runs everything, that daemon's own queues decide: always true.
+    func enterQueue(_ queue: String, run: Int64, limit: Int) async throws -> Bool
+    /// Gives the run's place in its queue back.
+    func leaveQueue(run: Int64) async throws
+
     // Daemons.
     /// Makes this process the store's daemon, or one of them: on SQLite it takes the lock that
     /// keeps a second daemon off the file; on PostgreSQL it registers a node (a new id at every

@@ -252,4 +252,24 @@ struct ClusterTests {
         }
         #expect(try await node.run(id: launch.runID)?.run.state == .succeeded)
     }
+
+    @Test("a queue's limit holds across nodes; a place whose run ended (or whose node was lost) is free again")
+    func queuesAcrossNodes() async throws {
+        let (_, nodes) = try await Self.cluster(2)
+        let trigger = try #require(try await nodes[0].activeTriggers().first)
+        let runs = try await nodes[0].claimSlots(Self.claims(trigger, slots: 1_800_000_000...1_800_000_002),
+                                                 evaluatedThrough: Instant(secondsSinceEpoch: 1_800_000_002), at: Date())[0].map(\.runID)
+        #expect(try await nodes[0].enterQueue("reports", run: runs[0], limit: 2))
+        #expect(try await nodes[1].enterQueue("reports", run: runs[1], limit: 2))
+        #expect(try await nodes[1].enterQueue("reports", run: runs[2], limit: 2) == false, "full: one place each on two nodes")
+        #expect(try await nodes[0].enterQueue("other", run: runs[2], limit: 1), "queues are counted apart")
+        try await nodes[0].leaveQueue(run: runs[2])
+        try await nodes[0].leaveQueue(run: runs[0])
+        #expect(try await nodes[1].enterQueue("reports", run: runs[2], limit: 2))
+        // A run that ended without giving its place back holds none.
+        try await StoreTerm.$current.withValue(nodes[0].term) {
+            try await nodes[0].finishRun(runs[2], state: .failed, reason: "x", exitCode: 1, commandUsed: nil, at: Date())
+        }
+        #expect(try await nodes[0].enterQueue("reports", run: runs[0], limit: 2))
+    }
 }
