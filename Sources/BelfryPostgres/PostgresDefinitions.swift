@@ -17,14 +17,7 @@ extension PostgresStore {
         let encoded = Dictionary(uniqueKeysWithValues: zip(changedTasks.map(\.fullName), try BelfryDatabase.encode(changedTasks)))
         return try await transaction { connection in
             try await connection.query("LOCK TABLE task, \"trigger\" IN SHARE ROW EXCLUSIVE MODE", logger: self.logger)
-            var deployed = DeployPlan.Deployed()
-            for try await (name, hash) in try await connection.query("SELECT name, source_hash FROM environment", logger: self.logger)
-                .decode((String, String).self) { deployed.hashes[name] = hash }
-            for try await (id, name, definition) in try await connection.query("SELECT id, name, definition FROM task", logger: self.logger)
-                .decode((Int64, String, Data).self) { deployed.tasks[name] = (id, definition) }
-            for try await (id, key, definition, active) in try await connection.query("""
-                SELECT tr.id, t.name || ' ' || tr.name, tr.definition, tr.active FROM "trigger" tr JOIN task t ON t.id = tr.task_id
-                """, logger: self.logger).decode((Int64, String, Data, Bool).self) { deployed.triggers[key] = (id, definition, active) }
+            let deployed = try await self.deployed(connection)
             let plan = try DeployPlan(definitions, deployed: deployed, encoded: encoded)
 
             var environments = Columns(6)
@@ -99,6 +92,22 @@ extension PostgresStore {
             try await Self.definitionsChanged(connection, logger: self.logger)
             return summary
         }
+    }
+
+    public func deployPreview(_ definitions: Definitions) async throws -> DeploySummary {
+        try await transaction { connection in try DeployPlan(definitions, deployed: await self.deployed(connection), encoded: [:]).summary }
+    }
+
+    private func deployed(_ connection: PostgresConnection) async throws -> DeployPlan.Deployed {
+        var deployed = DeployPlan.Deployed()
+        for try await (name, hash) in try await connection.query("SELECT name, source_hash FROM environment", logger: logger)
+            .decode((String, String).self) { deployed.hashes[name] = hash }
+        for try await (id, name, definition) in try await connection.query("SELECT id, name, definition FROM task", logger: logger)
+            .decode((Int64, String, Data).self) { deployed.tasks[name] = (id, definition) }
+        for try await (id, key, definition, active) in try await connection.query("""
+            SELECT tr.id, t.name || ' ' || tr.name, tr.definition, tr.active FROM "trigger" tr JOIN task t ON t.id = tr.task_id
+            """, logger: logger).decode((Int64, String, Data, Bool).self) { deployed.triggers[key] = (id, definition, active) }
+        return deployed
     }
 
     /// A schedule's columns as `unnest` binds them: NULLs as sentinels (`''`, `Int64.min`).

@@ -31,14 +31,7 @@ extension BelfryDatabase {
         let changedTasks = definitions.environments.filter { deployedHashes[$0.name] != $0.sourceHash }.flatMap(\.tasks)
         let encoded = Dictionary(uniqueKeysWithValues: zip(changedTasks.map(\.fullName), try Self.encode(changedTasks)))
         return try pool.write { db in
-            var deployed = DeployPlan.Deployed()
-            for row in try Row.fetchAll(db, sql: "SELECT name, source_hash FROM environment") { deployed.hashes[row[0]] = row[1] }
-            for row in try Row.fetchAll(db, sql: "SELECT id, name, definition FROM task") { deployed.tasks[row[1]] = (row[0], row[2]) }
-            for row in try Row.fetchAll(db, sql: """
-                SELECT tr.id, t.name || ' ' || tr.name, tr.definition, tr.active FROM "trigger" tr JOIN task t ON t.id = tr.task_id
-                """) {
-                deployed.triggers[row[1]] = (row[0], row[2], row[3])
-            }
+            let deployed = try Self.deployed(db)
             let plan = try DeployPlan(definitions, deployed: deployed, encoded: encoded)
 
             let upsertEnvironment = try db.cachedStatement(sql: """
@@ -91,6 +84,22 @@ extension BelfryDatabase {
                 arguments: [owner, at, summary.added.count, summary.changed.count, summary.deleted.count, summary.unchanged])
             return summary
         }
+    }
+
+    public func deployPreview(_ definitions: Definitions) throws -> DeploySummary {
+        try pool.read { db in try DeployPlan(definitions, deployed: Self.deployed(db), encoded: [:]).summary }
+    }
+
+    private static func deployed(_ db: Database) throws -> DeployPlan.Deployed {
+        var deployed = DeployPlan.Deployed()
+        for row in try Row.fetchAll(db, sql: "SELECT name, source_hash FROM environment") { deployed.hashes[row[0]] = row[1] }
+        for row in try Row.fetchAll(db, sql: "SELECT id, name, definition FROM task") { deployed.tasks[row[1]] = (row[0], row[2]) }
+        for row in try Row.fetchAll(db, sql: """
+            SELECT tr.id, t.name || ' ' || tr.name, tr.definition, tr.active FROM "trigger" tr JOIN task t ON t.id = tr.task_id
+            """) {
+            deployed.triggers[row[1]] = (row[0], row[2], row[3])
+        }
+        return deployed
     }
 
     /// When the deployed definitions came from exactly these files with these bytes (`file →

@@ -25,6 +25,8 @@ public protocol Store: AnyObject, Sendable {
     // Definitions.
     func deploy(_ definitions: Definitions, owner: String, now: Date) async throws -> DeploySummary
     func deployUnchanged(fingerprints: [String: String], owner: String, now: Date) async throws -> DeploySummary?
+    /// What `deploy` would change, changing nothing.
+    func deployPreview(_ definitions: Definitions) async throws -> DeploySummary
     func triggers(task: String?) async throws -> [TriggerStatus]
     func trigger(task: String, name: String) async throws -> TriggerStatus
     func definition(task: String, trigger: String) async throws -> TriggerDefinition

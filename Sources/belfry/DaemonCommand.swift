@@ -46,7 +46,11 @@ struct DaemonCommand: AsyncParsableCommand {
 
         // One deploy for a cluster is `belfry deploy`; a node deploys only when told to.
         let deploys = deploy || !database.isShared
-        if deploys { try await Self.deploy(schedules, to: store, log: log) }
+        if deploys {
+            try await Self.deploy(schedules, to: store, log: log)
+        } else {
+            await Self.compare(schedules, with: store, log: log)
+        }
         let interrupted = try await store.interruptedRuns(maxSystemRetries: 3, at: Date())
         var executor = RunExecutor(
             store: store, clock: clock, now: { Date() }, random: { Double.random(in: 0..<1) }, logDirectory: store.logDirectory,
@@ -86,6 +90,24 @@ struct DaemonCommand: AsyncParsableCommand {
             return nil
         }
         return channel
+    }
+
+    /// A node that does not deploy says when its directory differs from what is deployed, and
+    /// how (a node started with other files than the others would otherwise go unnoticed).
+    private static func compare(_ schedules: SchedulesOptions, with store: any Store, log: Logger) async {
+        guard FileManager.default.fileExists(atPath: schedules.path) else { return }
+        do {
+            let summary = try await store.deployPreview(schedules.load())
+            guard !(summary.added.isEmpty && summary.changed.isEmpty && summary.deleted.isEmpty) else { return }
+            log.warning("the schedules directory differs from what is deployed; this node does not deploy it (belfry deploy, or --deploy)", metadata: [
+                "directory": "\(schedules.path)", "would_add": "\(summary.added.joined(separator: ", "))",
+                "would_change": "\(summary.changed.joined(separator: ", "))", "would_delete": "\(summary.deleted.joined(separator: ", "))",
+            ])
+        } catch {
+            log.warning("the schedules directory is not valid; this node does not deploy it", metadata: [
+                "directory": "\(schedules.path)", "reason": "\(error)",
+            ])
+        }
     }
 
     private static func deploy(_ schedules: SchedulesOptions, to store: any Store, log: Logger) async throws {

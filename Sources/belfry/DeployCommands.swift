@@ -32,9 +32,14 @@ struct Deploy: AsyncParsableCommand {
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
+    @Flag(help: "Show what the deploy would add, change and delete, and change nothing.")
+    var dryRun = false
+
     func run() async throws {
         let store = try await database.open()
-        let summary = try await schedules.deploy(to: store, owner: owner ?? currentUser())
+        let summary = dryRun
+            ? try await store.deployPreview(schedules.load())
+            : try await schedules.deploy(to: store, owner: owner ?? currentUser())
         if json {
             try printJSON(summary)
             return
@@ -42,7 +47,7 @@ struct Deploy: AsyncParsableCommand {
         for key in summary.added { print("+ \(key)") }
         for key in summary.changed { print("~ \(key)") }
         for key in summary.deleted { print("- \(key)") }
-        print("deployed \(schedules.path) to \(store.location): \(summary.added.count) added, \(summary.changed.count) changed, "
+        print("\(dryRun ? "would deploy" : "deployed") \(schedules.path) to \(store.location): \(summary.added.count) added, \(summary.changed.count) changed, "
               + "\(summary.deleted.count) deleted, \(summary.unchanged) unchanged; \(summary.active) active, \(summary.inactive) inactive")
     }
 }
