@@ -11,7 +11,7 @@ import ServiceLifecycle
 struct DaemonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "daemon",
-        abstract: "Deploy the schedules directory and run every active trigger at its slots, in the foreground.",
+        abstract: "Run every active trigger at its slots, in the foreground (deploying the schedules directory first: always on SQLite, with --deploy on PostgreSQL).",
         discussion: "SIGHUP re-deploys the directory (a bad directory is logged and the running schedule kept). SIGTERM or Ctrl-C stops launching, lets running jobs finish for --shutdown-grace, then takes their process groups down and exits 0. On a SQLite file one daemon runs at a time; on a PostgreSQL database any number of daemons (nodes) share the schedule, each slot run once by one of them.")
 
     @OptionGroup var schedules: SchedulesOptions
@@ -61,10 +61,11 @@ struct DaemonCommand: AsyncParsableCommand {
         try await scheduler.refresh()
         try await scheduler.resume(interrupted)
         GlibcMalloc.trim()  // what reading the triggers and definitions took and freed
-        log.notice("daemon started", metadata: [
+        var started: Logger.Metadata = [
             "database": "\(store.location)", "schedules": "\(deploys ? schedules.path : "(not deployed by this node)")", "pid": "\(getpid())",
-            "node": "\(name)",
-        ])
+        ]
+        if database.isShared { started["node"] = "\(name)" }
+        log.notice("daemon started", metadata: started)
         let schedules = self.schedules
         // Beside a shared store, a process of its own takes this daemon's attempts down if the
         // daemon goes silent (frozen, killed) while its lease runs out.
