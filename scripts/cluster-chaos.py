@@ -49,7 +49,9 @@ JOB = """exec 9>>"{dir}/locks/$BELFRY_RUN_ID"; flock -n 9 || echo "$BELFRY_RUN_I
 
 
 def schedules(directory):
-    lines = ["environment: { name: chaos }", "tasks:"]
+    # A queue wide enough for the load (13 triggers keep ~17 runs in flight): the harness is
+    # about failover, not about waiting in a queue.
+    lines = ["queues: { wide: { concurrency: 100 } }", "environment: { name: chaos, queue: wide }", "tasks:"]
     lock = JOB.format(dir=directory)
     for i in range(6):
         lines += [f"  - name: fast{i}", f"    command: {{ shell: '{lock}sleep 0.$((RANDOM % 4))' }}",

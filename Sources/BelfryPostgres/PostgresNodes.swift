@@ -119,14 +119,17 @@ extension PostgresStore {
         }
     }
 
-    /// Counts the queue's places held by runs still queued or running (a place its run did not
-    /// give back, its node lost, does not count), under a lock per queue.
+    /// Counts the queue's places held by runs still queued or running on a node whose lease is
+    /// live (or by the CLI), under a lock per queue. A lost node's runs free their places when
+    /// its lease expires: by then its attempts have been taken down (fencing, the attempt
+    /// guard), and whoever takes the runs over queues them again.
     public func enterQueue(_ queue: String, run: Int64, limit: Int) async throws -> Bool {
         try await transaction { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(hashtext('belfry queue ' || \(queue)))", logger: self.logger)
             let held = try await connection.query("""
-                SELECT count(*) FROM queue_place p JOIN run r ON r.id = p.run_id
+                SELECT count(*) FROM queue_place p JOIN run r ON r.id = p.run_id LEFT JOIN node n ON n.id = r.node_id
                 WHERE p.queue = \(queue) AND p.run_id <> \(run) AND r.state IN ('queued', 'running')
+                  AND (r.node_id IS NULL OR n.lease_until > now())
                 """, logger: self.logger).collect()
             guard try held.first?.decode(Int.self) ?? 0 < limit else { return false }
             try await connection.query("""

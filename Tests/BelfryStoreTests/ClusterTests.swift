@@ -255,7 +255,7 @@ struct ClusterTests {
 
     @Test("a queue's limit holds across nodes; a place whose run ended (or whose node was lost) is free again")
     func queuesAcrossNodes() async throws {
-        let (_, nodes) = try await Self.cluster(2)
+        let (url, nodes) = try await Self.cluster(2)
         let trigger = try #require(try await nodes[0].activeTriggers().first)
         let runs = try await nodes[0].claimSlots(Self.claims(trigger, slots: 1_800_000_000...1_800_000_002),
                                                  evaluatedThrough: Instant(secondsSinceEpoch: 1_800_000_002), at: Date())[0].map(\.runID)
@@ -271,5 +271,10 @@ struct ClusterTests {
             try await nodes[0].finishRun(runs[2], state: .failed, reason: "x", exitCode: 1, commandUsed: nil, at: Date())
         }
         #expect(try await nodes[0].enterQueue("reports", run: runs[0], limit: 2))
+        // A lost node's places are free once its lease has expired.
+        #expect(try await nodes[1].enterQueue("reports", run: runs[1], limit: 2))
+        #expect(try await nodes[1].enterQueue("reports", run: runs[2], limit: 2) == false)
+        _ = try TestPostgres.sql(url, "UPDATE node SET lease_until = now() - interval '1 second' WHERE name = 'node1'")
+        #expect(try await nodes[1].enterQueue("reports", run: runs[2], limit: 2))
     }
 }
