@@ -280,7 +280,9 @@ public enum PostgresStoreError: Error, CustomStringConvertible, Sendable {
             if let message = error.serverInfo?[.message] {
                 return message + (error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? "")
             }
-            if let underlying = error.underlying { return "\(error.code): \(PostgresLocation.redact(String(describing: underlying)))" }
+            if let underlying = error.underlying, !(underlying is PSQLError) {  // a nested PSQLError describes itself as vaguely
+                return "\(error.code): \(PostgresLocation.redact(String(describing: underlying)))"
+            }
             return "\(error.code)"
         }
         return PostgresLocation.redact(String(describing: error))
