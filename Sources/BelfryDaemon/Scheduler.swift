@@ -115,7 +115,12 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
                 if entries.isEmpty { try await reload() }
                 try await tick()
                 try await recordUnrecorded()
-                if failing { log(.storeRecovered) }
+                if failing {
+                    log(.storeRecovered)
+                    // Runs claimed just as the database failed, whose claim this daemon never heard back from.
+                    let known = Set(running.values.flatMap(\.keys))
+                    try await resume(try await store.unlaunchedRuns().filter { !known.contains($0.id) })
+                }
                 failing = false
                 // Until the next slot to the nanosecond (slots are whole seconds, the wall clock is not).
                 if let next = queue.peek()?.slot {
@@ -168,6 +173,8 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
                 continue
             }
             guard let definitions = try await store.launchDefinitions(trigger: entry.trigger.id) else { continue }  // deleted just now: next start
+            // Found twice (a takeover and a sweep after a failure, between two awaits): started once.
+            guard !running.values.contains(where: { $0[run.id] != nil }) else { continue }
             log(.resumed(task: run.task, trigger: run.trigger, run: run.id, attempts: run.attempts))
             start(.init(slot: run.slot, runID: run.id, origin: run.origin, definitions: definitions), trigger: entry.trigger,
                   previousAttempts: run.attempts)

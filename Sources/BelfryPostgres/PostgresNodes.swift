@@ -108,6 +108,18 @@ extension PostgresStore {
         }
     }
 
+    public func unlaunchedRuns() async throws -> [InterruptedRun] {
+        guard let me = node.withLock({ $0.current?.id }) else { return [] }
+        return try await query("""
+            SELECT id, task, "trigger", slot, origin FROM run
+            WHERE node_id = \(me) AND state = 'queued' AND attempts = 0 AND "trigger" IS NOT NULL AND slot IS NOT NULL ORDER BY id
+            """).map { row in
+            let r = try row.decode((Int64, String, String, Int64, String).self)
+            return InterruptedRun(id: r.0, task: r.1, trigger: r.2, slot: Instant(secondsSinceEpoch: r.3), origin: RunOrigin(rawValue: r.4) ?? .scheduled,
+                                  attempts: 0, orphanPID: nil, onThisHost: false)
+        }
+    }
+
     public func nodes() async throws -> [NodeRecord] {
         try await query("""
             SELECT n.id, n.name, n.host, n.pid, (extract(epoch FROM n.started_at) * 1000)::bigint, (extract(epoch FROM n.lease_until) * 1000)::bigint,

@@ -36,6 +36,8 @@ extension BelfryDatabase {
     /// previous daemon left are `interruptedRuns`' at start.
     public func takeOverLostNodes(at: Date) -> (runs: [InterruptedRun], nodes: [String]) { ([], []) }
 
+    public func unlaunchedRuns() -> [InterruptedRun] { [] }
+
     /// One daemon per SQLite database: no nodes.
     public func nodes() -> [NodeRecord] { [] }
 

@@ -92,6 +92,10 @@ public protocol Store: AnyObject, Sendable {
     /// down first.
     /// Returns those runs and the names of the nodes taken over.
     func takeOverLostNodes(at: Date) async throws -> (runs: [InterruptedRun], nodes: [String])
+    /// Runs this daemon claimed that never started: queued, without an attempt. A claim whose
+    /// commit reached the server but whose answer was lost (the connection cut at that instant)
+    /// leaves such runs behind. Empty on SQLite, whose claims commit in the process.
+    func unlaunchedRuns() async throws -> [InterruptedRun]
     /// The daemons sharing this store (one row per daemon start; empty on SQLite).
     func nodes() async throws -> [NodeRecord]
     /// The runs this daemon owns that another process asked to cancel (`overlap: replace`

@@ -277,4 +277,17 @@ struct ClusterTests {
         _ = try TestPostgres.sql(url, "UPDATE node SET lease_until = now() - interval '1 second' WHERE name = 'node1'")
         #expect(try await nodes[1].enterQueue("reports", run: runs[2], limit: 2))
     }
+
+    @Test("runs a node claimed but never started are found again (a claim whose answer was lost)")
+    func unlaunched() async throws {
+        let (_, nodes) = try await Self.cluster(2)
+        let trigger = try #require(try await nodes[0].activeTriggers().first)
+        let launches = try await nodes[0].claimSlots(Self.claims(trigger, slots: 1_800_000_000...1_800_000_001),
+                                                     evaluatedThrough: Instant(secondsSinceEpoch: 1_800_000_001), at: Date())[0]
+        try await StoreTerm.$current.withValue(nodes[0].term) {
+            try await nodes[0].startAttempt(run: launches[0].runID, number: 1, pid: nil, logPath: nil, at: Date())
+        }
+        #expect(try await nodes[0].unlaunchedRuns().map(\.id) == [launches[1].runID], "the started one is not")
+        #expect(try await nodes[1].unlaunchedRuns().isEmpty, "another node's runs are not")
+    }
 }
