@@ -141,8 +141,9 @@ extension PostgresStore {
               WHERE id = \(run) AND node_id IS NOT DISTINCT FROM \(nodeID) RETURNING id)
             INSERT INTO attempt (run_id, number, started_at, pid, log_path, node_name)
             SELECT id, \(number), \(milliseconds(at)), \(pid.map(Int64.init)), \(logPath), \(name) FROM owned
+            ON CONFLICT (run_id, number) DO UPDATE SET started_at = excluded.started_at
             RETURNING run_id
-            """)
+            """, idempotent: true)
         if rows.isEmpty { throw refused(run, "the start of attempt \(number)") }
     }
 
@@ -151,7 +152,7 @@ extension PostgresStore {
             UPDATE attempt SET pid = \(Int64(pid)) WHERE run_id = \(run) AND number = \(number)
               AND EXISTS (SELECT 1 FROM run WHERE id = \(run) AND node_id IS NOT DISTINCT FROM \(nodeID))
             RETURNING run_id
-            """)
+            """, idempotent: true)
         if rows.isEmpty { throw refused(run, "the process of attempt \(number)") }
     }
 
@@ -162,12 +163,14 @@ extension PostgresStore {
             WHERE run_id = \(run) AND number = \(number)
               AND EXISTS (SELECT 1 FROM run WHERE id = \(run) AND node_id IS NOT DISTINCT FROM \(nodeID))
             RETURNING run_id
-            """)
+            """, idempotent: true)
         if rows.isEmpty { throw refused(run, "the end of attempt \(number)") }
     }
 
     /// The run's end (or its return to the queue), and its figures for `stats`, in one
-    /// statement: the run's hour gains its counts and its duration's histogram entry.
+    /// statement: the run's hour gains its counts and its duration's histogram entry. Only a
+    /// queued or running run changes, so the statement runs again safely after a lost
+    /// connection; a run found already in `state` (the first try committed) is done.
     public func finishRun(_ run: Int64, state: RunState, reason: String?, exitCode: Int32?, commandUsed: String?, at: Date) async throws {
         let finished = state.isFinal ? milliseconds(at) : nil
         let counted = RunFigures.counts(state)
@@ -175,7 +178,7 @@ extension PostgresStore {
             WITH r AS (
               UPDATE run SET state = \(state.rawValue), reason = \(reason), exit_code = \(exitCode.map(Int64.init)), command_used = \(commandUsed),
                 finished_at = \(finished), cancel_requested = false
-              WHERE id = \(run) AND node_id IS NOT DISTINCT FROM \(nodeID)
+              WHERE id = \(run) AND node_id IS NOT DISTINCT FROM \(nodeID) AND state IN ('queued', 'running')
               RETURNING task, queued_at / 3600000 AS hour, attempts, finished_at - started_at AS duration
             ), figures AS (
               INSERT INTO run_stats (task, hour, runs, succeeded, attempts, retried, durations)
@@ -187,8 +190,12 @@ extension PostgresStore {
                 durations = run_stats.durations || excluded.durations
             )
             SELECT 1 FROM r
+            """, idempotent: true)
+        guard rows.isEmpty else { return }
+        let done = try await query("""
+            SELECT 1 FROM run WHERE id = \(run) AND node_id IS NOT DISTINCT FROM \(nodeID) AND state = \(state.rawValue)
             """)
-        if rows.isEmpty { throw refused(run, "its end (\(state.rawValue))") }
+        if done.isEmpty { throw refused(run, "its end (\(state.rawValue))") }
     }
 
     /// Adds figures to `run_stats`, one statement per task and hour: a histogram's entries are

@@ -118,16 +118,34 @@ public final class PostgresStore: Store {
     /// Runs one statement outside a transaction and returns its rows. A statement is not
     /// abandoned when the task that asked for it is cancelled (a daemon stopping records where
     /// its runs are): it runs in a task of its own.
+    /// `idempotent`: the statement may run again when the connection was lost under it (a
+    /// server restart), for up to 10 s: running it twice must do no more than running it once.
     @discardableResult
-    func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
+    func query(_ query: PostgresQuery, idempotent: Bool = false) async throws -> [PostgresRow] {
         let (client, logger) = (self.client, self.logger)
         return try await Task {
-            do {
-                return try await client.query(query, logger: logger).collect()
-            } catch {
-                throw PostgresStoreError.failed(PostgresStoreError.reason(error))
+            var delay = Duration.milliseconds(100)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while true {
+                do {
+                    return try await client.query(query, logger: logger).collect()
+                } catch {
+                    guard idempotent, Self.isConnectionLoss(error), ContinuousClock.now + delay < deadline else {
+                        throw PostgresStoreError.failed(PostgresStoreError.reason(error))
+                    }
+                    try? await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(2))
+                }
             }
         }.value
+    }
+
+    /// The connection or the server went away (a restart, the network), not the statement failing.
+    static func isConnectionLoss(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError else { return false }
+        if [.serverClosedConnection, .connectionError, .uncleanShutdown].contains(error.code) { return true }
+        guard let state = error.serverInfo?[.sqlState] else { return false }
+        return state.hasPrefix("57P") || state.hasPrefix("08")  // operator intervention (shutdown), connection exceptions
     }
 
     /// Runs `body` in one transaction (committed when it returns, rolled back when it throws),
