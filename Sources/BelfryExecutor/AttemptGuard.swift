@@ -10,6 +10,11 @@ public enum AttemptGuard {
     /// The guard's loop, in its own process: messages come on `input` (`trust MS`, `stop`).
     /// Returns when the daemon said `stop`, or when it is gone and its attempts were taken down.
     public static func run(daemon: Int32, input: Int32) {
+        // Half a second after the daemon itself would fence: a daemon that is alive takes its
+        // attempts down first and records them interrupted. SIGKILL follows a second later, still
+        // before a survivor resumes them (lease + kill_grace after the last renewal, the trust
+        // ending at lease − 1 s).
+        let margin = Duration.milliseconds(500)
         var deadline: ContinuousClock.Instant?
         var inputOpen = true
         var known = Set<Int32>()
@@ -35,7 +40,7 @@ public enum AttemptGuard {
                             buffer.removeSubrange(...newline)
                             if line == "stop" { return }
                             if line.hasPrefix("trust "), let milliseconds = Int64(line.dropFirst(6)) {
-                                deadline = ContinuousClock.now + .milliseconds(milliseconds)
+                                deadline = ContinuousClock.now + .milliseconds(milliseconds) + margin
                             }
                         }
                     }

@@ -61,6 +61,10 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
     /// Set while the daemon shuts down or fences itself: runs cancelled then are interrupted,
     /// not cancelled — they go back to `queued` and are resumed (SPEC §4, "Interruptions").
     public let interrupting = InterruptFlag()
+    /// Whether the daemon may still trust its lease (on a shared store). An attempt that ends
+    /// while it may not (taken down by the fence or the attempt guard, or just then) was
+    /// interrupted: its run goes back to the queue, for whoever owns it next.
+    public var leaseTrusted: @Sendable () -> Bool = { true }
 
     public init(
         store: any Store, clock: C, now: @escaping @Sendable () -> Date, random: @escaping @Sendable () -> Double,
@@ -224,7 +228,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         for retry in 0...policy.count {
             let outcome = try await attempt(task.command)
             last = outcome
-            if Task.isCancelled { return cancelled(runID, number, outcome, commandUsed: "primary") }
+            if Task.isCancelled || !leaseTrusted() { return cancelled(runID, number, outcome, commandUsed: "primary") }
             if outcome.ending == .exited(0) { return finished(runID, number, outcome, state: .succeeded, reason: nil, commandUsed: "primary") }
             if outcome.isPermanentFailure(policy) || retry == policy.count { break }
             if let hook = task.onFailure {
@@ -234,7 +238,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         }
         for (index, fallback) in task.fallbacks.enumerated() {
             let outcome = try await attempt(fallback)
-            if Task.isCancelled { return cancelled(runID, number, outcome, commandUsed: "fallback \(index + 1)") }
+            if Task.isCancelled || !leaseTrusted() { return cancelled(runID, number, outcome, commandUsed: "fallback \(index + 1)") }
             if outcome.ending == .exited(0) {
                 return finished(runID, number, outcome, state: .succeeded, reason: "primary failed; fallback \(index + 1) succeeded", commandUsed: "fallback \(index + 1)")
             }
@@ -245,7 +249,8 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
 
     /// A cancelled run: `cancelled`, or back to `queued` when the daemon is shutting down.
     private func cancelled(_ runID: Int64, _ attempts: Int, _ outcome: AttemptOutcome, commandUsed: String) -> RunResult {
-        interrupting.isSet
+        // A task of a term that ended (its daemon fenced itself and joined again) was interrupted.
+        interrupting.isSet || !leaseTrusted() || StoreTerm.current.map { $0 != store.term } == true
             ? finished(runID, attempts, outcome, state: .queued, reason: "interrupted: the daemon stopped or lost its lease; resumed", commandUsed: nil)
             : finished(runID, attempts, outcome, state: .cancelled, reason: "cancelled", commandUsed: commandUsed)
     }

@@ -56,6 +56,7 @@ struct DaemonCommand: AsyncParsableCommand {
             store: store, clock: clock, now: { Date() }, random: { Double.random(in: 0..<1) }, logDirectory: store.logDirectory,
             queues: QueueGate(limits: try await store.queueLimits(), clock: clock))
         executor.baseEnvironment = database.jobEnvironment(ProcessInfo.processInfo.environment)
+        executor.leaseTrusted = { lease.isTrusted }
         let scheduler = Scheduler(store: store, executor: executor, clock: clock, wallClock: { Date() }, wait: pollWait,
                                   leaseTrusted: { lease.isTrusted }) { log.log($0) }
         try await scheduler.refresh()
