@@ -237,44 +237,36 @@ extension PostgresStore {
     /// anchor and watermark. Rows are decoded as they arrive: 100,000 rows collected first cost
     /// a hundred megabytes.
     public func activeTriggers() async throws -> [ScheduledTrigger] {
-        let (client, logger) = (self.client, self.logger)
-        return try await Task {
-            do {
-                var triggers: [ScheduledTrigger] = []
-                var schedules: [ScheduleColumns: TriggerSchedule] = [:]
-                let rows = try await client.query("""
-                    SELECT tr.id, t.name, tr.name, tr.kind, tr.schedule, tr.timezone, tr.dst, tr.interval_seconds, tr.start_time,
-                      d.j -> 'catchUp' ->> 'mode', (d.j -> 'catchUp' ->> 'limit')::bigint, (d.j ->> 'startingDeadlineMilliseconds')::bigint,
-                      d.j ->> 'overlap', coalesce(tr.activated_at, tr.updated_at), w.last_slot, t.updated_at, tr.updated_at
-                    FROM "trigger" tr JOIN task t ON t.id = tr.task_id LEFT JOIN watermark w ON w.trigger_id = tr.id
-                      CROSS JOIN LATERAL (SELECT convert_from(tr.definition, 'UTF8')::jsonb AS j) d
-                    WHERE tr.active ORDER BY tr.id
-                    """, logger: logger)
-                for try await r in rows.decode(
-                    (Int64, String, String, String, String, String, String?, Int64?, Int64?, String?, Int?, Int64?, String?, Int64, Int64?, Int64, Int64).self) {
-                    let columns = ScheduleColumns(kind: r.3, text: r.4, timezone: r.5, dst: r.6, interval: r.7, start: r.8)
-                    let schedule: TriggerSchedule
-                    if let known = schedules[columns] {
-                        schedule = known
-                    } else {
-                        schedule = try columns.schedule
-                        schedules[columns] = schedule
-                    }
-                    var catchUp = CatchUpPolicy()
-                    catchUp.mode = CatchUpPolicy.Mode(rawValue: r.9 ?? "") ?? catchUp.mode
-                    catchUp.limit = r.10 ?? catchUp.limit
-                    triggers.append(ScheduledTrigger(
-                        id: r.0, task: r.1, name: r.2, schedule: schedule, catchUp: catchUp, startingDeadlineMilliseconds: r.11,
-                        overlap: OverlapPolicy(rawValue: r.12 ?? "") ?? .allow, activatedAt: Instant(secondsSinceEpoch: r.13 / 1000),
-                        watermark: r.14.map(Instant.init(secondsSinceEpoch:)), version: .init(task: r.15, trigger: r.16)))
+        try await query("""
+            SELECT tr.id, t.name, tr.name, tr.kind, tr.schedule, tr.timezone, tr.dst, tr.interval_seconds, tr.start_time,
+              d.j -> 'catchUp' ->> 'mode', (d.j -> 'catchUp' ->> 'limit')::bigint, (d.j ->> 'startingDeadlineMilliseconds')::bigint,
+              d.j ->> 'overlap', coalesce(tr.activated_at, tr.updated_at), w.last_slot, t.updated_at, tr.updated_at
+            FROM "trigger" tr JOIN task t ON t.id = tr.task_id LEFT JOIN watermark w ON w.trigger_id = tr.id
+              CROSS JOIN LATERAL (SELECT convert_from(tr.definition, 'UTF8')::jsonb AS j) d
+            WHERE tr.active ORDER BY tr.id
+            """) { rows in
+            var triggers: [ScheduledTrigger] = []
+            var schedules: [ScheduleColumns: TriggerSchedule] = [:]
+            for try await r in rows.decode(
+                (Int64, String, String, String, String, String, String?, Int64?, Int64?, String?, Int?, Int64?, String?, Int64, Int64?, Int64, Int64).self) {
+                let columns = ScheduleColumns(kind: r.3, text: r.4, timezone: r.5, dst: r.6, interval: r.7, start: r.8)
+                let schedule: TriggerSchedule
+                if let known = schedules[columns] {
+                    schedule = known
+                } else {
+                    schedule = try columns.schedule
+                    schedules[columns] = schedule
                 }
-                return triggers
-            } catch let error as StoreError {
-                throw error
-            } catch {
-                throw PostgresStoreError.failed(PostgresStoreError.reason(error))
+                var catchUp = CatchUpPolicy()
+                catchUp.mode = CatchUpPolicy.Mode(rawValue: r.9 ?? "") ?? catchUp.mode
+                catchUp.limit = r.10 ?? catchUp.limit
+                triggers.append(ScheduledTrigger(
+                    id: r.0, task: r.1, name: r.2, schedule: schedule, catchUp: catchUp, startingDeadlineMilliseconds: r.11,
+                    overlap: OverlapPolicy(rawValue: r.12 ?? "") ?? .allow, activatedAt: Instant(secondsSinceEpoch: r.13 / 1000),
+                    watermark: r.14.map(Instant.init(secondsSinceEpoch:)), version: .init(task: r.15, trigger: r.16)))
             }
-        }.value
+            return triggers
+        }
     }
 
     public func launchDefinitions(trigger id: Int64) async throws -> LaunchDefinitions? {

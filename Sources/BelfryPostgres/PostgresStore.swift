@@ -122,13 +122,23 @@ public final class PostgresStore: Store {
     /// server restart), for up to 10 s: running it twice must do no more than running it once.
     @discardableResult
     func query(_ query: PostgresQuery, idempotent: Bool = false) async throws -> [PostgresRow] {
+        try await self.query(query, idempotent: idempotent) { rows in try await rows.collect() }
+    }
+
+    /// Runs one statement, as `query` does, handing its rows to `consume` as they arrive (a
+    /// large result need not be held whole).
+    func query<T: Sendable>(
+        _ query: PostgresQuery, idempotent: Bool = false, consume: @escaping @Sendable (PostgresRowSequence) async throws -> T
+    ) async throws -> T {
         let (client, logger) = (self.client, self.logger)
         return try await Task {
             var delay = Duration.milliseconds(100)
             let deadline = ContinuousClock.now + .seconds(10)
             while true {
                 do {
-                    return try await client.query(query, logger: logger).collect()
+                    return try await consume(client.query(query, logger: logger))
+                } catch let error as StoreError {
+                    throw error
                 } catch {
                     guard idempotent, Self.isConnectionLoss(error), ContinuousClock.now + delay < deadline else {
                         throw PostgresStoreError.failed(PostgresStoreError.reason(error))
