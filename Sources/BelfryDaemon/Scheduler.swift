@@ -84,13 +84,15 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     /// Cancels runs of this daemon that another asked to cancel.
     public func cancel(runs ids: [Int64]) {
         for id in ids {
-            for runs in running.values {
-                if let task = runs[id] {
-                    log(.cancelRequested(run: id))
-                    task.cancel()
-                }
-            }
+            guard let task = runningTask(id) else { continue }
+            log(.cancelRequested(run: id))
+            task.cancel()
         }
+    }
+
+    /// The task running run `id` here, if any.
+    private func runningTask(_ id: Int64) -> Task<Void, Never>? {
+        running.values.lazy.compactMap { $0[id] }.first
     }
 
     /// How many triggers are scheduled and runs are running, and the next slot.
@@ -118,8 +120,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
                 if failing {
                     log(.storeRecovered)
                     // Runs claimed just as the database failed, whose claim this daemon never heard back from.
-                    let known = Set(running.values.flatMap(\.keys))
-                    try await resume(try await store.unlaunchedRuns().filter { !known.contains($0.id) })
+                    try await resume(try await store.unlaunchedRuns().filter { runningTask($0.id) == nil })
                 }
                 failing = false
                 // Until the next slot to the nanosecond (slots are whole seconds, the wall clock is not).
@@ -174,7 +175,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
             }
             guard let definitions = try await store.launchDefinitions(trigger: entry.trigger.id) else { continue }  // deleted just now: next start
             // Found twice (a takeover and a sweep after a failure, between two awaits): started once.
-            guard !running.values.contains(where: { $0[run.id] != nil }) else { continue }
+            guard runningTask(run.id) == nil else { continue }
             log(.resumed(task: run.task, trigger: run.trigger, run: run.id, attempts: run.attempts))
             start(.init(slot: run.slot, runID: run.id, origin: run.origin, definitions: definitions), trigger: entry.trigger,
                   previousAttempts: run.attempts)
