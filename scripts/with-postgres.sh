@@ -19,6 +19,14 @@ stop() {
 }
 trap stop EXIT
 "${as[@]}" "$bin/initdb" -D "$dir/data" -A trust -U belfry --no-sync >/dev/null
+# The superuser is trusted; every other role must give its password (the tests check that
+# jobs work without one).
+cat > "$dir/data/pg_hba.conf" <<'HBA'
+local all belfry trust
+host all belfry 127.0.0.1/32 trust
+local all all scram-sha-256
+host all all 127.0.0.1/32 scram-sha-256
+HBA
 "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300" \
   start >/dev/null

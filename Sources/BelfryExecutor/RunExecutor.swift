@@ -65,6 +65,9 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
     /// while it may not (taken down by the fence or the attempt guard, or just then) was
     /// interrupted: its run goes back to the queue, for whoever owns it next.
     public var leaseTrusted: @Sendable () -> Bool = { true }
+    /// Where jobs' `belfry step` reads and records, when the launching process serves one;
+    /// without it, jobs open the store named by `BELFRY_DATABASE` themselves.
+    public var steps: StepChannel?
 
     public init(
         store: any Store, clock: C, now: @escaping @Sendable () -> Date, random: @escaping @Sendable () -> Double,
@@ -207,8 +210,14 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         func attempt(_ command: Command) async throws -> AttemptOutcome {
             number += 1
             let line = try job.commandLine(command)
-            let variables = job.variables(base: env, runID: runID, task: task.fullName, trigger: request.trigger?.name,
+            var variables = job.variables(base: env, runID: runID, task: task.fullName, trigger: request.trigger?.name,
                                           slot: request.slot, attempt: number, database: store.location)
+            let stepToken = steps?.grant(run: runID)
+            defer { if let stepToken { steps?.revoke(stepToken) } }
+            if let steps, let stepToken {
+                variables["BELFRY_STEP_SOCKET"] = steps.path
+                variables["BELFRY_STEP_TOKEN"] = stepToken
+            }
             let logPath = (directory as NSString).appendingPathComponent("attempt-\(number).log")
             let current = number
             try await store.startAttempt(run: runID, number: current, pid: nil, logPath: logPath, at: now())

@@ -19,10 +19,10 @@ public enum Step {
 
     /// Runs or replays the step; returns its exit status. `write` receives stdout.
     public static func run(
-        name: String, command: [String], store: (any Store)?, runID: Int64?,
+        name: String, command: [String], book: (any StepBook)?,
         write: @escaping @Sendable (UnsafeRawBufferPointer) -> Void
     ) async throws -> (status: Int32, outcome: Outcome) {
-        if let store, let runID, let stored = try await store.step(run: runID, name: name) {
+        if let book, let stored = try await book.stored(name) {
             stored.stdout.withUnsafeBytes { write($0) }
             return (stored.exitCode, .replayed)
         }
@@ -31,9 +31,9 @@ public enum Step {
             write(chunk)
             captured.append(chunk)
         }
-        guard let store, let runID else { return (status, .outsideRun) }
+        guard let book else { return (status, .outsideRun) }
         if status == 0, let stdout = captured.data {
-            try await store.recordStep(run: runID, name: name, exitCode: status, stdout: stdout, at: Date())
+            try await book.record(name, exitCode: status, stdout: stdout)
             return (status, .ran(recorded: true))
         }
         return (status, .ran(recorded: false))

@@ -311,6 +311,9 @@ public enum PostgresStoreError: Error, CustomStringConvertible, Sendable {
             if let underlying = error.underlying, !(underlying is PSQLError) {  // a nested PSQLError describes itself as vaguely
                 return "\(error.code): \(PostgresLocation.redact(String(describing: underlying)))"
             }
+            if error.code == .authMechanismRequiresPassword {
+                return "the server asks for a password and none was given (the URL, $PGPASSWORD, --database-password-file or $CREDENTIALS_DIRECTORY/database-password)"
+            }
             return "\(error.code)"
         }
         return PostgresLocation.redact(String(describing: error))

@@ -104,6 +104,18 @@ public enum TestPostgres {
         return components.string!
     }
 
+    /// A new role with a password, owning the database at `url` (the test server asks every role
+    /// but its superuser for a password); the database's URL as that role, password included.
+    public static func passwordRole(_ url: String, password: String) throws -> String {
+        var components = URLComponents(string: url)!
+        let role = "belfry_role_" + UUID().uuidString.prefix(8).lowercased()
+        try sql(url, "CREATE ROLE \(role) LOGIN PASSWORD '\(password)'")
+        try sql(url, "ALTER DATABASE \(components.path.dropFirst()) OWNER TO \(role)")
+        components.user = role
+        components.password = password
+        return components.string!
+    }
+
     /// Runs SQL through `psql` on the database at `url` (without its password: the test server
     /// trusts its users); returns the unaligned, tuples-only output.
     @discardableResult

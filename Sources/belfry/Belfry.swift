@@ -36,9 +36,12 @@ struct CommandFailure: Error, CustomStringConvertible {
 @main
 enum Main {
     static func main() async {
+        // Copied before the argument strings are overwritten: `CommandLine.arguments` is read
+        // from them on first use.
+        let arguments = Array(CommandLine.arguments.dropFirst())
         hidePasswordsFromProcessList()
         do {
-            var command = try Belfry.parseAsRoot()
+            var command = try Belfry.parseAsRoot(arguments)
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -59,8 +62,7 @@ enum Main {
     /// A database URL given with its password on the command line (`--database
     /// postgresql://user:PASSWORD@...`) is readable by every user in `ps` and
     /// `/proc/PID/cmdline`: the password's bytes in the process's own argument strings, which
-    /// those show, are overwritten with `*` (the arguments were already copied into
-    /// `CommandLine.arguments`, which the commands read). `$PGPASSWORD`, a password file or
+    /// those show, are overwritten with `*` (the arguments were copied before, to be parsed). `$PGPASSWORD`, a password file or
     /// systemd's credentials keep it out of the command line from the start.
     static func hidePasswordsFromProcessList() {
         for index in 1..<Int(CommandLine.argc) {

@@ -57,6 +57,7 @@ struct DaemonCommand: AsyncParsableCommand {
             queues: QueueGate(limits: try await store.queueLimits(), clock: clock))
         executor.baseEnvironment = database.jobEnvironment(ProcessInfo.processInfo.environment)
         executor.leaseTrusted = { lease.isTrusted }
+        executor.steps = await Self.openStepChannel(store: store, log: log)
         let scheduler = Scheduler(store: store, executor: executor, clock: clock, wallClock: { Date() }, wait: pollWait,
                                   leaseTrusted: { lease.isTrusted }) { log.log($0) }
         try await scheduler.refresh()
@@ -80,7 +81,22 @@ struct DaemonCommand: AsyncParsableCommand {
         }
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
+        let serving = executor.steps.map { steps in Task { await steps.run() } }
+        defer { serving?.cancel() }
         try await group.run()
+    }
+
+    /// The socket through which jobs' `belfry step` reaches this daemon. Without it a job's step
+    /// opens the database itself (which, on PostgreSQL, it cannot: it has no password).
+    static func openStepChannel(store: any Store, log: Logger) async -> StepChannel? {
+        do {
+            return try await StepChannel.open(directory: store.logDirectory, store: store)
+        } catch {
+            log.error("the step socket could not be opened: `belfry step` inside jobs will open the database itself", metadata: [
+                "directory": "\(store.logDirectory)", "reason": "\(error)",
+            ])
+            return nil
+        }
     }
 
     private static func startAttemptGuard(log: Logger) -> AttemptGuardChannel? {

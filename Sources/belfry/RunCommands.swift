@@ -32,6 +32,9 @@ struct RunTask: AsyncParsableCommand {
             logDirectory: store.logDirectory)
         executor.echo = { chunk in _ = write(1, chunk.baseAddress, chunk.count) }
         executor.baseEnvironment = database.jobEnvironment(ProcessInfo.processInfo.environment)
+        executor.steps = try? await StepChannel.open(directory: store.logDirectory, store: store)
+        let serving = executor.steps.map { steps in Task { await steps.run() } }
+        defer { serving?.cancel() }
         let running = Task { try await executor.run(RunRequest(task: definition, origin: .manual, inputs: given)) }
         // Ctrl-C cancels the run: the executor tears the attempt's process group down.
         signal(SIGINT, SIG_IGN)

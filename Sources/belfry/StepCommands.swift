@@ -8,7 +8,7 @@ struct StepCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "step",
         abstract: "Inside a run, run CMD once: a later attempt of the same run replays its stored stdout and exit status.",
-        discussion: "Uses $BELFRY_RUN_ID and $BELFRY_DATABASE, which every attempt has. Outside a run, CMD just runs (and a note says so on stderr).")
+        discussion: "Inside a run started by Belfry it asks the daemon (or `belfry run`) that launched it, through $BELFRY_STEP_SOCKET with the attempt's own $BELFRY_STEP_TOKEN: a job needs no access to the database. Given only $BELFRY_RUN_ID, it uses the database named by $BELFRY_DATABASE. Outside a run, CMD just runs (and a note says so on stderr).")
 
     @Argument(help: "The step's name, unique within the run.") var name: String
     @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.") var command: [String] = []
@@ -17,18 +17,23 @@ struct StepCommand: AsyncParsableCommand {
         guard !command.isEmpty else { throw CommandFailure("give the command after --: belfry step \(name) -- CMD ARGS...") }
         let environment = ProcessInfo.processInfo.environment
         let runID = environment["BELFRY_RUN_ID"].flatMap(Int64.init)
-        var store: (any Store)?
-        if runID != nil {
-            do {
-                store = try BelfryDatabase(path: environment["BELFRY_DATABASE"] ?? BelfryDatabase.defaultPath())
-            } catch {
-                throw CommandFailure("step \(name): \(error)")
-            }
+        var book: (any StepBook)?
+        if let socket = environment["BELFRY_STEP_SOCKET"], let token = environment["BELFRY_STEP_TOKEN"] {
+            book = StepChannelClient(path: socket, token: token)
+        } else if let runID {
+            // Started by hand with a run's variables: the store named by $BELFRY_DATABASE.
+            book = StoreStepBook(store: try await DatabaseOptions.open(environment["BELFRY_DATABASE"] ?? BelfryDatabase.defaultPath()), run: runID)
         } else {
             FileHandle.standardError.write(Data("belfry step \(name): not inside a Belfry run ($BELFRY_RUN_ID is not set): running the command without recording it\n".utf8))
         }
-        let (status, outcome) = try await Step.run(name: name, command: command, store: store, runID: runID) { chunk in
-            _ = write(1, chunk.baseAddress, chunk.count)
+        let status: Int32
+        let outcome: Step.Outcome
+        do {
+            (status, outcome) = try await Step.run(name: name, command: command, book: book) { chunk in
+                _ = write(1, chunk.baseAddress, chunk.count)
+            }
+        } catch {
+            throw CommandFailure("step \(name): \(error)")
         }
         if outcome == .replayed {
             FileHandle.standardError.write(Data("belfry step \(name): replayed the result stored by an earlier attempt of run \(runID ?? 0)\n".utf8))

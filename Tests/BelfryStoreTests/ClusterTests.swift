@@ -136,19 +136,18 @@ struct ClusterTests {
         #expect(try await nodes[1].cancelRequests().isEmpty)
     }
 
-    @Test("a database URL's password is in no error, no listing and no job's environment")
+    @Test("a database URL's password is in no error, no listing and no job's environment; belfry step works without it")
     func password() async throws {
-        let url = try TestPostgres.freshDatabase()
         let secret = "s3cret-\(UUID().uuidString.prefix(6))"
-        var components = URLComponents(string: url)!
-        components.password = secret
-        let withPassword = components.string!
+        let withPassword = try TestPostgres.passwordRole(try TestPostgres.freshDatabase(), password: secret)
+        var components = URLComponents(string: withPassword)!
         let directory = try TemporaryDirectory()
         try directory.write("schedules/env.yaml", """
             tasks:
               - name: dump
-                command: { shell: 'env > "$OUT"' }
+                command: { shell: 'env > "$OUT"; \(BelfryCommand.executable.path) step fetch -- echo fetched-$BELFRY_ATTEMPT; test $BELFRY_ATTEMPT = 2' }
                 env: { OUT: "\(directory.path)/environment" }
+                retries: { count: 1, backoff: { initial: 0s } }
             """)
         let environment = ["PGPASSWORD": "other-\(secret)", "XDG_STATE_HOME": directory.path + "/state"]
         var result = try BelfryCommand.run(["deploy", "--database", withPassword, directory.path + "/schedules"], environment: environment)
@@ -156,9 +155,17 @@ struct ClusterTests {
         #expect(!result.stdout.contains(secret) && !result.stderr.contains(secret))
         result = try BelfryCommand.run(["run", "env.dump", "--database", withPassword], environment: environment)
         #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.split(separator: "\n").filter { $0.hasPrefix("fetched") } == ["fetched-1", "fetched-1"],
+                "the second attempt's step replays the first's, through the launching process: \(result.stdout) \(result.stderr)")
         let dumped = try String(contentsOfFile: directory.path + "/environment", encoding: .utf8)
         #expect(!dumped.contains(secret), "no job sees the password")
         #expect(dumped.contains("BELFRY_DATABASE=postgresql://"), "jobs still know which database runs them")
+        // The job's own route to the database is closed: it has no password.
+        let direct = try BelfryCommand.run(["step", "again", "--", "/bin/echo", "hi"], environment: [
+            "BELFRY_RUN_ID": "1", "BELFRY_DATABASE": try #require(dumped.split(separator: "\n").first { $0.hasPrefix("BELFRY_DATABASE=") }).dropFirst(16).description,
+            "XDG_STATE_HOME": directory.path + "/state",
+        ])
+        #expect(direct.status != 0 && direct.stderr.contains("password"), "\(direct.stderr)")
         // A wrong port: the error names the database without the password.
         components.port = 1
         result = try BelfryCommand.run(["runs", "--database", components.string!], environment: environment)
