@@ -109,8 +109,9 @@ public struct Membership<C: Clock>: Sendable where C.Duration == Duration {
                 state.fenced.clear()
                 await scheduler.unfence()
                 log(.joined(node: name))
-            } else if try await within(.seconds(1), { try await store.renewLease() }) {
+            } else if let share = try await within(.seconds(1), { try await store.renewLease() }) {
                 lease.markRenewed()
+                await scheduler.share(share)
             } else {
                 await fence(state, reason: "the lease expired and may have been taken over")
                 return

@@ -41,12 +41,12 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     let wait: (@Sendable (Duration) async throws -> Void)?
     /// Set while the daemon cannot trust its lease: nothing is claimed.
     private var fenced = false
-    /// Whether another daemon sharing the store had claimed every slot this one tried to claim
-    /// last time: then this one wakes `yieldToClaimant` after the next slot, so that daemons do
-    /// not all contend for the same rows at the same instant (the claimant goes on claiming on
-    /// time; if it is gone, the slot starts that much later).
-    private var claimedElsewhere = false
-    static var yieldToClaimant: Duration { .milliseconds(30) }
+    /// This daemon's share of the slots among the daemons sharing the store: the slots of the
+    /// others' shares it claims only `NodeShare.handoff` after they came due (if their daemon
+    /// has not, it may be gone).
+    private var currentShare = NodeShare.alone
+    /// Due slots of other shares, out of the queue until they become this daemon's to claim too.
+    private var deferred: [(slot: Instant, trigger: Int64, claimable: Date)] = []
     /// Whether the lease may be trusted now (on SQLite, always).
     let leaseTrusted: @Sendable () -> Bool
 
@@ -80,6 +80,9 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         executor.interrupting.clear()
         entries = [:]
     }
+
+    /// The share of the slots this daemon claims first (renewed with its lease).
+    public func share(_ share: NodeShare) { currentShare = share }
 
     /// Cancels runs of this daemon that another asked to cancel.
     public func cancel(runs ids: [Int64]) {
@@ -126,7 +129,10 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
                 // Until the next slot to the nanosecond (slots are whole seconds, the wall clock is not).
                 if let next = queue.peek()?.slot {
                     let seconds = Double(next.secondsSinceEpoch) - wallClock().timeIntervalSince1970
-                    wait = min(wait, .nanoseconds(Int64(max(0, seconds) * 1e9)) + (claimedElsewhere ? Self.yieldToClaimant : .zero))
+                    wait = min(wait, .nanoseconds(Int64(max(0, seconds) * 1e9)))
+                }
+                if let handoff = deferred.lazy.map(\.claimable).min() {
+                    wait = min(wait, .nanoseconds(Int64(max(0, handoff.timeIntervalSince(wallClock())) * 1e9)))
                 }
             } catch {
                 if !failing { log(.storeFailed(reason: "\(error)")) }
@@ -210,9 +216,17 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         changeCounter = counter
         let now = Instant(wall)
         var claims: [SlotClaim] = []
+        for item in deferred where item.claimable <= wall { queue.push(item.slot, trigger: item.trigger) }
+        deferred.removeAll { $0.claimable <= wall }
+        let handoff = Double(NodeShare.handoff.components.attoseconds) / 1e18 + Double(NodeShare.handoff.components.seconds)
         while let top = queue.peek(), top.slot <= now {
             _ = queue.pop()
             guard var entry = entries[top.trigger], entry.next == top.slot else { continue }  // stale
+            let claimable = Date(timeIntervalSince1970: Double(top.slot.secondsSinceEpoch) + handoff)
+            if !currentShare.owns(trigger: top.trigger, slot: top.slot.secondsSinceEpoch), wall < claimable {
+                deferred.append((top.slot, top.trigger, claimable))
+                continue
+            }
             claims.append(decide(&entry, now: now))
             entries[top.trigger] = entry
             if let next = entry.next { queue.push(next, trigger: top.trigger) }
@@ -220,8 +234,6 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         guard !claims.isEmpty else { return }
         // Every trigger due now is claimed in one transaction, then launched.
         let launches = try await store.claimSlots(claims, evaluatedThrough: now, at: wallClock())
-        let toRun = claims.contains { $0.outcomes.contains { if case .run = $0.outcome { true } else { false } } }
-        claimedElsewhere = toRun && launches.allSatisfy(\.isEmpty)
         for (claim, launches) in zip(claims, launches) {
             let trigger = claim.trigger
             for (slot, outcome) in claim.outcomes {
@@ -242,6 +254,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         var fresh: [Int64: Entry] = [:]
         var cronSlots: [TriggerSchedule: any SlotSchedule] = [:]  // a cron's slots do not depend on its activation
         queue = SlotQueue()
+        deferred = []
         for trigger in triggers {
             let slots: any SlotSchedule
             do {

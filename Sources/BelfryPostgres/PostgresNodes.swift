@@ -2,6 +2,7 @@ import BelfrySchedule
 import BelfryStore
 import Foundation
 import PostgresNIO
+import Synchronization
 
 extension PostgresStore {
     /// Registers this process as a new node (a new id at every join: a node that lost its lease
@@ -23,12 +24,18 @@ extension PostgresStore {
 
     /// Extends the lease from the database's `now()`, only while it has not expired: an
     /// expired lease may have been taken over, and then this node owns nothing.
-    public func renewLease() async throws -> Bool {
-        guard let me = node.withLock({ $0.current?.id }) else { return false }
+    public func renewLease() async throws -> NodeShare? {
+        guard let me = node.withLock({ $0.current?.id }) else { return nil }
         let rows = try await query("""
-            UPDATE node SET lease_until = now() + make_interval(secs => lease_ms / 1000.0) WHERE id = \(me) AND lease_until > now() RETURNING id
+            WITH renewed AS (
+              UPDATE node SET lease_until = now() + make_interval(secs => lease_ms / 1000.0) WHERE id = \(me) AND lease_until > now() RETURNING id)
+            SELECT (SELECT count(*) FROM node WHERE lease_until > now() AND id < \(me)),
+                   (SELECT count(*) FROM node WHERE lease_until > now() AND id <> \(me)) + 1
+            FROM renewed
             """)
-        return !rows.isEmpty
+        guard let row = rows.first else { return nil }
+        let (index, count) = try row.decode((Int, Int).self)
+        return NodeShare(index: index, count: count)
     }
 
     /// Fails the transaction unless this node's lease is live (a claim must not be made by a
@@ -136,23 +143,37 @@ extension PostgresStore {
     /// its lease expires: by then its attempts have been taken down (fencing, the attempt
     /// guard), and whoever takes the runs over queues them again.
     public func enterQueue(_ queue: String, run: Int64, limit: Int) async throws -> Bool {
+        try await admissions.submit(queue, (run, limit)) { batch in
+            let admitted = try await self.admit(batch.map(\.run), to: queue, limit: batch.last!.limit)
+            return batch.map { admitted.contains($0.run) }
+        }
+    }
+
+    /// Gives places in `queue` to as many of `runs` as its limit leaves room for, in their
+    /// order, in one transaction under the queue's lock; the runs admitted.
+    private func admit(_ runs: [Int64], to queue: String, limit: Int) async throws -> Set<Int64> {
         try await transaction { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(hashtext('belfry queue ' || \(queue)))", logger: self.logger)
             let held = try await connection.query("""
                 SELECT count(*) FROM queue_place p JOIN run r ON r.id = p.run_id LEFT JOIN node n ON n.id = r.node_id
-                WHERE p.queue = \(queue) AND p.run_id <> \(run) AND r.state IN ('queued', 'running')
+                WHERE p.queue = \(queue) AND p.run_id <> ALL(\(runs)) AND r.state IN ('queued', 'running')
                   AND (r.node_id IS NULL OR n.lease_until > now())
                 """, logger: self.logger).collect()
-            guard try held.first?.decode(Int.self) ?? 0 < limit else { return false }
+            let admitted = Array(runs.prefix(max(0, limit - (try held.first?.decode(Int.self) ?? 0))))
+            guard !admitted.isEmpty else { return [] }
             try await connection.query("""
-                INSERT INTO queue_place (run_id, queue) VALUES (\(run), \(queue)) ON CONFLICT (run_id) DO UPDATE SET queue = excluded.queue
+                INSERT INTO queue_place (run_id, queue) SELECT unnest(\(admitted)), \(queue)
+                ON CONFLICT (run_id) DO UPDATE SET queue = excluded.queue
                 """, logger: self.logger)
-            return true
+            return Set(admitted)
         }
     }
 
     public func leaveQueue(run: Int64) async throws {
-        try await query("DELETE FROM queue_place WHERE run_id = \(run)")
+        _ = try await departures.submit("leave", run) { runs in
+            try await self.query("DELETE FROM queue_place WHERE run_id = ANY(\(runs))", idempotent: true)
+            return runs.map { _ in () }
+        }
     }
 
     public func cancelRequests() async throws -> [Int64] {
@@ -160,5 +181,55 @@ extension PostgresStore {
         return try await query("""
             SELECT id FROM run WHERE node_id = \(me) AND cancel_requested AND state IN ('queued', 'running')
             """).map { try $0.decode(Int64.self) }
+    }
+}
+
+/// Statements of one kind asked for while an earlier batch of them is under way wait for it and
+/// then go together, as one statement or transaction: 200 runs due in the same second take a
+/// few round trips, not 200 one after the other on a handful of connections.
+final class Coalescer<Item: Sendable, Output: Sendable>: Sendable {
+    private struct Waiting {
+        var item: Item
+        var continuation: CheckedContinuation<Output, any Error>
+    }
+
+    private struct Line {
+        var waiting: [Waiting] = []
+        var running = false
+    }
+
+    private let lines = Mutex<[String: Line]>([:])
+
+    init() {}
+
+    /// `item`'s output from `perform`, which takes a batch of the items given under `key` and
+    /// returns their outputs in the same order.
+    func submit(_ key: String, _ item: Item, perform: @escaping @Sendable ([Item]) async throws -> [Output]) async throws -> Output {
+        try await withCheckedThrowingContinuation { continuation in
+            let start = lines.withLock { lines in
+                lines[key, default: Line()].waiting.append(Waiting(item: item, continuation: continuation))
+                defer { lines[key]!.running = true }
+                return !lines[key]!.running
+            }
+            if start { Task { await self.drain(key, perform: perform) } }
+        }
+    }
+
+    private func drain(_ key: String, perform: @Sendable ([Item]) async throws -> [Output]) async {
+        while true {
+            let batch = lines.withLock { lines -> [Waiting] in
+                let waiting = lines[key]!.waiting
+                if waiting.isEmpty { lines[key] = nil } else { lines[key]!.waiting = [] }
+                return waiting
+            }
+            guard !batch.isEmpty else { return }
+            do {
+                let outputs = try await perform(batch.map(\.item))
+                precondition(outputs.count == batch.count, "a batch's outputs are one per item")
+                for (waiting, output) in zip(batch, outputs) { waiting.continuation.resume(returning: output) }
+            } catch {
+                for waiting in batch { waiting.continuation.resume(throwing: error) }
+            }
+        }
     }
 }

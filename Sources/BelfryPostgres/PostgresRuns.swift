@@ -66,7 +66,7 @@ extension PostgresStore {
             let triggerIDs = order.map { claims[$0].trigger.id }
             try await connection.query("""
                 INSERT INTO watermark (trigger_id, last_slot) SELECT id, \(watermark.secondsSinceEpoch) FROM "trigger" WHERE id = ANY(\(triggerIDs)) ORDER BY id
-                ON CONFLICT (trigger_id) DO UPDATE SET last_slot = GREATEST(watermark.last_slot, excluded.last_slot)
+                ON CONFLICT (trigger_id) DO UPDATE SET last_slot = excluded.last_slot WHERE watermark.last_slot < excluded.last_slot
                 """, logger: self.logger)
             var definitions: [Int64: LaunchDefinitions] = [:]
             let launching = Set(inserted.map { "\($0.task) \($0.trigger)" })
@@ -133,38 +133,66 @@ extension PostgresStore {
     }
 
     /// The attempt is recorded and the run is `running` only while this process owns the run.
+    /// Starts asked for at once go to the server together (see `Coalescer`).
     public func startAttempt(run: Int64, number: Int, pid: Int32?, logPath: String?, at: Date) async throws {
-        let name = node.withLock { $0.current?.name }
-        let rows = try await query("""
-            WITH owned AS (
-              UPDATE run SET state = 'running', attempts = \(number), started_at = coalesce(started_at, \(milliseconds(at))), node_name = \(name)
-              WHERE id = \(run) AND node_id IS NOT DISTINCT FROM \(nodeID) RETURNING id)
-            INSERT INTO attempt (run_id, number, started_at, pid, log_path, node_name)
-            SELECT id, \(number), \(milliseconds(at)), \(pid.map(Int64.init)), \(logPath), \(name) FROM owned
-            ON CONFLICT (run_id, number) DO UPDATE SET started_at = excluded.started_at
-            RETURNING run_id
-            """, idempotent: true)
-        if rows.isEmpty { throw refused(run, "the start of attempt \(number)") }
+        let start = AttemptStart(run: run, number: Int64(number), pid: pid.map(Int64.init) ?? -1, logPath: logPath ?? "",
+                                 at: milliseconds(at), node: nodeID ?? "")
+        let owned = try await attemptStarts.submit("start", start) { batch in
+            let name = self.node.withLock { $0.current?.name }
+            let rows = try await self.query("""
+                WITH item AS (
+                  SELECT * FROM unnest(\(batch.map(\.run)), \(batch.map(\.number)), \(batch.map(\.pid)), \(batch.map(\.logPath)),
+                                       \(batch.map(\.at)), \(batch.map(\.node))) AS i(run_id, number, pid, log_path, started_at, node_id)),
+                owned AS (
+                  UPDATE run SET state = 'running', attempts = i.number, started_at = coalesce(run.started_at, i.started_at), node_name = \(name)
+                  FROM item i WHERE run.id = i.run_id AND run.node_id IS NOT DISTINCT FROM nullif(i.node_id, '')
+                  RETURNING run.id, i.number, i.pid, i.log_path, i.started_at)
+                INSERT INTO attempt (run_id, number, started_at, pid, log_path, node_name)
+                SELECT id, number, started_at, nullif(pid, -1), nullif(log_path, ''), \(name) FROM owned
+                ON CONFLICT (run_id, number) DO UPDATE SET started_at = excluded.started_at
+                RETURNING run_id
+                """, idempotent: true)
+            let started = Set(try rows.map { try $0.decode(Int64.self) })
+            return batch.map { started.contains($0.run) }
+        }
+        if !owned { throw refused(run, "the start of attempt \(number)") }
     }
 
     public func setAttemptProcess(run: Int64, number: Int, pid: Int32) async throws {
-        let rows = try await query("""
-            UPDATE attempt SET pid = \(Int64(pid)) WHERE run_id = \(run) AND number = \(number)
-              AND EXISTS (SELECT 1 FROM run WHERE id = \(run) AND node_id IS NOT DISTINCT FROM \(nodeID))
-            RETURNING run_id
-            """, idempotent: true)
-        if rows.isEmpty { throw refused(run, "the process of attempt \(number)") }
+        let owned = try await attemptProcesses.submit("process", (run, number, pid, nodeID)) { batch in
+            let rows = try await self.query("""
+                UPDATE attempt SET pid = i.pid
+                FROM unnest(\(batch.map(\.run)), \(batch.map { Int64($0.number) }), \(batch.map { Int64($0.pid) }), \(batch.map { $0.node ?? "" }))
+                  AS i(run_id, number, pid, node_id)
+                WHERE attempt.run_id = i.run_id AND attempt.number = i.number
+                  AND EXISTS (SELECT 1 FROM run WHERE id = i.run_id AND node_id IS NOT DISTINCT FROM nullif(i.node_id, ''))
+                RETURNING attempt.run_id
+                """, idempotent: true)
+            let set = Set(try rows.map { try $0.decode(Int64.self) })
+            return batch.map { set.contains($0.run) }
+        }
+        if !owned { throw refused(run, "the process of attempt \(number)") }
     }
 
     public func finishAttempt(run: Int64, number: Int, exitCode: Int32?, signal: Int32?, timedOut: Bool, outputTail: Data, at: Date) async throws {
-        let rows = try await query("""
-            UPDATE attempt SET finished_at = \(milliseconds(at)), exit_code = \(exitCode.map(Int64.init)), signal = \(signal.map(Int64.init)),
-              timed_out = \(timedOut), output_tail = \(ByteBuffer(bytes: outputTail))
-            WHERE run_id = \(run) AND number = \(number)
-              AND EXISTS (SELECT 1 FROM run WHERE id = \(run) AND node_id IS NOT DISTINCT FROM \(nodeID))
-            RETURNING run_id
-            """, idempotent: true)
-        if rows.isEmpty { throw refused(run, "the end of attempt \(number)") }
+        let end = AttemptEnd(run: run, number: Int64(number), at: milliseconds(at), exitCode: exitCode.map(Int64.init), signal: signal.map(Int64.init),
+                             timedOut: timedOut, outputTail: ByteBuffer(bytes: outputTail), node: nodeID ?? "")
+        let owned = try await attemptEnds.submit("end", end) { batch in
+            let rows = try await self.query("""
+                UPDATE attempt SET finished_at = i.finished_at, exit_code = CASE WHEN i.exited THEN i.exit_code END,
+                  signal = CASE WHEN i.signalled THEN i.signal END, timed_out = i.timed_out, output_tail = i.output_tail
+                FROM unnest(\(batch.map(\.run)), \(batch.map(\.number)), \(batch.map(\.at)), \(batch.map { $0.exitCode ?? 0 }),
+                            \(batch.map { $0.exitCode != nil }), \(batch.map { $0.signal ?? 0 }), \(batch.map { $0.signal != nil }),
+                            \(batch.map(\.timedOut)), \(batch.map(\.outputTail)), \(batch.map(\.node)))
+                  AS i(run_id, number, finished_at, exit_code, exited, signal, signalled, timed_out, output_tail, node_id)
+                WHERE attempt.run_id = i.run_id AND attempt.number = i.number
+                  AND EXISTS (SELECT 1 FROM run WHERE id = i.run_id AND node_id IS NOT DISTINCT FROM nullif(i.node_id, ''))
+                RETURNING attempt.run_id
+                """, idempotent: true)
+            let ended = Set(try rows.map { try $0.decode(Int64.self) })
+            return batch.map { ended.contains($0.run) }
+        }
+        if !owned { throw refused(run, "the end of attempt \(number)") }
     }
 
     /// The run's end (or its return to the queue), and its figures for `stats`, in one
@@ -172,26 +200,41 @@ extension PostgresStore {
     /// queued or running run changes, so the statement runs again safely after a lost
     /// connection; a run found already in `state` (the first try committed) is done.
     public func finishRun(_ run: Int64, state: RunState, reason: String?, exitCode: Int32?, commandUsed: String?, at: Date) async throws {
-        let finished = state.isFinal ? milliseconds(at) : nil
-        let counted = RunFigures.counts(state)
-        let rows = try await query("""
-            WITH r AS (
-              UPDATE run SET state = \(state.rawValue), reason = \(reason), exit_code = \(exitCode.map(Int64.init)), command_used = \(commandUsed),
-                finished_at = \(finished), cancel_requested = false
-              WHERE id = \(run) AND node_id IS NOT DISTINCT FROM \(nodeID) AND state IN ('queued', 'running')
-              RETURNING task, queued_at / 3600000 AS hour, attempts, finished_at - started_at AS duration
-            ), figures AS (
-              INSERT INTO run_stats (task, hour, runs, succeeded, attempts, retried, durations)
-              SELECT task, hour, 1, \(state == .succeeded ? 1 : 0), attempts, CASE WHEN attempts > 1 THEN 1 ELSE 0 END,
-                CASE WHEN duration IS NULL THEN ''::bytea ELSE belfry_duration_entry(greatest(duration, 0)) END
-              FROM r WHERE \(counted)
-              ON CONFLICT (task, hour) DO UPDATE SET runs = run_stats.runs + excluded.runs, succeeded = run_stats.succeeded + excluded.succeeded,
-                attempts = run_stats.attempts + excluded.attempts, retried = run_stats.retried + excluded.retried,
-                durations = run_stats.durations || excluded.durations
-            )
-            SELECT 1 FROM r
-            """, idempotent: true)
-        guard rows.isEmpty else { return }
+        let end = RunEnd(run: run, state: state.rawValue, reason: reason, exitCode: exitCode.map(Int64.init), commandUsed: commandUsed,
+                         finishedAt: state.isFinal ? milliseconds(at) : nil, counted: RunFigures.counts(state), succeeded: state == .succeeded,
+                         node: nodeID ?? "")
+        let changed = try await runEnds.submit("end", end) { batch in
+            let rows = try await self.query("""
+                WITH item AS (
+                  SELECT * FROM unnest(\(batch.map(\.run)), \(batch.map(\.state)), \(batch.map { $0.reason ?? "" }), \(batch.map { $0.reason != nil }),
+                                       \(batch.map { $0.exitCode ?? 0 }), \(batch.map { $0.exitCode != nil }), \(batch.map { $0.commandUsed ?? "" }),
+                                       \(batch.map { $0.commandUsed != nil }), \(batch.map { $0.finishedAt ?? 0 }), \(batch.map { $0.finishedAt != nil }),
+                                       \(batch.map(\.counted)), \(batch.map(\.succeeded)), \(batch.map(\.node)))
+                    AS i(run_id, state, reason, has_reason, exit_code, has_exit_code, command_used, has_command_used, finished_at, has_finished_at,
+                         counted, succeeded, node_id)
+                ), r AS (
+                  UPDATE run SET state = i.state, reason = CASE WHEN i.has_reason THEN i.reason END,
+                    exit_code = CASE WHEN i.has_exit_code THEN i.exit_code END, command_used = CASE WHEN i.has_command_used THEN i.command_used END,
+                    finished_at = CASE WHEN i.has_finished_at THEN i.finished_at END, cancel_requested = false
+                  FROM item i
+                  WHERE run.id = i.run_id AND run.node_id IS NOT DISTINCT FROM nullif(i.node_id, '') AND run.state IN ('queued', 'running')
+                  RETURNING run.id, run.task, run.queued_at / 3600000 AS hour, run.attempts, run.finished_at - run.started_at AS duration,
+                    i.counted, i.succeeded
+                ), figures AS (
+                  INSERT INTO run_stats (task, hour, runs, succeeded, attempts, retried, durations)
+                  SELECT task, hour, count(*), count(*) FILTER (WHERE succeeded), sum(attempts), count(*) FILTER (WHERE attempts > 1),
+                    coalesce(string_agg(belfry_duration_entry(greatest(duration, 0)), ''::bytea) FILTER (WHERE duration IS NOT NULL), ''::bytea)
+                  FROM r WHERE counted GROUP BY task, hour
+                  ON CONFLICT (task, hour) DO UPDATE SET runs = run_stats.runs + excluded.runs, succeeded = run_stats.succeeded + excluded.succeeded,
+                    attempts = run_stats.attempts + excluded.attempts, retried = run_stats.retried + excluded.retried,
+                    durations = run_stats.durations || excluded.durations
+                )
+                SELECT id FROM r
+                """, idempotent: true)
+            let ended = Set(try rows.map { try $0.decode(Int64.self) })
+            return batch.map { ended.contains($0.run) }
+        }
+        guard !changed else { return }
         let done = try await query("""
             SELECT 1 FROM run WHERE id = \(run) AND node_id IS NOT DISTINCT FROM \(nodeID) AND state = \(state.rawValue)
             """)
@@ -382,4 +425,39 @@ func int64Binds(_ values: [Int64]) -> PostgresBindings {
     var bindings = PostgresBindings(capacity: values.count)
     for value in values { bindings.append(value) }
     return bindings
+}
+
+/// One `startAttempt`, as its batch sends it (no pid: -1; no log: ""; the CLI's runs: node "").
+struct AttemptStart: Sendable {
+    var run: Int64
+    var number: Int64
+    var pid: Int64
+    var logPath: String
+    var at: Int64
+    var node: String
+}
+
+/// One `finishAttempt`, as its batch sends it.
+struct AttemptEnd: Sendable {
+    var run: Int64
+    var number: Int64
+    var at: Int64
+    var exitCode: Int64?
+    var signal: Int64?
+    var timedOut: Bool
+    var outputTail: ByteBuffer
+    var node: String
+}
+
+/// One `finishRun`, as its batch sends it.
+struct RunEnd: Sendable {
+    var run: Int64
+    var state: String
+    var reason: String?
+    var exitCode: Int64?
+    var commandUsed: String?
+    var finishedAt: Int64?
+    var counted: Bool
+    var succeeded: Bool
+    var node: String
 }

@@ -19,6 +19,14 @@ public final class PostgresStore: Store {
     /// This process's node, once it joined as a daemon (nil for the CLI), and the node id of
     /// each of its terms (one per join).
     let node = Mutex<(current: Node?, ids: [Int: String])>((nil, [:]))
+    /// Queue places asked for at once, given in batches.
+    let admissions = Coalescer<(run: Int64, limit: Int), Bool>()
+    /// Attempt starts and their processes, recorded in batches.
+    let attemptStarts = Coalescer<AttemptStart, Bool>()
+    let attemptProcesses = Coalescer<(run: Int64, number: Int, pid: Int32, node: String?), Bool>()
+    let attemptEnds = Coalescer<AttemptEnd, Bool>()
+    let departures = Coalescer<Int64, Void>()
+    let runEnds = Coalescer<RunEnd, Bool>()
 
     struct Node: Sendable {
         var id: String

@@ -30,7 +30,7 @@ extension BelfryDatabase {
     public var term: Int { 0 }
 
     /// The lock file never expires.
-    public func renewLease() -> Bool { true }
+    public func renewLease() -> NodeShare? { .alone }
 
     /// No other daemon can have run on this database while this one holds it: the runs a
     /// previous daemon left are `interruptedRuns`' at start.

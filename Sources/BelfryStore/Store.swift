@@ -83,9 +83,10 @@ public protocol Store: AnyObject, Sendable {
     /// join) holding a lease of `lease` in the database's clock. Every run this process claims
     /// from then on is owned by that node.
     func join(name: String, lease: Duration) async throws
-    /// Renews this daemon's lease; `false` when it was lost (expired and taken over): the
-    /// daemon owns nothing any more and must join again.
-    func renewLease() async throws -> Bool
+    /// Renews this daemon's lease; nil when it was lost (expired and taken over): the daemon
+    /// owns nothing any more and must join again. Else this daemon's share of the slots: its
+    /// place among the live daemons, by id, and their number.
+    func renewLease() async throws -> NodeShare?
     /// Takes over the daemons whose lease expired: their runs that were running or queued are
     /// this daemon's to resume, as system retries — a running one once the lease has been
     /// expired for its task's `kill_grace`, so that a partitioned node has taken its processes
@@ -113,6 +114,36 @@ public protocol Store: AnyObject, Sendable {
 /// The term a task writes under (see `Store.term`); nil: the store's current one.
 public enum StoreTerm {
     @TaskLocal public static var current: Int?
+}
+
+/// Which slots a daemon claims first: those whose `owner(...)` is its `index` among `count`
+/// live daemons. The others wait `NodeShare.handoff` for their own daemon before claiming them
+/// (it may be gone): the daemons share the work, and seldom contend for the same rows.
+public struct NodeShare: Sendable, Hashable {
+    public var index: Int
+    public var count: Int
+
+    public init(index: Int, count: Int) { (self.index, self.count) = (index, max(1, count)) }
+
+    /// One daemon: every slot is its own.
+    public static let alone = NodeShare(index: 0, count: 1)
+
+    /// How long a slot waits for the daemon whose share it is before the others claim it.
+    public static let handoff: Duration = .milliseconds(100)
+
+    /// The daemon (its index) a trigger's slot falls to: a fixed mix of both, so that one
+    /// trigger's slots spread over the daemons too.
+    public static func owner(trigger: Int64, slot: Int64, count: Int) -> Int {
+        var x = UInt64(bitPattern: trigger) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(bitPattern: slot) &* 0xC2B2_AE3D_27D4_EB4F
+        x ^= x >> 29
+        x &*= 0x1656_67B1_9E37_79F9
+        x ^= x >> 32
+        return Int(x % UInt64(max(1, count)))
+    }
+
+    public func owns(trigger: Int64, slot: Int64) -> Bool {
+        count == 1 || Self.owner(trigger: trigger, slot: slot, count: count) == index
+    }
 }
 
 /// A daemon sharing a PostgreSQL store (`belfry nodes`).

@@ -255,3 +255,41 @@ struct OverlapTests {
         #expect(runs.map(\.state) == [.cancelled, .succeeded])
     }
 }
+
+@Suite("Shares of the slots among daemons")
+struct ShareTests {
+    @Test("a daemon claims the slots of its share at once and the others' only after the handoff")
+    func handoff() async throws {
+        let daemon = try VirtualDaemon(yaml: (0..<8).map { """
+              - { name: job\($0), command: ["/bin/true"], triggers: [{ name: every, cron: "* * * * * *" }] }
+
+            """ }.joined(), startingAt: "2026-06-01T00:00:00Z")
+        let slot = Int64(daemon.base.timeIntervalSince1970) + 1
+        let wall = Mutex(daemon.base)
+        let executor = RunExecutor(store: daemon.store, clock: daemon.clock, now: { wall.withLock { $0 } }, random: { 0.5 },
+                                   logDirectory: daemon.directory.path + "/logs")
+        let scheduler = Scheduler(store: daemon.store, executor: executor, clock: daemon.clock, wallClock: { wall.withLock { $0 } }) { _ in }
+        await scheduler.share(NodeShare(index: 0, count: 2))
+        try await scheduler.refresh()
+        let triggers = try daemon.store.activeTriggers().map(\.id)
+        let mine = triggers.filter { NodeShare.owner(trigger: $0, slot: slot, count: 2) == 0 }
+        #expect(!mine.isEmpty && mine.count < triggers.count, "8 triggers fall to both shares")
+
+        func claimed() throws -> Int {
+            var filter = RunFilter()
+            filter.limit = 1000
+            return try daemon.store.runs(matching: filter).count
+        }
+        wall.withLock { $0 = Date(timeIntervalSince1970: Double(slot) + 0.02) }
+        try await scheduler.tick()
+        #expect(try claimed() == mine.count, "its own share at once")
+        wall.withLock { $0 = Date(timeIntervalSince1970: Double(slot) + 0.09) }
+        try await scheduler.tick()
+        #expect(try claimed() == mine.count, "the others' wait for their daemon")
+        wall.withLock { $0 = Date(timeIntervalSince1970: Double(slot) + 0.11) }
+        try await scheduler.tick()
+        #expect(try claimed() == triggers.count, "past the handoff, whatever their daemon left")
+        await scheduler.stop()
+        for task in await scheduler.runningTasks { await task.value }
+    }
+}

@@ -195,6 +195,40 @@ struct StoreTests {
         #expect(try await store.statistics(task: nil, since: lastHour).first?.runs == recent)
     }
 
+    @Test("runs that end at the same moment (one batch on PostgreSQL) are each recorded, with their figures", arguments: Backend.available)
+    func concurrentEnds(_ backend: Backend) async throws {
+        let directory = try TemporaryDirectory()
+        let store = try await backend.open(in: directory)
+        let start = Date(timeIntervalSince1970: 1_790_000_000)
+        var ids: [Int64] = []
+        for k in 0..<120 {
+            let id = try await store.createRun(task: "ops.job\(k % 3)", trigger: nil, slot: nil, origin: .manual, inputs: nil, at: start)
+            try await store.startAttempt(run: id, number: 1, pid: nil, logPath: nil, at: start)
+            ids.append(id)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (k, id) in ids.enumerated() {
+                group.addTask {
+                    try await store.finishAttempt(run: id, number: 1, exitCode: k % 4 == 0 ? nil : Int32(k % 2), signal: k % 4 == 0 ? 9 : nil,
+                                                  timedOut: false, outputTail: Data("tail \(k)".utf8), at: start.addingTimeInterval(Double(k)))
+                    try await store.finishRun(id, state: k % 2 == 1 ? .failed : .succeeded, reason: k % 2 == 1 ? "exit code 1" : nil,
+                                              exitCode: k % 2 == 1 ? 1 : 0, commandUsed: "primary", at: start.addingTimeInterval(Double(k)))
+                }
+            }
+            try await group.waitForAll()
+        }
+        for (k, id) in ids.enumerated() {
+            let (run, attempts, _) = try #require(try await store.run(id: id))
+            #expect(run.state == (k % 2 == 1 ? .failed : .succeeded) && run.reason == (k % 2 == 1 ? "exit code 1" : nil))
+            #expect(run.finishedAt == start.addingTimeInterval(Double(k)))
+            #expect(attempts.first?.signal == (k % 4 == 0 ? 9 : nil) && attempts.first?.outputTail == Data("tail \(k)".utf8))
+        }
+        let figures = try await store.statistics(task: nil, since: nil)
+        #expect(figures.map(\.runs) == [40, 40, 40])
+        #expect(figures.map(\.successRate) == [0.5, 0.5, 0.5])
+        #expect(figures.allSatisfy { $0.p95Duration.map { $0 > 100 } == true }, "each run's duration is in its task's histogram")
+    }
+
     @Test("another process's deploy or activation changes the change counter", arguments: Backend.available)
     func changeCounter(_ backend: Backend) async throws {
         let directory = try TemporaryDirectory()
