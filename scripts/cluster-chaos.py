@@ -297,6 +297,15 @@ def main():
                percentile_disc(0.99) WITHIN GROUP (ORDER BY a.started_at - r.slot * 1000)
         FROM run r JOIN attempt a ON a.run_id = r.id AND a.number = 1 WHERE r.task LIKE 'chaos.fast%'""")
     print(f"slot->first start over the whole run (ms): p50, p99 = {lateness.replace(chr(9), ', ')}")
+    late = psql(direct, """
+        SELECT to_char(to_timestamp(r.slot), 'HH24:MI:SS'), r.task, a.started_at - r.slot * 1000, r.queued_at - r.slot * 1000,
+               a.node_name, r.system_retries
+        FROM run r JOIN attempt a ON a.run_id = r.id AND a.number = 1 WHERE r.task LIKE 'chaos.fast%' AND a.started_at - r.slot * 1000 > 2000
+        ORDER BY r.slot""")
+    if late:
+        print("fast slots first started more than 2 s late (slot, task, start ms, claim ms, node, system retries):")
+        for line in late.splitlines():
+            print("  " + line.replace("\t", "  "))
     print(f"work directory: {work} (node logs)")
     if failures:
         print("FAILED:\n  " + "\n  ".join(failures))

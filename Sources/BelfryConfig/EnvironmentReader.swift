@@ -22,9 +22,6 @@ struct EnvironmentReader {
         self.zones = zones
     }
 
-    static let topLevelKeys = ["environment", "tasks", "queues"]
-    static let environmentKeys = ["name", "description", "env", "queue", "working_directory", "user"]
-
     /// Per-environment defaults that tasks inherit.
     struct Defaults {
         var environment: String
@@ -50,13 +47,13 @@ struct EnvironmentReader {
 
     mutating func read(_ bytes: [UInt8]) -> EnvironmentDefinition? {
         guard let text = decode(bytes), let root = compose(text) else { return nil }
-        guard let top = file.mapping(root, "the file", allowed: Self.topLevelKeys) else { return nil }
+        guard let top = file.mapping(root, "the file", allowed: DefinitionKeys.file) else { return nil }
         if let queuesNode = top["queues"] { readQueues(queuesNode) }
 
         let stem = ((file.path as NSString).lastPathComponent as NSString).deletingPathExtension
         var defaults = Defaults(environment: stem, env: [:])
         var description: String?
-        if let environmentNode = top["environment"], let environment = file.mapping(environmentNode, "environment", allowed: Self.environmentKeys) {
+        if let environmentNode = top["environment"], let environment = file.mapping(environmentNode, "environment", allowed: DefinitionKeys.environment) {
             if let nameNode = environment["name"] {
                 environmentNameNode = nameNode
                 defaults.environment = file.name(nameNode, "environment name") ?? stem
@@ -173,7 +170,7 @@ struct EnvironmentReader {
                 file.error(keyNode, "queue name \"\(name)\" is not a valid name", hint: "use snake_case or kebab-case")
                 continue
             }
-            guard let settings = file.mapping(value, "queue \(name)", allowed: ["concurrency"]) else { continue }
+            guard let settings = file.mapping(value, "queue \(name)", allowed: DefinitionKeys.queue) else { continue }
             let concurrency = settings["concurrency"].flatMap { file.int($0, "concurrency", in: 1...10_000) } ?? 16
             queues[name] = (concurrency, keyNode)
         }

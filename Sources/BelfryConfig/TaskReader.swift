@@ -2,13 +2,8 @@ import BelfrySchedule
 import Yams
 
 extension EnvironmentReader {
-    static let taskKeys = [
-        "name", "description", "command", "env", "params", "retries", "timeout", "kill_grace", "queue", "overlap",
-        "circuit_breaker", "fallbacks", "on_failure", "max_output_bytes", "triggers",
-    ]
-
     mutating func readTask(_ node: Node, defaults: Defaults) -> TaskDefinition? {
-        guard let task = file.mapping(node, "task", allowed: Self.taskKeys) else { return nil }
+        guard let task = file.mapping(node, "task", allowed: DefinitionKeys.task) else { return nil }
         guard let nameNode = task["name"] else {
             file.error(node, "task has no name", hint: "add name: in snake_case or kebab-case")
             return nil
@@ -64,7 +59,7 @@ extension EnvironmentReader {
             }
             return .arguments(arguments)
         case .mapping:
-            guard let mapping = file.mapping(node, what, allowed: ["shell"]), let shellNode = mapping["shell"],
+            guard let mapping = file.mapping(node, what, allowed: DefinitionKeys.shellCommand), let shellNode = mapping["shell"],
                 let script = file.string(shellNode, "\(what) shell")
             else {
                 if case .mapping(let m) = node, m.isEmpty { file.error(node, "\(what) is empty", hint: "write { shell: \"...\" }") }
@@ -86,7 +81,7 @@ extension EnvironmentReader {
                 continue
             }
             var param = Param(name: name, required: false, defaultValue: nil)
-            if value.null == nil, let settings = file.mapping(value, "param \(name)", allowed: ["required", "default", "description"]) {
+            if value.null == nil, let settings = file.mapping(value, "param \(name)", allowed: DefinitionKeys.param) {
                 param.required = settings["required"].flatMap { file.bool($0, "required") } ?? false
                 param.defaultValue = settings["default"].flatMap { file.string($0, "default") }
                 if param.required, param.defaultValue != nil {
@@ -104,10 +99,10 @@ extension EnvironmentReader {
             policy.count = file.int(node, "retries", in: 0...100) ?? 0
             return policy
         }
-        guard let retries = file.mapping(node, "retries", allowed: ["count", "backoff", "no_retry_exit_codes"]) else { return policy }
+        guard let retries = file.mapping(node, "retries", allowed: DefinitionKeys.retries) else { return policy }
         policy.count = retries["count"].flatMap { file.int($0, "retries count", in: 0...100) } ?? 0
         if let backoffNode = retries["backoff"],
-            let backoff = file.mapping(backoffNode, "backoff", allowed: ["initial", "multiplier", "max", "jitter"])
+            let backoff = file.mapping(backoffNode, "backoff", allowed: DefinitionKeys.backoff)
         {
             if let n = backoff["initial"], let v = file.duration(n, "backoff initial", allowZero: true) { policy.backoff.initialMilliseconds = v }
             if let n = backoff["multiplier"], let v = file.number(n, "backoff multiplier", in: 1...100) { policy.backoff.multiplier = v }
@@ -131,7 +126,7 @@ extension EnvironmentReader {
             policy.maxRuntimeMilliseconds = file.duration(node, "timeout")
             return policy
         }
-        guard let timeout = file.mapping(node, "timeout", allowed: ["max_runtime", "max_queued_time"]) else { return policy }
+        guard let timeout = file.mapping(node, "timeout", allowed: DefinitionKeys.timeout) else { return policy }
         policy.maxRuntimeMilliseconds = timeout["max_runtime"].flatMap { file.duration($0, "max_runtime") }
         policy.maxQueuedMilliseconds = timeout["max_queued_time"].flatMap { file.duration($0, "max_queued_time") }
         return policy
@@ -155,7 +150,7 @@ extension EnvironmentReader {
     }
 
     private mutating func readCircuitBreaker(_ node: Node) -> CircuitBreakerPolicy? {
-        guard let breaker = file.mapping(node, "circuit_breaker", allowed: ["failure_threshold", "cooldown"]) else { return nil }
+        guard let breaker = file.mapping(node, "circuit_breaker", allowed: DefinitionKeys.circuitBreaker) else { return nil }
         guard let thresholdNode = breaker["failure_threshold"], let cooldownNode = breaker["cooldown"] else {
             file.error(node, "circuit_breaker needs failure_threshold and cooldown", hint: "e.g. { failure_threshold: 5, cooldown: 10m }")
             return nil

@@ -2,12 +2,6 @@ import BelfrySchedule
 import Yams
 
 extension EnvironmentReader {
-    static let triggerKeys = [
-        "name", "cron", "timezone", "every", "interval_minutes", "start_time", "predefined", "trigger_time_input_key",
-        "description", "auto_activate", "inputs", "env", "queue", "labels", "annotations", "catch_up",
-        "starting_deadline", "overlap", "dst",
-    ]
-
     mutating func readTrigger(_ node: Node, task: TaskDefinition) -> TriggerDefinition? {
         var keys: [String: Node]
         if case .scalar = node, let text = file.string(node, "trigger") {
@@ -19,7 +13,7 @@ extension EnvironmentReader {
                 return nil
             }
         } else {
-            guard let mapping = file.mapping(node, "trigger", allowed: Self.triggerKeys) else { return nil }
+            guard let mapping = file.mapping(node, "trigger", allowed: DefinitionKeys.trigger) else { return nil }
             keys = mapping
         }
         let kinds = ["cron", "every", "interval_minutes", "predefined"].filter { keys[$0] != nil }
@@ -134,7 +128,7 @@ extension EnvironmentReader {
     /// A cron schedule, with the engine's error positioned at the offending character.
     private mutating func readCron(_ node: Node, expression: String, zone: String, keys: [String: Node]) -> TriggerSchedule? {
         var dst = DSTPolicy.default
-        if let dstNode = keys["dst"], let policy = file.mapping(dstNode, "dst", allowed: ["skipped", "repeated"]) {
+        if let dstNode = keys["dst"], let policy = file.mapping(dstNode, "dst", allowed: DefinitionKeys.dst) {
             if let n = policy["skipped"], let v = readChoice(n, "dst skipped", DSTPolicy.Skipped.self) { dst.skipped = v }
             if let n = policy["repeated"], let v = readChoice(n, "dst repeated", DSTPolicy.Repeated.self) { dst.repeated = v }
         }
@@ -184,7 +178,7 @@ extension EnvironmentReader {
             policy.mode = readChoice(node, "catch_up", CatchUpPolicy.Mode.self) ?? .latest
             return policy
         }
-        guard let settings = file.mapping(node, "catch_up", allowed: ["policy", "limit"]) else { return policy }
+        guard let settings = file.mapping(node, "catch_up", allowed: DefinitionKeys.catchUp) else { return policy }
         if let n = settings["policy"], let mode = readChoice(n, "catch_up policy", CatchUpPolicy.Mode.self) { policy.mode = mode }
         if let n = settings["limit"], let limit = file.int(n, "catch_up limit", in: 1...100_000) { policy.limit = limit }
         return policy

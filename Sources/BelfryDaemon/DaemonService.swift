@@ -56,7 +56,11 @@ public struct DaemonService: Service {
             for task in running { task.cancel() }
             for task in running { await task.value }
         }
+        membership.cancel()
+        await membership.value  // no renewal after the lease is given up
         self.membership.attemptGuard?.stop()
+        // Everything of this daemon has ended or is back in the queue: another may take it now.
+        try? await scheduler.store.leave()
         logger.notice("daemon stopped")
     }
 

@@ -118,6 +118,8 @@ public struct Membership<C: Clock>: Sendable where C.Duration == Duration {
             }
             if state.unreachable.isSet { log(.storeRecovered) }
             state.unreachable.clear()
+            // A daemon that is stopping keeps its lease for its running jobs, but takes nothing over.
+            guard await !scheduler.isStopping else { return }
             let (runs, nodes) = try await within(.seconds(2)) { try await store.takeOverLostNodes(at: wallClock()) }
             for node in nodes { log(.nodeTakenOver(node: node)) }
             if !runs.isEmpty { try await scheduler.resume(runs) }

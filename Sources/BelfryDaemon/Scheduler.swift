@@ -162,9 +162,16 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     /// Stops launching runs; `run()` returns at its next wake.
     public func stop() { stopped = true }
 
+    /// Whether `stop()` was called.
+    public var isStopping: Bool { stopped }
+
     /// Starts again the runs a previous daemon left unfinished (system retries), with their
     /// trigger's current definition. Runs whose trigger is gone or inactive are recorded failed.
     public func resume(_ runs: [InterruptedRun]) async throws {
+        guard !stopped else { return }
+        // Just unfenced, or failing: the triggers are read again first, so that no run is
+        // taken for one whose trigger is gone.
+        if entries.isEmpty { try await reload() }
         for run in runs {
             if let pid = run.orphanPID {
                 await terminateOrphanedAttempt(pid: pid, grace: .seconds(10))

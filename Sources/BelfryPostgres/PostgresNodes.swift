@@ -115,6 +115,11 @@ extension PostgresStore {
         }
     }
 
+    public func leave() async throws {
+        guard let me = node.withLock({ $0.current?.id }) else { return }
+        try await query("UPDATE node SET lease_until = now() WHERE id = \(me) AND lease_until > now()")
+    }
+
     public func unlaunchedRuns() async throws -> [InterruptedRun] {
         guard let me = node.withLock({ $0.current?.id }) else { return [] }
         return try await query("""
@@ -150,23 +155,10 @@ extension PostgresStore {
     }
 
     /// Gives places in `queue` to as many of `runs` as its limit leaves room for, in their
-    /// order, in one transaction under the queue's lock; the runs admitted.
+    /// order, in one statement under the queue's lock (`belfry_admit`); the runs admitted.
     private func admit(_ runs: [Int64], to queue: String, limit: Int) async throws -> Set<Int64> {
-        try await transaction { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(hashtext('belfry queue ' || \(queue)))", logger: self.logger)
-            let held = try await connection.query("""
-                SELECT count(*) FROM queue_place p JOIN run r ON r.id = p.run_id LEFT JOIN node n ON n.id = r.node_id
-                WHERE p.queue = \(queue) AND p.run_id <> ALL(\(runs)) AND r.state IN ('queued', 'running')
-                  AND (r.node_id IS NULL OR n.lease_until > now())
-                """, logger: self.logger).collect()
-            let admitted = Array(runs.prefix(max(0, limit - (try held.first?.decode(Int.self) ?? 0))))
-            guard !admitted.isEmpty else { return [] }
-            try await connection.query("""
-                INSERT INTO queue_place (run_id, queue) SELECT unnest(\(admitted)), \(queue)
-                ON CONFLICT (run_id) DO UPDATE SET queue = excluded.queue
-                """, logger: self.logger)
-            return Set(admitted)
-        }
+        let rows = try await query("SELECT belfry_admit(\(queue), \(runs), \(Int64(limit)))", idempotent: true)
+        return Set(try rows.map { try $0.decode(Int64.self) })
     }
 
     public func leaveQueue(run: Int64) async throws {

@@ -268,6 +268,29 @@ public final class PostgresStore: Store {
             "CREATE TABLE queue_place (run_id bigint PRIMARY KEY REFERENCES run(id) ON DELETE CASCADE, queue text NOT NULL)",
             "CREATE INDEX queue_place_by_queue ON queue_place (queue)",
         ]),
+        // Admission in one statement: the queue's lock is held for the statement only, never
+        // across round trips (a node cut off in the middle of a transaction held it until the
+        // server ended its session, and every node's runs of that queue waited).
+        ("v3: queue admission in one statement", [
+            """
+            CREATE FUNCTION belfry_admit(q text, runs bigint[], queue_limit bigint) RETURNS SETOF bigint VOLATILE LANGUAGE plpgsql AS $$
+            DECLARE
+              held bigint;
+            BEGIN
+              PERFORM pg_advisory_xact_lock(hashtext('belfry queue ' || q));
+              -- A new snapshot after the lock (read committed): the places given by the last holder count.
+              SELECT count(*) INTO held FROM queue_place p JOIN run r ON r.id = p.run_id LEFT JOIN node n ON n.id = r.node_id
+              WHERE p.queue = q AND p.run_id <> ALL(runs) AND r.state IN ('queued', 'running')
+                AND (r.node_id IS NULL OR n.lease_until > now());
+              RETURN QUERY
+                INSERT INTO queue_place (run_id, queue)
+                SELECT u.id, q FROM unnest(runs) WITH ORDINALITY AS u(id, position) ORDER BY u.position LIMIT greatest(0, queue_limit - held)
+                ON CONFLICT (run_id) DO UPDATE SET queue = excluded.queue
+                RETURNING queue_place.run_id;
+            END
+            $$
+            """,
+        ]),
     ]
 
     /// Applies the migrations not applied yet, under a transaction-scoped advisory lock: three

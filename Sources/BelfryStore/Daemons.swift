@@ -38,6 +38,9 @@ extension BelfryDatabase {
 
     public func unlaunchedRuns() -> [InterruptedRun] { [] }
 
+    /// The lock file is released when the process exits.
+    public func leave() {}
+
     /// One daemon per SQLite database: no nodes.
     public func nodes() -> [NodeRecord] { [] }
 

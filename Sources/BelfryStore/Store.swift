@@ -97,6 +97,9 @@ public protocol Store: AnyObject, Sendable {
     /// commit reached the server but whose answer was lost (the connection cut at that instant)
     /// leaves such runs behind. Empty on SQLite, whose claims commit in the process.
     func unlaunchedRuns() async throws -> [InterruptedRun]
+    /// A daemon that stopped gracefully gives its lease up, so that another takes its queued
+    /// (interrupted) runs over at once rather than when the lease would have expired.
+    func leave() async throws
     /// The daemons sharing this store (one row per daemon start; empty on SQLite).
     func nodes() async throws -> [NodeRecord]
     /// The runs this daemon owns that another process asked to cancel (`overlap: replace`
