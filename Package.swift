@@ -74,6 +74,7 @@ let package = Package(
         .target(name: "BelfryTesting", dependencies: ["BelfrySchedule", "BelfryConfig"]),
         .testTarget(name: "BelfryScheduleTests", dependencies: ["BelfrySchedule", "BelfryTesting", "belfry"]),
         .testTarget(name: "BelfryConfigTests", dependencies: ["BelfryConfig", "BelfryTesting"]),
+        .testTarget(name: "DocsTests", dependencies: ["BelfryConfig", "BelfryTesting", "belfry"]),
         .testTarget(
             name: "BelfryDaemonTests",
             dependencies: ["BelfryDaemon", "BelfryExecutor", "BelfryStore", "BelfryConfig", "BelfrySchedule", "BelfryTesting", "belfry"]
