@@ -11,10 +11,12 @@ rm -rf "$out/man" "$out/completions"
 mkdir -p "$out/man" "$out/completions"
 swift build -c release --product belfry >&2
 belfry=.build/release/belfry
-swift package --allow-writing-to-directory "$out/man" plugin generate-manual --multi-page --output-directory "$out/man" >&2
+swift package plugin --allow-writing-to-directory "$out/man" generate-manual --multi-page --output-directory "$out/man" >&2
 # The plugin writes into a directory of its own under the one given.
 find "$out/man" -mindepth 2 -name '*.1' -exec mv {} "$out/man/" \;
 find "$out/man" -mindepth 1 -type d -empty -delete
+# The attempt guard is started by the daemon itself, and `help` is argument-parser's own.
+rm -f "$out/man/belfry.guard-attempts.1" "$out/man/belfry.help.1"
 "$belfry" --generate-completion-script bash > "$out/completions/belfry.bash"
 "$belfry" --generate-completion-script zsh > "$out/completions/_belfry"
 "$belfry" --generate-completion-script fish > "$out/completions/belfry.fish"
