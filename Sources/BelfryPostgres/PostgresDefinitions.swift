@@ -126,6 +126,15 @@ extension PostgresStore {
 
     /// When the deployed definitions came from exactly these files with these bytes, records
     /// the deploy and returns its summary without reading the files; nil: deploy them.
+    public func deployedFingerprints() async throws -> [String: String] {
+        var deployed: [String: String] = [:]
+        for row in try await query("SELECT file, source_hash FROM environment") {
+            let (file, hash) = try row.decode((String, String).self)
+            deployed[file] = deployed[file] == nil ? hash : ""
+        }
+        return deployed
+    }
+
     public func deployUnchanged(fingerprints: [String: String], owner: String, now: Date) async throws -> DeploySummary? {
         try await transaction { connection in
             var deployed: [String: String] = [:]
@@ -239,10 +248,9 @@ extension PostgresStore {
     public func activeTriggers() async throws -> [ScheduledTrigger] {
         try await query("""
             SELECT tr.id, t.name, tr.name, tr.kind, tr.schedule, tr.timezone, tr.dst, tr.interval_seconds, tr.start_time,
-              d.j -> 'catchUp' ->> 'mode', (d.j -> 'catchUp' ->> 'limit')::bigint, (d.j ->> 'startingDeadlineMilliseconds')::bigint,
-              d.j ->> 'overlap', coalesce(tr.activated_at, tr.updated_at), w.last_slot, t.updated_at, tr.updated_at
+              tr.policy ->> 'catch_up', (tr.policy ->> 'catch_up_limit')::bigint, (tr.policy ->> 'starting_deadline')::bigint,
+              tr.policy ->> 'overlap', coalesce(tr.activated_at, tr.updated_at), w.last_slot, t.updated_at, tr.updated_at
             FROM "trigger" tr JOIN task t ON t.id = tr.task_id LEFT JOIN watermark w ON w.trigger_id = tr.id
-              CROSS JOIN LATERAL (SELECT convert_from(tr.definition, 'UTF8')::jsonb AS j) d
             WHERE tr.active ORDER BY tr.id
             """) { rows in
             var triggers: [ScheduledTrigger] = []

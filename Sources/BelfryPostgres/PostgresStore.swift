@@ -291,6 +291,18 @@ public final class PostgresStore: Store {
             $$
             """,
         ]),
+        // What the scheduler reads of each trigger's definition, parsed once when it is written:
+        // parsing 100,000 definitions' JSON took the server 0.6 s at every node's start.
+        ("v4: trigger policies as a column", [
+            """
+            CREATE FUNCTION belfry_trigger_policy(definition bytea) RETURNS jsonb IMMUTABLE LANGUAGE sql AS $$
+              SELECT jsonb_build_object('catch_up', j -> 'catchUp' ->> 'mode', 'catch_up_limit', j -> 'catchUp' -> 'limit',
+                'starting_deadline', j -> 'startingDeadlineMilliseconds', 'overlap', j ->> 'overlap')
+              FROM (SELECT convert_from(definition, 'UTF8')::jsonb AS j) x
+            $$
+            """,
+            #"ALTER TABLE "trigger" ADD COLUMN policy jsonb GENERATED ALWAYS AS (belfry_trigger_policy(definition)) STORED"#,
+        ]),
     ]
 
     /// Applies the migrations not applied yet, under a transaction-scoped advisory lock: three

@@ -106,6 +106,14 @@ extension BelfryDatabase {
     /// fingerprint`, see `DefinitionLoader.fingerprints`), a deploy would change nothing: records
     /// it and returns its summary without reading the files. Nil: the files differ, deploy them.
     /// (Deleting a trigger by hand forgets its file's fingerprint, so that a deploy restores it.)
+    public func deployedFingerprints() throws -> [String: String] {
+        try pool.read { db in
+            try Dictionary(
+                Row.fetchAll(db, sql: "SELECT file, source_hash FROM environment").map { ($0[0] as String, $0[1] as String) },
+                uniquingKeysWith: { _, _ in "" })
+        }
+    }
+
     public func deployUnchanged(fingerprints: [String: String], owner: String, now: Date = Date()) throws -> DeploySummary? {
         try pool.write { db in
             let deployed = try Dictionary(

@@ -25,6 +25,8 @@ public protocol Store: AnyObject, Sendable {
     // Definitions.
     func deploy(_ definitions: Definitions, owner: String, now: Date) async throws -> DeploySummary
     func deployUnchanged(fingerprints: [String: String], owner: String, now: Date) async throws -> DeploySummary?
+    /// The fingerprint of each deployed definition file, by path (`DefinitionLoader.fingerprints`).
+    func deployedFingerprints() async throws -> [String: String]
     /// What `deploy` would change, changing nothing.
     func deployPreview(_ definitions: Definitions) async throws -> DeploySummary
     func triggers(task: String?) async throws -> [TriggerStatus]

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BelfryConfig
 import BelfryDaemon
 import BelfryExecutor
 import BelfrySchedule
@@ -114,6 +115,12 @@ struct DaemonCommand: AsyncParsableCommand {
     /// how (a node started with other files than the others would otherwise go unnoticed).
     private static func compare(_ schedules: SchedulesOptions, with store: any Store, log: Logger) async {
         guard FileManager.default.fileExists(atPath: schedules.path) else { return }
+        // The same files as deployed (the usual case): nothing to parse.
+        if let fingerprints = DefinitionLoader.fingerprints(directory: schedules.path),
+            let deployed = try? await store.deployedFingerprints(), deployed == fingerprints
+        {
+            return
+        }
         do {
             let summary = try await store.deployPreview(schedules.load())
             guard !(summary.added.isEmpty && summary.changed.isEmpty && summary.deleted.isEmpty) else { return }

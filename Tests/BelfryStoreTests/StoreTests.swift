@@ -84,6 +84,36 @@ struct StoreTests {
         #expect(try await store.definition(task: "ops.job", trigger: "hourly_cron").schedule == cron.schedule)
     }
 
+    @Test("the scheduler reads each trigger's schedule and policies as deployed", arguments: Backend.available)
+    func scheduledTriggers(_ backend: Backend) async throws {
+        let directory = try TemporaryDirectory()
+        let store = try await backend.open(in: directory)
+        _ = try await store.deploy(definitions("""
+            tasks:
+              - name: job
+                command: ["/bin/true"]
+                overlap: forbid
+                triggers:
+                  - { name: plain, cron: "0 * * * *" }
+                  - name: careful
+                    cron: "30 2 * * *"
+                    timezone: America/New_York
+                    dst: { skipped: shift, repeated: twice }
+                    catch_up: { policy: all, limit: 7 }
+                    starting_deadline: 90s
+                    overlap: replace
+                  - { name: rate, every: 10m, start_time: "2026-01-01T00:00:00Z", catch_up: none }
+            """), owner: "test", now: Date())
+        let triggers = try await store.activeTriggers().sorted { $0.name < $1.name }
+        #expect(triggers.map(\.name) == ["careful", "plain", "rate"])
+        #expect(triggers.map(\.catchUp.mode) == [.all, .latest, .none])
+        #expect(triggers.map(\.catchUp.limit) == [7, 100, 100])
+        #expect(triggers.map(\.startingDeadlineMilliseconds) == [90_000, nil, nil])
+        #expect(triggers.map(\.overlap) == [.replace, .forbid, .forbid])
+        #expect(triggers[0].schedule == .cron(expression: "30 2 * * *", timezone: "America/New_York", skipped: .shift, repeated: .twice))
+        #expect(triggers[2].schedule == .every(intervalSeconds: 600, startTime: Instant(secondsSinceEpoch: 1_767_225_600), timezone: "UTC"))
+    }
+
     @Test("an unchanged file redeploys as unchanged, and a trigger deleted by hand comes back", arguments: Backend.available)
     func unchangedRedeploy(_ backend: Backend) async throws {
         let directory = try TemporaryDirectory()
