@@ -57,6 +57,9 @@ struct TriggerCommand: AsyncParsableCommand {
                 ("last run", status.lastRun.map { "#\($0.id) \($0.state)\($0.slot.map { " for \($0)" } ?? "")" } ?? "none"),
             ]
             if let description = d.description { lines.insert(("description", description), at: 1) }
+            if let description = try? await store.task(named: target.task).description {
+                lines.insert(("task", description), at: d.description == nil ? 1 : 2)
+            }
             if let next = status.nextSlot(after: now) {
                 let schedule = try status.slots()
                 var slot = next
