@@ -43,10 +43,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "BelfryListings", dependencies: ["BelfrySchedule", "BelfryStore"]),
         .executableTarget(
             name: "belfry",
             dependencies: [
-                "BelfrySchedule", "BelfryConfig", "BelfryStore", "BelfryPostgres", "BelfryExecutor", "BelfryDaemon",
+                "BelfrySchedule", "BelfryConfig", "BelfryStore", "BelfryPostgres", "BelfryExecutor", "BelfryDaemon", "BelfryListings",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

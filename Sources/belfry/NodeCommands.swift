@@ -1,4 +1,5 @@
 import ArgumentParser
+import BelfryListings
 import BelfryStore
 import Foundation
 
@@ -13,13 +14,7 @@ struct Nodes: AsyncParsableCommand {
     func run() async throws {
         let nodes = try await database.open().nodes()
         if json {
-            return JSONValue.array(nodes.map { node in
-                .object([
-                    ("name", .string(node.name)), ("id", .string(node.id)), ("host", .string(node.host)), ("pid", .int(Int64(node.pid))),
-                    ("started_at", .string(rfc3339(node.startedAt))), ("lease_until", .string(rfc3339(node.leaseUntil))),
-                    ("running", .int(Int64(node.running))),
-                ])
-            }).print()
+            return JSONValue.array(nodes.map(Listing.node)).print()
         }
         guard !nodes.isEmpty else { return print(database.isShared ? "no nodes" : "no nodes: a SQLite database has one daemon at a time") }
         var rows = [["NAME", "ID", "HOST", "PID", "STARTED", "LEASE UNTIL", "RUNNING"]]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BelfryConfig
+import BelfryListings
 import BelfryExecutor
 import BelfrySchedule
 import BelfryStore
@@ -84,7 +85,7 @@ struct Runs: AsyncParsableCommand {
             }
             if let since { filter.since = try sinceDate(since) }
             let runs = try await database.open().runs(matching: filter)
-            if json { return JSONValue.array(runs.map(runJSON)).print() }
+            if json { return JSONValue.array(runs.map(Listing.run)).print() }
             guard !runs.isEmpty else { return print("no runs") }
             var rows = [["RUN", "TASK", "TRIGGER", "SLOT", "STATE", "ATTEMPTS", "EXIT", "QUEUED", "DURATION", "REASON"]]
             for run in runs {
@@ -107,12 +108,7 @@ struct Runs: AsyncParsableCommand {
         func run() async throws {
             guard let details = try await database.open().run(id: runID) else { throw CommandFailure(StoreError.unknownRun(runID)) }
             if json {
-                guard case .object(var members) = runJSON(details.run) else { return }
-                members.append(("attempt_list", .array(details.attempts.map(attemptJSON))))
-                members.append(("steps", .array(details.steps.map { step in
-                    .object([("name", .string(step.name)), ("exit_code", .int(Int64(step.exitCode))), ("finished_at", .string(rfc3339(step.finishedAt)))])
-                })))
-                return JSONValue.object(members).print()
+                return Listing.runDetail(details).print()
             }
             let r = details.run
             print("run \(runID): \(r.task) \(r.trigger ?? "(manual)") \(r.state.rawValue)" + (r.reason.map { " (\($0))" } ?? ""))
@@ -157,35 +153,8 @@ struct Logs: AsyncParsableCommand {
     }
 }
 
-func runJSON(_ run: RunRecord) -> JSONValue {
-    .object([
-        ("id", run.id.map(JSONValue.int) ?? .null), ("task", .string(run.task)), ("trigger", .optional(run.trigger)), ("slot", .optional(run.slot?.rfc3339)),
-        ("origin", .string(run.origin.rawValue)), ("state", .string(run.state.rawValue)), ("reason", .optional(run.reason)),
-        ("attempts", .int(Int64(run.attempts))), ("exit_code", run.exitCode.map { .int(Int64($0)) } ?? .null),
-        ("queued_at", .string(rfc3339(run.queuedAt))), ("started_at", .optional(run.startedAt.map(rfc3339))),
-        ("finished_at", .optional(run.finishedAt.map(rfc3339))), ("command_used", .optional(run.commandUsed)),
-        ("node", .optional(run.node)),
-    ])
-}
-
-func attemptJSON(_ attempt: AttemptRecord) -> JSONValue {
-    .object([
-        ("number", .int(Int64(attempt.number))), ("started_at", .string(rfc3339(attempt.startedAt))),
-        ("finished_at", .optional(attempt.finishedAt.map(rfc3339))), ("pid", attempt.pid.map { .int(Int64($0)) } ?? .null),
-        ("exit_code", attempt.exitCode.map { .int(Int64($0)) } ?? .null), ("signal", attempt.signal.map { .int(Int64($0)) } ?? .null),
-        ("timed_out", .bool(attempt.timedOut)),
-        ("output_tail", .optional(attempt.outputTail.map { String(decoding: $0, as: UTF8.self) })),
-        ("log_path", .optional(attempt.logPath)),
-    ])
-}
-
-/// UTC RFC 3339 with milliseconds when there are any: event times, unlike slots, are not whole seconds.
-func rfc3339(_ date: Date) -> String {
-    let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
-    let seconds = Instant(secondsSinceEpoch: Int64(floor(Double(milliseconds) / 1000))).rfc3339
-    let fraction = ((milliseconds % 1000) + 1000) % 1000
-    return fraction == 0 ? seconds : seconds.dropLast() + String(format: ".%03dZ", fraction)
-}
+/// UTC RFC 3339, as in the listings.
+func rfc3339(_ date: Date) -> String { Listing.rfc3339(date) }
 
 func duration(_ run: RunRecord) -> String {
     guard let start = run.startedAt, let end = run.finishedAt else { return "-" }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BelfryExecutor
+import BelfryListings
 import BelfryStore
 import Foundation
 
@@ -52,15 +53,8 @@ struct Stats: AsyncParsableCommand {
 
     func run() async throws {
         let statistics = try await database.open().statistics(task: task, since: try since.map(sinceDate))
-        func seconds(_ value: Double?) -> JSONValue { value.map { .number($0) } ?? .null }
         if json {
-            return JSONValue.array(statistics.map { s in
-                .object([
-                    ("task", .string(s.task)), ("runs", .int(Int64(s.runs))), ("success_rate", .number(s.successRate)),
-                    ("mean_attempts", .number(s.meanAttempts)), ("retry_rate", .number(s.retryRate)),
-                    ("p50_duration", seconds(s.p50Duration)), ("p95_duration", seconds(s.p95Duration)),
-                ])
-            }).print()
+            return JSONValue.array(statistics.map(Listing.statistics)).print()
         }
         guard !statistics.isEmpty else { return print("no finished runs") }
         var rows = [["TASK", "RUNS", "SUCCESS", "MEAN ATTEMPTS", "RETRIED", "P50", "P95"]]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BelfryConfig
+import BelfryListings
 import BelfrySchedule
 import BelfryStore
 import Foundation
@@ -19,7 +20,7 @@ struct TriggerCommand: AsyncParsableCommand {
         func run() async throws {
             let statuses = try await database.open().triggers(task: task)
             let nextSlots = TriggerStatus.nextSlots(of: statuses, after: .now)
-            if json { return JSONValue.array(zip(statuses, nextSlots).map(triggerJSON)).print() }
+            if json { return JSONValue.array(zip(statuses, nextSlots).map(Listing.trigger)).print() }
             var rows = [["TASK", "TRIGGER", "SCHEDULE", "ZONE", "ACTIVE", "NEXT SLOT", "LAST RUN", "OWNER", "UPDATED"]]
             for (status, nextSlot) in zip(statuses, nextSlots) {
                 let schedule = status.schedule
@@ -47,7 +48,7 @@ struct TriggerCommand: AsyncParsableCommand {
             let store = try await target.database.open()
             let status = try await lookup { try await store.trigger(task: target.task, name: target.trigger) }
             let now = Instant.now
-            if json { return triggerJSON(status, nextSlot: status.nextSlot(after: now)).print() }
+            if json { return Listing.trigger(status, nextSlot: status.nextSlot(after: now)).print() }
             let d = try await store.definition(task: target.task, trigger: target.trigger)
             var lines: [(String, String)] = [
                 ("trigger", "\(status.task) \(status.trigger)"), ("kind", d.schedule.kind), ("schedule", d.schedule.text),
@@ -131,21 +132,6 @@ private func lookup<T>(_ body: () async throws -> T) async throws -> T {
     } catch {
         throw CommandFailure("\(error)")
     }
-}
-
-/// The `--json` object of `trigger list` / `trigger show` (SPEC §6); every field on every object.
-func triggerJSON(_ status: TriggerStatus, nextSlot: Instant?) -> JSONValue {
-    let schedule = status.schedule
-    let lastRun = status.lastRun.map { run in
-        JSONValue.object([("id", .int(run.id)), ("state", .string(run.state)), ("slot", .optional(run.slot?.rfc3339))])
-    }
-    return .object([
-        ("task", .string(status.task)), ("trigger", .string(status.trigger)), ("kind", .string(schedule.kind)),
-        ("schedule", .string(schedule.text)), ("timezone", .string(schedule.timezone)), ("active", .bool(status.active)),
-        ("next_slot", .optional(nextSlot?.rfc3339)), ("last_run", lastRun ?? .null), ("owner", .optional(status.owner)),
-        ("updated_by", .optional(status.updatedBy)),
-        ("updated_at", .string(Instant(secondsSinceEpoch: Int64(status.updatedAt.timeIntervalSince1970)).rfc3339)),
-    ])
 }
 
 extension Instant {

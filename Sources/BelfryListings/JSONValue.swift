@@ -2,7 +2,7 @@ import Foundation
 
 /// A JSON value for listings: written straight to bytes, because `JSONEncoder` took 40 % of
 /// `trigger list --json` over 100,000 triggers. Keys keep the order they are given in.
-indirect enum JSONValue {
+public indirect enum JSONValue: Sendable {
     case string(String)
     case int(Int64)
     case number(Double)
@@ -11,10 +11,10 @@ indirect enum JSONValue {
     case object([(String, JSONValue)])
     case array([JSONValue])
 
-    static func optional(_ text: String?) -> JSONValue { text.map(JSONValue.string) ?? .null }
+    public static func optional(_ text: String?) -> JSONValue { text.map(JSONValue.string) ?? .null }
 
     /// Pretty-printed with two-space indentation.
-    func write(to bytes: inout [UInt8], indent: Int = 0) {
+    public func write(to bytes: inout [UInt8], indent: Int = 0) {
         switch self {
         case .string(let text): Self.writeString(text, to: &bytes)
         case .int(let value): bytes.append(contentsOf: String(value).utf8)
@@ -68,7 +68,7 @@ indirect enum JSONValue {
     }
 
     /// Prints the value and a newline on standard output.
-    func print() {
+    public func print() {
         var bytes: [UInt8] = []
         write(to: &bytes)
         bytes.append(UInt8(ascii: "\n"))
