@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "BelfryExecutor", targets: ["BelfryExecutor"]),
         .library(name: "BelfryDaemon", targets: ["BelfryDaemon"]),
         .library(name: "BelfryTesting", targets: ["BelfryTesting"]),
+        .library(name: "BelfryHTTP", targets: ["BelfryHTTP"]),
         .executable(name: "belfry", targets: ["belfry"]),
     ],
     dependencies: [
@@ -25,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .target(name: "BelfrySchedule"),
@@ -44,10 +47,18 @@ let package = Package(
             ]
         ),
         .target(name: "BelfryListings", dependencies: ["BelfrySchedule", "BelfryStore"]),
+        .target(
+            name: "BelfryHTTP",
+            dependencies: [
+                "BelfrySchedule", "BelfryStore", "BelfryListings",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         .executableTarget(
             name: "belfry",
             dependencies: [
-                "BelfrySchedule", "BelfryConfig", "BelfryStore", "BelfryPostgres", "BelfryExecutor", "BelfryDaemon", "BelfryListings",
+                "BelfrySchedule", "BelfryConfig", "BelfryStore", "BelfryPostgres", "BelfryExecutor", "BelfryDaemon", "BelfryListings", "BelfryHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -76,6 +87,10 @@ let package = Package(
         .testTarget(name: "BelfryScheduleTests", dependencies: ["BelfrySchedule", "BelfryTesting", "belfry"]),
         .testTarget(name: "BelfryConfigTests", dependencies: ["BelfryConfig", "BelfryTesting"]),
         .testTarget(name: "DocsTests", dependencies: ["BelfryConfig", "BelfryTesting", "belfry"]),
+        .testTarget(
+            name: "BelfryHTTPTests",
+            dependencies: ["BelfryHTTP", "BelfryStore", "BelfryConfig", "BelfryTesting", .product(name: "HummingbirdTesting", package: "hummingbird")]
+        ),
         .testTarget(
             name: "BelfryDaemonTests",
             dependencies: ["BelfryDaemon", "BelfryExecutor", "BelfryStore", "BelfryConfig", "BelfrySchedule", "BelfryTesting", "belfry"]

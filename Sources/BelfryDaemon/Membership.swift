@@ -138,7 +138,7 @@ struct StoreTimeout: Error, CustomStringConvertible {
 
 /// `operation`'s result, or `StoreTimeout` once `limit` has passed (the operation is left to
 /// finish on its own).
-func within<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+public func within<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
     try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask { try await operation() }
         group.addTask {

@@ -81,3 +81,26 @@ public enum Listing {
         return fraction == 0 ? seconds : seconds.dropLast() + String(format: ".%03dZ", fraction)
     }
 }
+
+extension Listing {
+    /// `next`: a slot with its wall-clock time in `zone` and its DST marker.
+    public static func slot(_ slot: Instant, zone: ZoneRules) -> JSONValue {
+        let wall = zone.wallClock(at: slot)
+        var local: [UInt8] = []
+        Instant.appendRFC3339(of: wall.local, offset: wall.offset, to: &local)
+        return .object([
+            ("slot", .string(slot.rfc3339)), ("local", .string(String(decoding: local, as: UTF8.self))),
+            ("abbreviation", .string(wall.abbreviation)), ("marker", .optional(wall.marker?.rawValue)),
+        ])
+    }
+}
+
+extension JSONValue {
+    /// The value as bytes, pretty-printed, with a final newline.
+    public var bytes: [UInt8] {
+        var bytes: [UInt8] = []
+        write(to: &bytes)
+        bytes.append(UInt8(ascii: "\n"))
+        return bytes
+    }
+}

@@ -273,6 +273,7 @@ extension PostgresStore {
         if let trigger = filter.trigger { conditions.append("\"trigger\" = \(bind(trigger))") }
         if let state = filter.state { conditions.append("state = \(bind(state.rawValue))") }
         if let since = filter.since { conditions.append("queued_at >= \(bind(String(milliseconds(since))))::bigint") }
+        if let before = filter.before { conditions.append("id < \(bind(String(before)))::bigint") }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         let sql = "SELECT \(Self.runColumns) FROM run \(whereClause) ORDER BY id DESC LIMIT \(max(0, filter.limit))"
         return try await query(PostgresQuery(unsafeSQL: sql, binds: binds(values))).map(Self.runRecord)

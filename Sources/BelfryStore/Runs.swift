@@ -41,6 +41,8 @@ public struct RunFilter: Sendable {
     public var trigger: String?
     public var state: RunState?
     public var since: Date?
+    /// Only runs older than this one (a page's cursor: the last id of the page before).
+    public var before: Int64?
     public var limit = 50
     public init() {}
 }
@@ -129,6 +131,7 @@ extension BelfryDatabase {
         if let trigger = filter.trigger { conditions.append("\"trigger\" = ?"); arguments += [trigger] }
         if let state = filter.state { conditions.append("state = ?"); arguments += [state.rawValue] }
         if let since = filter.since { conditions.append("queued_at >= ?"); arguments += [milliseconds(since)] }
+        if let before = filter.before { conditions.append("id < ?"); arguments += [before] }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         arguments += [filter.limit]
         return try pool.read { db in

@@ -1,12 +1,17 @@
 import ArgumentParser
 import BelfryConfig
 import BelfryDaemon
+import BelfryHTTP
 import BelfryExecutor
 import BelfrySchedule
 import BelfryStore
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
+
+/// This build's version (`/metrics`' `belfry_build_info`).
+let belfryVersion = "0.5.0"
 
 /// `belfry daemon`: deploys the schedules directory and runs every active trigger at its slots.
 struct DaemonCommand: AsyncParsableCommand {
@@ -24,6 +29,7 @@ struct DaemonCommand: AsyncParsableCommand {
     var lease = "5s"
     @Flag(help: "With a PostgreSQL database: deploy the schedules directory at start (and at SIGHUP). With SQLite the daemon always deploys.")
     var deploy = false
+    @OptionGroup var httpOptions: HTTPOptions
 
     func run() async throws {
         guard let format = BelfryLogHandler.Format(rawValue: logFormat) else { throw CommandFailure("--log-format must be text or json, not \"\(logFormat)\"") }
@@ -59,8 +65,25 @@ struct DaemonCommand: AsyncParsableCommand {
         executor.baseEnvironment = database.jobEnvironment(ProcessInfo.processInfo.environment)
         executor.leaseTrusted = { lease.isTrusted }
         executor.steps = await Self.openStepChannel(store: store, log: log)
+        let activeTriggers = Mutex(0)
+        let schedulerBox = Mutex<Scheduler<ContinuousClock>?>(nil)
+        let metrics = MetricsExporter(version: belfryVersion) {
+            let running = await schedulerBox.withLock { $0 }?.status.running ?? 0
+            return (activeTriggers.withLock { $0 }, running)
+        }
         let scheduler = Scheduler(store: store, executor: executor, clock: clock, wallClock: { Date() }, wait: pollWait,
-                                  leaseTrusted: { lease.isTrusted }) { log.log($0) }
+                                  leaseTrusted: { lease.isTrusted }) { event in
+            log.log(event)
+            switch event {
+            case .scheduled(let triggers, _): activeTriggers.withLock { $0 = triggers }
+            case .finished(let task, _, _, let state, _): metrics.runFinished(task: task, state: state.rawValue)
+            case .notRun(let task, _, _, let state, let reason): metrics.slotNotRun(task: task, state: state.rawValue, reason: reason)
+            case .storeFailed: metrics.storeFailed()
+            case .clockJump: metrics.clockJumped()
+            default: break
+            }
+        }
+        schedulerBox.withLock { $0 = scheduler }
         try await scheduler.refresh()
         try await scheduler.resume(interrupted)
         GlibcMalloc.trim()  // what reading the triggers and definitions took and freed
@@ -80,8 +103,18 @@ struct DaemonCommand: AsyncParsableCommand {
         ) {
             if deploys { try await Self.deploy(schedules, to: store, log: log) }
         }
-        let group = ServiceGroup(
-            configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
+        let stateDirectory = (store.logDirectory as NSString).deletingLastPathComponent
+        let http = try httpOptions.server(store: store, stateDirectory: stateDirectory, metrics: metrics, health: { () async -> String? in
+            do {
+                _ = try await within(.seconds(2)) { try await store.changeCounter() }
+                return nil
+            } catch {
+                return "the database does not answer: \(error)"
+            }
+        }, changed: { try? await scheduler.refresh() }, log: log)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: service)]
+        if let http { services.append(.init(service: http)) }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
         let serving = executor.steps.map { steps in Task { await steps.run() } }
         defer { serving?.cancel() }
         try await group.run()

@@ -1,0 +1,109 @@
+import BelfryListings
+import BelfrySchedule
+import BelfryStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The daemon's HTTP server: the API under `/api/v1` (a bearer token), `/healthz` and
+/// `/metrics` (open, as scrapers and probes expect). Off unless `--http` is given; loopback
+/// unless told otherwise.
+public enum HTTPServer {
+    /// Whether the daemon is healthy: nil, or the reason it is not.
+    public typealias Health = @Sendable () async -> String?
+
+    /// The routes, ready for an `Application` (or a test).
+    /// `changed` is called after each change made through the API (the daemon reads its
+    /// triggers again: its own writes do not move the change counter it watches).
+    public static func router(
+        store: any Store, tokens: HTTPTokens, metrics: MetricsExporter, health: @escaping Health, zones: TimeZoneDatabase = .system,
+        changed: @escaping @Sendable () async -> Void = {}
+    ) -> Router<BelfryRequestContext> {
+        let router = Router(context: BelfryRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        router.get("healthz") { _, _ in
+            if let reason = await health() {
+                return json(.object([("status", .string("unhealthy")), ("reason", .string(reason))]), status: .serviceUnavailable)
+            }
+            return json(.object([("status", .string("ok"))]))
+        }
+        router.get("metrics") { _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: await metrics.scrape())))
+        }
+        let api = router.group("api/v1").add(middleware: TokenMiddleware(tokens: tokens))
+        APIRoutes(store: store, zones: zones, changed: changed).add(to: api)
+        return router
+    }
+
+    /// The application listening at `host:port`.
+    public static func application(router: Router<BelfryRequestContext>, host: String, port: Int, logger: Logger) -> some ApplicationProtocol {
+        Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "belfry"), logger: logger)
+    }
+
+    /// `ADDRESS:PORT` of `--http`; whether the address is loopback.
+    public static func address(_ text: String) throws(HTTPTokensError) -> (host: String, port: Int, loopback: Bool) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
+            throw HTTPTokensError("--http takes ADDRESS:PORT, such as 127.0.0.1:8457, not \"\(text)\"")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        return (host, port, loopback)
+    }
+
+    static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: value.bytes)))
+    }
+}
+
+/// `Authorization: Bearer TOKEN`, or 401.
+struct TokenMiddleware: RouterMiddleware {
+    typealias Context = BelfryRequestContext
+    let tokens: HTTPTokens
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+            let token = tokens.authenticate(String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces))
+        else {
+            var response = APIError(.unauthorized, "unauthorized", "give a token: Authorization: Bearer TOKEN (belfry http-token makes one)").response
+            response.headers[.wwwAuthenticate] = "Bearer"
+            return response
+        }
+        var context = context
+        context.token = token
+        return try await next(request, context)
+    }
+}
+
+/// Every failure as `{"error": ..., "detail": ...}`: the API's own errors with their status, the
+/// router's (unknown route, body too large) with theirs, anything else as a 500 that says no more
+/// than that it happened (the daemon's log has the detail).
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = BelfryRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            var request = request
+            if request.method != .get, request.method != .head {
+                // Read whole, up to the limit, whether or not the route reads it: a body over 1 MiB is a 413.
+                request.body = .init(buffer: try await request.body.collect(upTo: context.maxUploadSize))
+            }
+            return try await next(request, context)
+        } catch let error as APIError {
+            return error.response
+        } catch let error as any HTTPResponseError {
+            let name = error.status == .notFound ? "not_found" : error.status == .contentTooLarge ? "too_large" : "bad_request"
+            let detail = error.status == .notFound ? "no such route: \(request.method) \(request.uri.path)" : error.status.reasonPhrase
+            return APIError(error.status, name, detail).response
+        } catch {
+            context.logger.error("HTTP request failed", metadata: ["path": "\(request.uri.path)", "reason": "\(error)"])
+            return APIError(.internalServerError, "internal", "the request failed; the daemon's log says why").response
+        }
+    }
+}

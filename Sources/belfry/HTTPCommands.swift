@@ -1,0 +1,82 @@
+import ArgumentParser
+import BelfryDaemon
+import BelfryHTTP
+import BelfryStore
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// `--http`, `--http-tokens`, `--http-insecure` of `belfry daemon`.
+struct HTTPOptions: ParsableArguments {
+    @Option(help: "Serve the HTTP API and /metrics at ADDRESS:PORT (e.g. 127.0.0.1:8457). Off unless given.")
+    var http: String?
+
+    @Option(help: "The tokens file (lines NAME ROLE TOKEN, mode 0600). Default: the state directory's http-tokens, created with one admin token at first start.")
+    var httpTokens: String?
+
+    @Flag(help: "Allow an address other than loopback without TLS (tokens then cross the network in clear text).")
+    var httpInsecure = false
+
+    /// The tokens file: given, else `http-tokens` in the state directory.
+    func tokensPath(stateDirectory: String) -> String {
+        httpTokens ?? (stateDirectory as NSString).appendingPathComponent("http-tokens")
+    }
+
+    /// The server, or nil when `--http` is not given. Creates the tokens file with an admin
+    /// token when it is missing, and says where (never the token itself).
+    func server(
+        store: any Store, stateDirectory: String, metrics: MetricsExporter, health: @escaping HTTPServer.Health,
+        changed: @escaping @Sendable () async -> Void, log: Logger
+    ) throws -> (any Service)? {
+        guard let http else { return nil }
+        let address: (host: String, port: Int, loopback: Bool)
+        do { address = try HTTPServer.address(http) } catch { throw CommandFailure(error) }
+        if !address.loopback {
+            guard httpInsecure else {
+                throw CommandFailure("--http \(http) is not a loopback address: tokens would cross the network in clear text. TLS is not built in yet: put a TLS proxy in front of a loopback address, or say --http-insecure")
+            }
+            log.warning("the HTTP API listens beyond this machine without TLS (--http-insecure): tokens cross the network in clear text", metadata: ["address": "\(http)"])
+        }
+        let path = tokensPath(stateDirectory: stateDirectory)
+        let tokens: HTTPTokens
+        do {
+            if !FileManager.default.fileExists(atPath: path) {
+                _ = try HTTPTokens.add(name: "admin", role: .admin, to: path)
+                log.notice("created the HTTP tokens file with an admin token; read it there, or make others with belfry http-token", metadata: ["file": "\(path)"])
+            }
+            tokens = try HTTPTokens.load(path: path)
+        } catch {
+            throw CommandFailure(error)
+        }
+        let router = HTTPServer.router(store: store, tokens: tokens, metrics: metrics, health: health, changed: changed)
+        log.notice("HTTP API listening", metadata: ["address": "\(http)", "tokens": "\(path)", "token_count": "\(tokens.tokens.count)"])
+        return HTTPServer.application(router: router, host: address.host, port: address.port, logger: log)
+    }
+}
+
+/// `belfry http-token`: makes a token for the HTTP API and prints it.
+struct HTTPToken: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "http-token",
+        abstract: "Make a token for the daemon's HTTP API, add it to the tokens file and print it.",
+        discussion: "The daemon reads the tokens file when it starts: restart it to use a new token. An admin token reads and changes; --read-only makes one that only reads.")
+
+    @Option(help: "The token's name, recorded as updated_by of the changes made with it.") var name = ProcessInfo.processInfo.environment["USER"] ?? "admin"
+    @Flag(help: "A token that reads only (every change is refused with 403).") var readOnly = false
+    @Option(help: "The database, to find the state directory (as for the daemon).") var database: String?
+    @Option(help: "The tokens file. Default: the state directory's http-tokens.") var httpTokens: String?
+
+    func run() throws {
+        let text = database ?? BelfryDatabase.defaultPath()
+        let state = text.contains("://") ? localStateDirectory() : (text as NSString).deletingLastPathComponent
+        let path = httpTokens ?? (state as NSString).appendingPathComponent("http-tokens")
+        do {
+            let token = try HTTPTokens.add(name: name, role: readOnly ? .read : .admin, to: path)
+            print(token)
+            FileHandle.standardError.write(Data("belfry: added \(readOnly ? "read" : "admin") token \(name) to \(path); the daemon reads the file when it starts\n".utf8))
+        } catch {
+            throw CommandFailure(error)
+        }
+    }
+}

@@ -1,0 +1,228 @@
+import BelfryConfig
+@testable import BelfryHTTP
+import BelfryStore
+import BelfryTesting
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Synchronization
+import Testing
+
+final class Counter: Sendable {
+    private let value = Mutex(0)
+    func increment() { value.withLock { $0 += 1 } }
+    var count: Int { value.withLock { $0 } }
+}
+
+final class Flag: Sendable {
+    private let value = Mutex(true)
+    func set(_ new: Bool) { value.withLock { $0 = new } }
+    var isSet: Bool { value.withLock { $0 } }
+}
+
+/// A store with a task of two triggers and a finished run, behind the API's routes.
+struct APIHarness {
+    let directory: TemporaryDirectory
+    let store: BelfryDatabase
+    let changes = Counter()
+    let healthy = Flag()
+    static let admin = "admin-token-0123456789abcdef"
+    static let reader = "read-token-0123456789abcdef"
+
+    init() throws {
+        directory = try TemporaryDirectory()
+        store = try BelfryDatabase(path: directory.path + "/belfry.sqlite")
+        let definitions = try DefinitionLoader.load(files: [("ops.yaml", Array("""
+            tasks:
+              - name: job
+                command: ["/bin/echo", "hi"]
+                triggers:
+                  - { name: hourly, cron: "0 * * * *", timezone: America/New_York }
+                  - { name: rate, every: 10m, auto_activate: false }
+            """.utf8))])
+        _ = try store.deploy(definitions, owner: "alice", now: Date())
+        for k in 0..<3 {
+            let id = try store.createRun(task: "ops.job", trigger: nil, slot: nil, origin: .manual, inputs: nil, at: Date())
+            let log = directory.path + "/attempt-\(k).log"
+            try Data("output \(k)\n".utf8).write(to: URL(fileURLWithPath: log))
+            try store.startAttempt(run: id, number: 1, pid: nil, logPath: log, at: Date())
+            try store.finishAttempt(run: id, number: 1, exitCode: Int32(k), signal: nil, timedOut: false, outputTail: Data("output \(k)\n".utf8), at: Date())
+            try store.finishRun(id, state: k == 0 ? .succeeded : .failed, reason: k == 0 ? nil : "exit code \(k)", exitCode: Int32(k), commandUsed: nil, at: Date())
+        }
+    }
+
+    var application: some ApplicationProtocol {
+        let tokens = HTTPTokens(tokens: [(name: "ops-admin", role: .admin, secret: Self.admin), (name: "viewer", role: .read, secret: Self.reader)])
+        let metrics = MetricsExporter(version: "test") { (2, 0) }
+        metrics.runFinished(task: "ops.job", state: "failed")
+        let (changes, healthy) = (self.changes, self.healthy)
+        let router = HTTPServer.router(store: store, tokens: tokens, metrics: metrics, health: {
+            healthy.isSet ? nil : "the database does not answer"
+        }, changed: { changes.increment() })
+        return Application(router: router)
+    }
+}
+
+func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
+
+func json(_ response: TestResponse) throws -> Any { try JSONSerialization.jsonObject(with: Data(buffer: response.body)) }
+
+@Suite("HTTP API")
+struct APITests {
+    @Test("no token, a wrong token: 401 with a JSON error; a read token reads; a read token cannot change (403)")
+    func authentication() async throws {
+        let harness = try APIHarness()
+        try await harness.application.test(.router) { client in
+            for headers: HTTPFields in [[:], bearer("wrong-token-0123456789abcdef"), [.authorization: "Basic YWxhZGRpbjpvcGVu"]] {
+                let response = try await client.execute(uri: "/api/v1/triggers", method: .get, headers: headers)
+                #expect(response.status == .unauthorized)
+                #expect(response.headers[.wwwAuthenticate] == "Bearer")
+                let body = try #require(try json(response) as? [String: String])
+                #expect(body["error"] == "unauthorized" && body["detail"]?.isEmpty == false)
+            }
+            let read = try await client.execute(uri: "/api/v1/triggers", method: .get, headers: bearer(APIHarness.reader))
+            #expect(read.status == .ok)
+            let change = try await client.execute(uri: "/api/v1/triggers/ops.job/rate/activate", method: .post, headers: bearer(APIHarness.reader))
+            #expect(change.status == .forbidden)
+            #expect((try json(change) as? [String: String])?["error"] == "forbidden")
+        }
+        #expect(try harness.store.trigger(task: "ops.job", name: "rate").active == false, "a read token changed nothing")
+        #expect(harness.changes.count == 0)
+    }
+
+    @Test("triggers: the CLI's fields; show adds the next 10 slots; activate records the token's name; unknown ones are 404")
+    func triggers() async throws {
+        let harness = try APIHarness()
+        try await harness.application.test(.router) { client in
+            let list = try #require(try json(try await client.execute(uri: "/api/v1/triggers", method: .get, headers: bearer(APIHarness.admin))) as? [[String: Any]])
+            #expect(list.map { $0["trigger"] as? String } == ["hourly", "rate"])
+            #expect(Set(list[0].keys) == ["task", "trigger", "kind", "schedule", "timezone", "active", "next_slot", "last_run", "owner", "updated_by", "updated_at"])
+            let limited = try #require(try json(try await client.execute(uri: "/api/v1/triggers?limit=1", method: .get, headers: bearer(APIHarness.admin))) as? [Any])
+            #expect(limited.count == 1)
+
+            let show = try #require(try json(try await client.execute(uri: "/api/v1/triggers/ops.job/hourly", method: .get, headers: bearer(APIHarness.admin))) as? [String: Any])
+            let upcoming = try #require(show["upcoming"] as? [[String: Any]])
+            #expect(upcoming.count == 10)
+            #expect(Set(upcoming[0].keys) == ["slot", "local", "abbreviation", "marker"])
+            #expect(upcoming[0]["slot"] as? String == show["next_slot"] as? String)
+
+            let activated = try await client.execute(uri: "/api/v1/triggers/ops.job/rate/activate", method: .post, headers: bearer(APIHarness.admin))
+            #expect(activated.status == .ok)
+            let body = try #require(try json(activated) as? [String: Any])
+            #expect(body["active"] as? Bool == true && body["updated_by"] as? String == "ops-admin")
+
+            let missing = try await client.execute(uri: "/api/v1/triggers/ops.job/nightly", method: .get, headers: bearer(APIHarness.admin))
+            #expect(missing.status == .notFound)
+            #expect((try json(missing) as? [String: String])?["error"] == "not_found")
+        }
+        #expect(try harness.store.trigger(task: "ops.job", name: "rate").active == true)
+        #expect(try harness.store.trigger(task: "ops.job", name: "rate").updatedBy == "ops-admin")
+        #expect(harness.changes.count == 1, "the daemon is told to read its triggers again")
+    }
+
+    @Test("runs: filters, a before cursor, the detail and an attempt's log as text")
+    func runs() async throws {
+        let harness = try APIHarness()
+        try await harness.application.test(.router) { client in
+            let all = try #require(try json(try await client.execute(uri: "/api/v1/runs", method: .get, headers: bearer(APIHarness.reader))) as? [[String: Any]])
+            #expect(all.map { $0["id"] as? Int } == [3, 2, 1])
+            let failed = try #require(try json(try await client.execute(uri: "/api/v1/runs?state=failed&limit=1", method: .get, headers: bearer(APIHarness.reader))) as? [[String: Any]])
+            #expect(failed.map { $0["id"] as? Int } == [3])
+            let page = try #require(try json(try await client.execute(uri: "/api/v1/runs?before=3", method: .get, headers: bearer(APIHarness.reader))) as? [[String: Any]])
+            #expect(page.map { $0["id"] as? Int } == [2, 1])
+            let bad = try await client.execute(uri: "/api/v1/runs?state=exploded", method: .get, headers: bearer(APIHarness.reader))
+            #expect(bad.status == .badRequest)
+            let badLimit = try await client.execute(uri: "/api/v1/runs?limit=-4", method: .get, headers: bearer(APIHarness.reader))
+            #expect(badLimit.status == .badRequest)
+
+            let detail = try #require(try json(try await client.execute(uri: "/api/v1/runs/2", method: .get, headers: bearer(APIHarness.reader))) as? [String: Any])
+            #expect((detail["attempt_list"] as? [[String: Any]])?.first?["exit_code"] as? Int == 1)
+            let log = try await client.execute(uri: "/api/v1/runs/2/log", method: .get, headers: bearer(APIHarness.reader))
+            #expect(log.status == .ok && log.headers[.contentType]?.hasPrefix("text/plain") == true)
+            #expect(String(buffer: log.body) == "output 1\n")
+            #expect(try await client.execute(uri: "/api/v1/runs/2/log?attempt=7", method: .get, headers: bearer(APIHarness.reader)).status == .notFound)
+            #expect(try await client.execute(uri: "/api/v1/runs/99", method: .get, headers: bearer(APIHarness.reader)).status == .notFound)
+            #expect(try await client.execute(uri: "/api/v1/runs/../../etc/passwd", method: .get, headers: bearer(APIHarness.reader)).status == .notFound)
+
+            let stats = try #require(try json(try await client.execute(uri: "/api/v1/stats", method: .get, headers: bearer(APIHarness.reader))) as? [[String: Any]])
+            #expect(stats.first?["runs"] as? Int == 3)
+        }
+    }
+
+    @Test("next: the slots of a cron expression or a rate, as belfry next --json prints them; bad input is a 400")
+    func next() async throws {
+        let harness = try APIHarness()
+        try await harness.application.test(.router) { client in
+            let uri = "/api/v1/next?cron=30%202%20*%20*%20*&timezone=America/New_York&after=2026-03-06T12:00:00Z&count=3"
+            let api = try await client.execute(uri: uri, method: .get, headers: bearer(APIHarness.reader))
+            let cli = try BelfryCommand.run(["next", "30 2 * * *", "--timezone", "America/New_York", "--after", "2026-03-06T12:00:00Z", "--count", "3", "--json"])
+            #expect(try json(api) as? NSArray == (try JSONSerialization.jsonObject(with: Data(cli.stdout.utf8)) as? NSArray))
+            let rate = try #require(try json(try await client.execute(uri: "/api/v1/next?every=90m&after=2026-01-01T00:00:00Z&count=2&start_time=2026-01-01T00:00:00Z", method: .get, headers: bearer(APIHarness.reader))) as? [[String: Any]])
+            #expect(rate.map { $0["slot"] as? String } == ["2026-01-01T01:30:00Z", "2026-01-01T03:00:00Z"])
+            for bad in ["/api/v1/next?cron=61%20*%20*%20*%20*", "/api/v1/next", "/api/v1/next?cron=*%20*%20*%20*%20*&timezone=Mars/Olympus", "/api/v1/next?every=0s"] {
+                let response = try await client.execute(uri: bad, method: .get, headers: bearer(APIHarness.reader))
+                #expect(response.status == .badRequest, "\(bad)")
+                #expect((try json(response) as? [String: String])?["error"] == "bad_request")
+            }
+        }
+    }
+
+    @Test("unknown routes are a JSON 404; bodies over 1 MiB a 413; /healthz says 503 with the reason; /metrics is Prometheus text")
+    func edges() async throws {
+        let harness = try APIHarness()
+        try await harness.application.test(.router) { client in
+            let unknown = try await client.execute(uri: "/api/v1/nothing", method: .get, headers: bearer(APIHarness.reader))
+            #expect(unknown.status == .notFound)
+            #expect((try json(unknown) as? [String: String])?["error"] == "not_found")
+            let big = try await client.execute(uri: "/api/v1/triggers/ops.job/rate/activate", method: .post, headers: bearer(APIHarness.admin),
+                                               body: ByteBuffer(repeating: 0x41, count: (1 << 20) + 1))
+            #expect(big.status == .contentTooLarge)
+
+            #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
+            harness.healthy.set(false)
+            let sick = try await client.execute(uri: "/healthz", method: .get)
+            #expect(sick.status == .serviceUnavailable)
+            #expect((try json(sick) as? [String: String])?["reason"] == "the database does not answer")
+
+            let metrics = try await client.execute(uri: "/metrics", method: .get)
+            let text = String(buffer: metrics.body)
+            #expect(metrics.headers[.contentType]?.hasPrefix("text/plain") == true)
+            #expect(text.contains("belfry_build_info{version=\"test\"} 1"))
+            #expect(text.contains("belfry_triggers{active=\"true\"} 2"))
+            #expect(text.contains("belfry_runs_total{task=\"ops.job\",state=\"failed\"} 1"))
+        }
+    }
+}
+
+@Suite("HTTP tokens file")
+struct TokensTests {
+    @Test("made 0600; read back; a file others can read, a bad line, a short token are refused with the line")
+    func file() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/state/http-tokens"
+        let admin = try HTTPTokens.add(name: "alice", role: .admin, to: path)
+        let reader = try HTTPTokens.add(name: "bob", role: .read, to: path)
+        var status = stat()
+        #expect(stat(path, &status) == 0 && status.st_mode & 0o777 == 0o600)
+        let tokens = try HTTPTokens.load(path: path)
+        #expect(tokens.authenticate(admin)?.name == "alice" && tokens.authenticate(admin)?.role == .admin)
+        #expect(tokens.authenticate(reader)?.role == .read)
+        #expect(tokens.authenticate(admin + "x") == nil && tokens.authenticate(String(admin.dropLast())) == nil && tokens.authenticate("") == nil)
+        #expect(throws: HTTPTokensError.self) { try HTTPTokens.add(name: "alice", role: .read, to: path) }
+
+        chmod(path, 0o644)
+        #expect(throws: HTTPTokensError.self) { try HTTPTokens.load(path: path) }
+        chmod(path, 0o600)
+        try Data("# comment\nalice admin tooshort\n".utf8).write(to: URL(fileURLWithPath: path))
+        chmod(path, 0o600)
+        do {
+            _ = try HTTPTokens.load(path: path)
+            Issue.record("a short token was accepted")
+        } catch {
+            #expect(error.description.hasSuffix("http-tokens:2: the token is shorter than 16 characters"))
+            #expect(!error.description.contains("tooshort"), "no token in an error")
+        }
+        try Data("carol owner 0123456789abcdef0123\n".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: HTTPTokensError.self) { try HTTPTokens.load(path: path) }
+    }
+}
