@@ -1,6 +1,9 @@
 import BelfrySchedule
 import BelfryTesting
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Testing
 
 /// The real `belfry daemon`, killed and restarted.
@@ -227,5 +230,45 @@ struct DaemonProcessTests {
         let second = try BelfryCommand.run("daemon", "--schedules", directory.path + "/schedules", "--database", directory.path + "/belfry.sqlite")
         #expect(second.status != 0)
         #expect(second.stderr.contains("another belfry daemon (pid \(first.processIdentifier)) is running"))
+    }
+
+    @Test("--http: the tokens file is made 0600 with an admin token (not in the log); an activation over HTTP reaches the running schedule; a non-loopback address without TLS is refused")
+    func http() async throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("schedules/t.yaml", """
+            tasks:
+              - name: tick
+                command: ["/bin/true"]
+                triggers: [{ name: every_second, every: 1s, auto_activate: false }]
+            """)
+        let port = Int.random(in: 20_000..<60_000)
+        let log = directory.path + "/daemon.log"
+        let daemon = try Self.start(directory, log: log, arguments: ["--http", "127.0.0.1:\(port)"])
+        defer { Self.stop(daemon) }
+        let tokensPath = directory.path + "/http-tokens"
+        var text = ""
+        for _ in 0..<600 where !text.contains("HTTP API listening") {
+            try await Task.sleep(for: .milliseconds(50))
+            text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        }
+        var status = stat()
+        #expect(stat(tokensPath, &status) == 0 && status.st_mode & 0o777 == 0o600)
+        let line = try String(contentsOfFile: tokensPath, encoding: .utf8).split(separator: " ")
+        let token = String(try #require(line.last)).trimmingCharacters(in: .newlines)
+        #expect(line.first == "admin" && !text.contains(token), "the token is in the file, not the log")
+
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/api/v1/triggers/t.tick/every_second/activate")!)
+        request.httpMethod = "POST"
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        let (_, response) = try await URLSession.shared.data(for: request)
+        #expect((response as? HTTPURLResponse)?.statusCode == 200)
+        let run = try await Self.waitForRun(directory, log: log) { $0["trigger"] as? String == "every_second" }
+        #expect(run != nil, "the activation made over HTTP reached the daemon's schedule")
+        let shown = try BelfryCommand.run(["trigger", "show", "t.tick", "every_second", "--json", "--database", directory.path + "/belfry.sqlite"])
+        #expect(shown.stdout.contains("\"updated_by\": \"admin\""))
+
+        let exposed = try BelfryCommand.run(["daemon", "--schedules", directory.path + "/schedules", "--database", directory.path + "/other.sqlite",
+                                             "--http", "0.0.0.0:\(port + 1)"])
+        #expect(exposed.status != 0 && exposed.stderr.contains("not a loopback address"))
     }
 }
