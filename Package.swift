@@ -50,7 +50,7 @@ let package = Package(
         .target(
             name: "BelfryHTTP",
             dependencies: [
-                "BelfrySchedule", "BelfryStore", "BelfryListings",
+                "BelfrySchedule", "BelfryConfig", "BelfryStore", "BelfryListings",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]

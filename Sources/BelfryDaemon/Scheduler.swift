@@ -84,6 +84,37 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     /// The share of the slots this daemon claims first (renewed with its lease).
     public func share(_ share: NodeShare) { currentShare = share }
 
+    /// Starts a run of `task` now, outside any trigger (through the HTTP API): its record first,
+    /// then its process, as for a slot. Returns the run's id.
+    public func startNow(_ task: TaskDefinition, inputs: [String: String], origin: RunOrigin) async throws -> Int64 {
+        guard !stopped, !fenced, leaseTrusted() else { throw SchedulerUnavailable() }
+        let id = try await store.createRun(task: task.fullName, trigger: nil, slot: nil, origin: origin, inputs: nil, at: wallClock())
+        let (executor, log, term) = (self.executor, self.log, store.term)
+        let run = Task {
+            await StoreTerm.$current.withValue(term) {
+                do {
+                    let result = try await executor.run(RunRequest(task: task, origin: origin, inputs: inputs, runID: id))
+                    log(.finished(task: task.fullName, trigger: "(\(origin.rawValue))", run: id, state: result.state, reason: result.reason))
+                } catch {
+                    log(.failedToRun(task: task.fullName, trigger: "(\(origin.rawValue))", run: id, reason: "\(error)"))
+                }
+            }
+            self.finished(run: id, trigger: Self.untriggered)
+        }
+        running[Self.untriggered, default: [:]][id] = run
+        return id
+    }
+
+    /// Where runs started without a trigger are kept among the running ones (trigger ids start at 1).
+    private static var untriggered: Int64 { 0 }
+
+    /// Cancels run `id` if it runs here; whether it did.
+    public func cancelHere(_ id: Int64) -> Bool {
+        guard let task = runningTask(id) else { return false }
+        task.cancel()
+        return true
+    }
+
     /// Cancels runs of this daemon that another asked to cancel.
     public func cancel(runs ids: [Int64]) {
         for id in ids {
@@ -358,6 +389,11 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         running[trigger]?[run] = nil
         if running[trigger]?.isEmpty == true { running[trigger] = nil }
     }
+}
+
+/// The daemon is stopping or fenced: it starts nothing.
+public struct SchedulerUnavailable: Error, CustomStringConvertible {
+    public var description: String { "the daemon is stopping or has lost its lease: it starts nothing now" }
 }
 
 /// What the scheduler reports, one event per log line.

@@ -1,3 +1,4 @@
+import BelfryConfig
 import BelfryListings
 import BelfrySchedule
 import BelfryStore
@@ -38,6 +39,7 @@ public struct APIError: Error, Sendable {
 struct APIRoutes: Sendable {
     let store: any Store
     let zones: TimeZoneDatabase
+    let actions: HTTPServer.Actions
     let changed: @Sendable () async -> Void
 
     func add(to group: RouterGroup<BelfryRequestContext>) {
@@ -49,6 +51,8 @@ struct APIRoutes: Sendable {
         group.get("runs/:id") { _, context in try await run(context) }
         group.get("runs/:id/log") { request, context in try await log(request, context) }
         group.get("stats") { request, _ in try await stats(request) }
+        group.post("tasks/:task/runs") { request, context in try await runNow(request, context) }
+        group.post("runs/:id/cancel") { _, context in try await cancel(context) }
         group.get("next") { request, _ in try next(request) }
     }
 
@@ -123,6 +127,51 @@ struct APIRoutes: Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; charset=utf-8"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Starts a run now, with `{"inputs": {...}}` (or no body); 202 with its id.
+    private func runNow(_ request: Request, _ context: BelfryRequestContext) async throws -> Response {
+        _ = try Self.admin(context)
+        guard let name = context.parameters.get("task") else { throw APIError(.badRequest, "bad_request", "the path names a task") }
+        let bytes = try await request.body.collect(upTo: context.maxUploadSize)
+        var inputs: [String: String] = [:]
+        if bytes.readableBytes > 0 {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: bytes)) as? [String: Any] else {
+                throw APIError(.badRequest, "bad_request", "the body is not a JSON object: send {\"inputs\": {\"NAME\": \"VALUE\"}}")
+            }
+            if let given = object["inputs"] {
+                guard let values = given as? [String: Any], values.values.allSatisfy({ $0 is String }) else {
+                    throw APIError(.badRequest, "bad_request", "inputs must be an object of strings")
+                }
+                inputs = values.mapValues { $0 as! String }
+            }
+            if let unknown = object.keys.first(where: { $0 != "inputs" }) {
+                throw APIError(.badRequest, "bad_request", "unknown field \"\(unknown)\": the body has inputs only")
+            }
+        }
+        let task = try await Self.known { try await store.task(named: name) }
+        for param in task.params where param.required && inputs[param.name] == nil && param.defaultValue == nil {
+            throw APIError(.badRequest, "bad_request", "task \(task.fullName) needs input \"\(param.name)\"")
+        }
+        if let unknown = inputs.keys.sorted().first(where: { key in !task.params.contains { $0.name == key } }) {
+            throw APIError(.badRequest, "bad_request", "task \(task.fullName) has no param \"\(unknown)\"")
+        }
+        let id: Int64
+        do { id = try await actions.runNow(task, inputs) } catch let error as StoreError { throw error } catch {
+            throw APIError(.serviceUnavailable, "unavailable", "\(error)")
+        }
+        return HTTPServer.json(.object([("id", .int(id))]), status: .accepted)
+    }
+
+    /// Cancels a run, here or (on PostgreSQL) on the node that runs it; 202, or 409 if it is not running.
+    private func cancel(_ context: BelfryRequestContext) async throws -> Response {
+        _ = try Self.admin(context)
+        let id = try Self.runID(context)
+        guard let details = try await store.run(id: id) else { throw APIError(.notFound, "not_found", "no run \(id)") }
+        guard !details.run.state.isFinal, try await actions.cancel(id) else {
+            throw APIError(.conflict, "conflict", "run \(id) is \(details.run.state.rawValue): there is nothing to cancel here")
+        }
+        return HTTPServer.json(.object([("id", .int(id)), ("state", .string("cancelling"))]), status: .accepted)
     }
 
     private func stats(_ request: Request) async throws -> Response {

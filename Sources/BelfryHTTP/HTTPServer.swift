@@ -1,3 +1,4 @@
+import BelfryConfig
 import BelfryListings
 import BelfrySchedule
 import BelfryStore
@@ -15,11 +16,25 @@ public enum HTTPServer {
     public typealias Health = @Sendable () async -> String?
 
     /// The routes, ready for an `Application` (or a test).
+    /// What the API asks of the daemon: start a task's run now (its id), cancel a run (whether
+    /// it was running or queued, here or on another node).
+    public struct Actions: Sendable {
+        public var runNow: @Sendable (TaskDefinition, [String: String]) async throws -> Int64
+        public var cancel: @Sendable (Int64) async throws -> Bool
+
+        public init(
+            runNow: @escaping @Sendable (TaskDefinition, [String: String]) async throws -> Int64,
+            cancel: @escaping @Sendable (Int64) async throws -> Bool
+        ) {
+            (self.runNow, self.cancel) = (runNow, cancel)
+        }
+    }
+
     /// `changed` is called after each change made through the API (the daemon reads its
     /// triggers again: its own writes do not move the change counter it watches).
     public static func router(
-        store: any Store, tokens: HTTPTokens, metrics: MetricsExporter, health: @escaping Health, zones: TimeZoneDatabase = .system,
-        changed: @escaping @Sendable () async -> Void = {}
+        store: any Store, tokens: HTTPTokens, metrics: MetricsExporter, health: @escaping Health, actions: Actions,
+        zones: TimeZoneDatabase = .system, changed: @escaping @Sendable () async -> Void = {}
     ) -> Router<BelfryRequestContext> {
         let router = Router(context: BelfryRequestContext.self)
         router.add(middleware: ErrorMiddleware())
@@ -35,7 +50,7 @@ public enum HTTPServer {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: await metrics.scrape())))
         }
         let api = router.group("api/v1").add(middleware: TokenMiddleware(tokens: tokens))
-        APIRoutes(store: store, zones: zones, changed: changed).add(to: api)
+        APIRoutes(store: store, zones: zones, actions: actions, changed: changed).add(to: api)
         return router
     }
 

@@ -115,6 +115,10 @@ extension PostgresStore {
         }
     }
 
+    public func requestCancel(run id: Int64) async throws -> Bool {
+        try await !query("UPDATE run SET cancel_requested = true WHERE id = \(id) AND state IN ('queued', 'running') RETURNING id").isEmpty
+    }
+
     public func leave() async throws {
         guard let me = node.withLock({ $0.current?.id }) else { return }
         try await query("UPDATE node SET lease_until = now() WHERE id = \(me) AND lease_until > now()")

@@ -38,6 +38,9 @@ extension BelfryDatabase {
 
     public func unlaunchedRuns() -> [InterruptedRun] { [] }
 
+    /// One daemon: it cancels its own runs.
+    public func requestCancel(run id: Int64) -> Bool { false }
+
     /// The lock file is released when the process exits.
     public func leave() {}
 

@@ -6,6 +6,8 @@ import GRDB
 public enum RunOrigin: String, Sendable, Codable, CaseIterable {
     case scheduled, manual
     case catchUp = "catch-up"
+    /// Started through the HTTP API.
+    case api
 }
 
 /// The states of a run (SPEC §4).

@@ -99,6 +99,9 @@ public protocol Store: AnyObject, Sendable {
     /// commit reached the server but whose answer was lost (the connection cut at that instant)
     /// leaves such runs behind. Empty on SQLite, whose claims commit in the process.
     func unlaunchedRuns() async throws -> [InterruptedRun]
+    /// Asks the daemon that owns run `id` to cancel it (within a second); whether the run was
+    /// queued or running. On SQLite there is no other daemon to ask: false.
+    func requestCancel(run id: Int64) async throws -> Bool
     /// A daemon that stopped gracefully gives its lease up, so that another takes its queued
     /// (interrupted) runs over at once rather than when the lease would have expired.
     func leave() async throws

@@ -111,7 +111,13 @@ struct DaemonCommand: AsyncParsableCommand {
             } catch {
                 return "the database does not answer: \(error)"
             }
-        }, changed: { try? await scheduler.refresh() }, log: log)
+        }, actions: HTTPServer.Actions(
+            runNow: { task, inputs in try await scheduler.startNow(task, inputs: inputs, origin: .api) },
+            cancel: { id in
+                if await scheduler.cancelHere(id) { return true }
+                return try await store.requestCancel(run: id)  // on PostgreSQL, its node cancels it within a second
+            }
+        ), changed: { try? await scheduler.refresh() }, log: log)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: service)]
         if let http { services.append(.init(service: http)) }
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: log))

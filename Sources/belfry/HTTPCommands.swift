@@ -27,7 +27,7 @@ struct HTTPOptions: ParsableArguments {
     /// token when it is missing, and says where (never the token itself).
     func server(
         store: any Store, stateDirectory: String, metrics: MetricsExporter, health: @escaping HTTPServer.Health,
-        changed: @escaping @Sendable () async -> Void, log: Logger
+        actions: HTTPServer.Actions, changed: @escaping @Sendable () async -> Void, log: Logger
     ) throws -> (any Service)? {
         guard let http else { return nil }
         let address: (host: String, port: Int, loopback: Bool)
@@ -49,7 +49,7 @@ struct HTTPOptions: ParsableArguments {
         } catch {
             throw CommandFailure(error)
         }
-        let router = HTTPServer.router(store: store, tokens: tokens, metrics: metrics, health: health, changed: changed)
+        let router = HTTPServer.router(store: store, tokens: tokens, metrics: metrics, health: health, actions: actions, changed: changed)
         log.notice("HTTP API listening", metadata: ["address": "\(http)", "tokens": "\(path)", "token_count": "\(tokens.tokens.count)"])
         return HTTPServer.application(router: router, host: address.host, port: address.port, logger: log)
     }

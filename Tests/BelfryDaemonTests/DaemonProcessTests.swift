@@ -264,6 +264,15 @@ struct DaemonProcessTests {
         #expect((response as? HTTPURLResponse)?.statusCode == 200)
         let run = try await Self.waitForRun(directory, log: log) { $0["trigger"] as? String == "every_second" }
         #expect(run != nil, "the activation made over HTTP reached the daemon's schedule")
+        // Run now: a run of origin api, started by the daemon.
+        var runNow = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/api/v1/tasks/t.tick/runs")!)
+        runNow.httpMethod = "POST"
+        runNow.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        let (body, created) = try await URLSession.shared.data(for: runNow)
+        #expect((created as? HTTPURLResponse)?.statusCode == 202)
+        let id = try #require((try JSONSerialization.jsonObject(with: body) as? [String: Int])?["id"])
+        let manual = try await Self.waitForRun(directory, log: log) { $0["id"] as? Int == id && $0["state"] as? String == "succeeded" }
+        #expect(manual?["origin"] as? String == "api" && manual?["trigger"] is NSNull)
         let shown = try BelfryCommand.run(["trigger", "show", "t.tick", "every_second", "--json", "--database", directory.path + "/belfry.sqlite"])
         #expect(shown.stdout.contains("\"updated_by\": \"admin\""))
 

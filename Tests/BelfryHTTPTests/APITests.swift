@@ -14,6 +14,12 @@ final class Counter: Sendable {
     var count: Int { value.withLock { $0 } }
 }
 
+final class Recorder: Sendable {
+    private let value = Mutex<[String]>([])
+    func record(_ item: String) { value.withLock { $0.append(item) } }
+    var items: [String] { value.withLock { $0 } }
+}
+
 final class Flag: Sendable {
     private let value = Mutex(true)
     func set(_ new: Bool) { value.withLock { $0 = new } }
@@ -26,6 +32,8 @@ struct APIHarness {
     let store: BelfryDatabase
     let changes = Counter()
     let healthy = Flag()
+    let started = Recorder()
+    let cancelled = Recorder()
     static let admin = "admin-token-0123456789abcdef"
     static let reader = "read-token-0123456789abcdef"
 
@@ -56,9 +64,16 @@ struct APIHarness {
         let metrics = MetricsExporter(version: "test") { (2, 0) }
         metrics.runFinished(task: "ops.job", state: "failed")
         let (changes, healthy) = (self.changes, self.healthy)
+        let (store, started, cancelled) = (self.store, self.started, self.cancelled)
+        let actions = HTTPServer.Actions(
+            runNow: { task, inputs in
+                started.record("\(task.fullName) \(inputs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))")
+                return try store.createRun(task: task.fullName, trigger: nil, slot: nil, origin: .api, inputs: nil, at: Date())
+            },
+            cancel: { id in cancelled.record("\(id)"); return true })
         let router = HTTPServer.router(store: store, tokens: tokens, metrics: metrics, health: {
             healthy.isSet ? nil : "the database does not answer"
-        }, changed: { changes.increment() })
+        }, actions: actions, changed: { changes.increment() })
         return Application(router: router)
     }
 }
@@ -124,8 +139,27 @@ struct APITests {
     func runs() async throws {
         let harness = try APIHarness()
         try await harness.application.test(.router) { client in
+            // Run now, with inputs; a read token may not; bad bodies are 400s.
+            let created = try await client.execute(uri: "/api/v1/tasks/ops.job/runs", method: .post, headers: bearer(APIHarness.admin),
+                                                   body: ByteBuffer(string: #"{"inputs": {}}"#))
+            #expect(created.status == .accepted)
+            #expect((try json(created) as? [String: Int])?["id"] == 4)
+            #expect(try await client.execute(uri: "/api/v1/tasks/ops.job/runs", method: .post, headers: bearer(APIHarness.reader)).status == .forbidden)
+            for body in ["{", #"{"inputs": {"day": 3}}"#, #"{"inputs": {"day": "mon"}}"#, #"{"input": {}}"#, "[1]"] {
+                let response = try await client.execute(uri: "/api/v1/tasks/ops.job/runs", method: .post, headers: bearer(APIHarness.admin),
+                                                        body: ByteBuffer(string: body))
+                #expect(response.status == .badRequest, "\(body)")
+            }
+            #expect(try await client.execute(uri: "/api/v1/tasks/ops.nothing/runs", method: .post, headers: bearer(APIHarness.admin)).status == .notFound)
+            // Cancel: the queued run 4 is cancelled; a finished one is a 409.
+            #expect(try await client.execute(uri: "/api/v1/runs/4/cancel", method: .post, headers: bearer(APIHarness.admin)).status == .accepted)
+            #expect(try await client.execute(uri: "/api/v1/runs/1/cancel", method: .post, headers: bearer(APIHarness.admin)).status == .conflict)
+            #expect(try await client.execute(uri: "/api/v1/runs/4/cancel", method: .post, headers: bearer(APIHarness.reader)).status == .forbidden)
+            _ = try harness.store.finishRun(4, state: .cancelled, reason: "cancelled", exitCode: nil, commandUsed: nil, at: Date())
+
             let all = try #require(try json(try await client.execute(uri: "/api/v1/runs", method: .get, headers: bearer(APIHarness.reader))) as? [[String: Any]])
-            #expect(all.map { $0["id"] as? Int } == [3, 2, 1])
+            #expect(all.map { $0["id"] as? Int } == [4, 3, 2, 1])
+            #expect(all.first?["origin"] as? String == "api")
             let failed = try #require(try json(try await client.execute(uri: "/api/v1/runs?state=failed&limit=1", method: .get, headers: bearer(APIHarness.reader))) as? [[String: Any]])
             #expect(failed.map { $0["id"] as? Int } == [3])
             let page = try #require(try json(try await client.execute(uri: "/api/v1/runs?before=3", method: .get, headers: bearer(APIHarness.reader))) as? [[String: Any]])
@@ -145,8 +179,10 @@ struct APITests {
             #expect(try await client.execute(uri: "/api/v1/runs/../../etc/passwd", method: .get, headers: bearer(APIHarness.reader)).status == .notFound)
 
             let stats = try #require(try json(try await client.execute(uri: "/api/v1/stats", method: .get, headers: bearer(APIHarness.reader))) as? [[String: Any]])
-            #expect(stats.first?["runs"] as? Int == 3)
+            #expect(stats.first?["runs"] as? Int == 4)
         }
+        #expect(harness.started.items == ["ops.job "])
+        #expect(harness.cancelled.items == ["4"])
     }
 
     @Test("next: the slots of a cron expression or a rate, as belfry next --json prints them; bad input is a 400")
