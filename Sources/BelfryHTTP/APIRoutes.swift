@@ -11,6 +11,8 @@ import NIOCore
 public struct BelfryRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var token: HTTPTokens.Token?
+    /// The web page's session, when the request came with one.
+    var sessionID: String?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

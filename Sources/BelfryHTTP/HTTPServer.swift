@@ -37,6 +37,7 @@ public enum HTTPServer {
         zones: TimeZoneDatabase = .system, changed: @escaping @Sendable () async -> Void = {}
     ) -> Router<BelfryRequestContext> {
         let router = Router(context: BelfryRequestContext.self)
+        router.add(middleware: SecurityHeadersMiddleware())
         router.add(middleware: ErrorMiddleware())
         router.get("healthz") { _, _ in
             if let reason = await health() {
@@ -51,6 +52,7 @@ public enum HTTPServer {
         }
         let api = router.group("api/v1").add(middleware: TokenMiddleware(tokens: tokens))
         APIRoutes(store: store, zones: zones, actions: actions, changed: changed).add(to: api)
+        WebRoutes(store: store, tokens: tokens, zones: zones, actions: actions, changed: changed).add(to: router)
         return router
     }
 
@@ -74,6 +76,20 @@ public enum HTTPServer {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: value.bytes)))
+    }
+}
+
+/// Headers on every answer: only this site's resources, no framing, no type sniffing.
+struct SecurityHeadersMiddleware: RouterMiddleware {
+    typealias Context = BelfryRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response = try await next(request, context)
+        response.headers[.contentSecurityPolicy] = "default-src 'self'"
+        response.headers[.xContentTypeOptions] = "nosniff"
+        response.headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
+        response.headers[HTTPField.Name("Referrer-Policy")!] = "same-origin"
+        return response
     }
 }
 
