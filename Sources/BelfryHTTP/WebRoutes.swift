@@ -115,7 +115,7 @@ struct WebRoutes: Sendable {
         return page("Overview", session: session, body: body)
     }
 
-    /// The next DST change within 60 days in each zone of the active triggers, and each of their
+    /// The next DST change within 180 days in each zone of the active triggers, and each of their
     /// slots around it with its marker: what every trigger will do.
     private func dstChanges(_ active: [TriggerStatus], now: Instant) -> HTML {
         var sections: [HTML] = []
@@ -125,7 +125,7 @@ struct WebRoutes: Sendable {
             var previous = zone.wallClock(at: now).offset
             var change: Instant?
             var hour = now.secondsSinceEpoch
-            while hour < now.secondsSinceEpoch + 60 * 86400 {
+            while hour < now.secondsSinceEpoch + 180 * 86400 {
                 hour += 3600
                 let offset = zone.wallClock(at: Instant(secondsSinceEpoch: hour)).offset
                 if offset != previous {
@@ -134,8 +134,20 @@ struct WebRoutes: Sendable {
                 }
                 previous = offset
             }
-            guard let change else { continue }
+            guard var change else { continue }
+            // The transition to the second, within the hour found.
+            var low = change.secondsSinceEpoch - 3600, high = change.secondsSinceEpoch
+            while high - low > 1 {
+                let middle = (low + high) / 2
+                if zone.wallClock(at: Instant(secondsSinceEpoch: middle)).offset == previous { low = middle } else { high = middle }
+            }
+            change = Instant(secondsSinceEpoch: high)
             let after = zone.wallClock(at: change).offset
+            // What the wall clock reads at the change, under the old offset and under the new.
+            let from = Self.clock(change.secondsSinceEpoch + Int64(previous)), to = Self.clock(change.secondsSinceEpoch + Int64(after))
+            let what: String = after > previous
+                ? "The clock jumps from \(from) to \(to): the times between do not happen that day (a trigger there skips them, or with dst: { skipped: shift } runs at \(to))"
+                : "The clock goes back from \(from) to \(to): the times between happen twice (a trigger there runs at the first, or with dst: { repeated: twice } at both)"
             var rows: [HTML] = []
             for status in statuses.prefix(20) {
                 guard let slots = try? status.slots(zones: zones) else { continue }
@@ -150,10 +162,11 @@ struct WebRoutes: Sendable {
             }
             sections.append("""
                 <h3>\(name): \(localTime(change, zone: name)), UTC\(Self.offset(previous)) → UTC\(Self.offset(after))</h3>
+                <p>\(what).</p>
                 <table><tr><th>trigger</th><th>schedule</th><th>its slots from a day before to a day after</th></tr>\(rows)</table>
                 """)
         }
-        return sections.isEmpty ? "<p class=\"hint\">No DST change in the next 60 days in the zones of the active cron triggers.</p>" : "\(sections)"
+        return sections.isEmpty ? "<p class=\"hint\">No DST change in the next 180 days in the zones of the active cron triggers.</p>" : "\(sections)"
     }
 
     private func triggers(_ request: Request, _ context: BelfryRequestContext) async throws -> Response {
@@ -370,6 +383,11 @@ struct WebRoutes: Sendable {
         let wall = zone.wallClock(at: instant)
         let text = Instant(secondsSinceEpoch: wall.local).rfc3339
         return "\(text.prefix(10)) \(text.dropFirst(11).prefix(8)) \(wall.abbreviation)"
+    }
+
+    /// `02:00`: the time of day of local seconds.
+    static func clock(_ localSeconds: Int64) -> String {
+        String(Instant(secondsSinceEpoch: localSeconds).rfc3339.dropFirst(11).prefix(5))
     }
 
     static func offset(_ seconds: Int32) -> String {
