@@ -52,6 +52,9 @@ let package = Package(
             dependencies: [
                 "BelfrySchedule", "BelfryConfig", "BelfryStore", "BelfryListings",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),

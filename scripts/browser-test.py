@@ -75,7 +75,9 @@ tasks:
                 break
             time.sleep(0.05)
         options = webdriver.ChromeOptions()
-        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        # A profile of its own: a profile another Chromium holds (or left locked) makes it exit at once.
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
+                     f"--user-data-dir={work}/chromium-profile"):
             options.add_argument(flag)
         options.binary_location = "/usr/bin/chromium"
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)

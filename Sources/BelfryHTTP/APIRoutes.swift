@@ -126,6 +126,9 @@ struct APIRoutes: Sendable {
         guard let path = attempt.logPath, let data = FileManager.default.contents(atPath: path) else {
             throw APIError(.notFound, "not_found", "the log of run \(id) attempt \(attempt.number) is not on this machine")
         }
+        if request.uri.queryParameters["follow"] == "1" {
+            return follow(path: path, run: id, attempt: attempt.number)
+        }
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; charset=utf-8"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
@@ -174,6 +177,45 @@ struct APIRoutes: Sendable {
             throw APIError(.conflict, "conflict", "run \(id) is \(details.run.state.rawValue): there is nothing to cancel here")
         }
         return HTTPServer.json(.object([("id", .int(id)), ("state", .string("cancelling"))]), status: .accepted)
+    }
+
+    /// The log as server-sent events: what it holds, then what is added, one `data:` line per
+    /// line of output, until the attempt ends (`event: end`, with the run's state).
+    private func follow(path: String, run id: Int64, attempt number: Int) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        let store = self.store
+        return Response(status: .ok, headers: headers, body: .init { writer in
+            guard let handle = FileHandle(forReadingAtPath: path) else { return try await writer.finish(nil) }
+            defer { try? handle.close() }
+            var pending = Data()
+            func send(_ data: Data, final: Bool) async throws {
+                pending.append(data)
+                var events = ""
+                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    events += "data: " + String(decoding: pending[pending.startIndex..<newline], as: UTF8.self) + "\n\n"
+                    pending = Data(pending[pending.index(after: newline)...])
+                }
+                if final, !pending.isEmpty {
+                    events += "data: " + String(decoding: pending, as: UTF8.self) + "\n\n"
+                    pending = Data()
+                }
+                if !events.isEmpty { try await writer.write(ByteBuffer(string: events)) }
+            }
+            while true {
+                try await send(handle.readDataToEndOfFile(), final: false)
+                guard let details = try await store.run(id: id) else { break }
+                let ended = details.attempts.first { $0.number == number }?.finishedAt != nil || details.run.state.isFinal
+                if ended {
+                    try await send(handle.readDataToEndOfFile(), final: true)
+                    try await writer.write(ByteBuffer(string: "event: end\ndata: \(details.run.state.rawValue)\n\n"))
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            try await writer.finish(nil)
+        })
     }
 
     private func stats(_ request: Request) async throws -> Response {

@@ -5,6 +5,9 @@ import BelfryStore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import NIOSSL
 import Logging
 import NIOCore
 
@@ -34,7 +37,7 @@ public enum HTTPServer {
     /// triggers again: its own writes do not move the change counter it watches).
     public static func router(
         store: any Store, tokens: HTTPTokens, metrics: MetricsExporter, health: @escaping Health, actions: Actions,
-        zones: TimeZoneDatabase = .system, changed: @escaping @Sendable () async -> Void = {}
+        zones: TimeZoneDatabase = .system, secure: Bool = false, changed: @escaping @Sendable () async -> Void = {}
     ) -> Router<BelfryRequestContext> {
         let router = Router(context: BelfryRequestContext.self)
         router.add(middleware: SecurityHeadersMiddleware())
@@ -50,15 +53,33 @@ public enum HTTPServer {
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: await metrics.scrape())))
         }
+        router.get("api/v1/openapi.yaml") { _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "application/yaml"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+        }
         let api = router.group("api/v1").add(middleware: TokenMiddleware(tokens: tokens))
         APIRoutes(store: store, zones: zones, actions: actions, changed: changed).add(to: api)
-        WebRoutes(store: store, tokens: tokens, zones: zones, actions: actions, changed: changed).add(to: router)
+        WebRoutes(store: store, tokens: tokens, zones: zones, actions: actions, secure: secure, changed: changed).add(to: router)
         return router
     }
 
-    /// The application listening at `host:port`.
-    public static func application(router: Router<BelfryRequestContext>, host: String, port: Int, logger: Logger) -> some ApplicationProtocol {
-        Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "belfry"), logger: logger)
+    /// The application listening at `host:port`, over TLS when given a certificate chain and a
+    /// key (PEM files).
+    public static func application(
+        router: Router<BelfryRequestContext>, host: String, port: Int, tls: (certificate: String, key: String)?, logger: Logger
+    ) throws(HTTPTokensError) -> some ApplicationProtocol {
+        var server = HTTPServerBuilder.http1()
+        if let tls {
+            do {
+                let chain = try NIOSSLCertificate.fromPEMFile(tls.certificate).map { NIOSSLCertificateSource.certificate($0) }
+                let key = try NIOSSLPrivateKey(file: tls.key, format: .pem)
+                server = try .tls(.http1(), tlsConfiguration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
+            } catch {
+                throw HTTPTokensError("cannot use the TLS certificate \(tls.certificate) and key \(tls.key): \(error)")
+            }
+        }
+        return Application(router: router, server: server, configuration: .init(address: .hostname(host, port: port), serverName: "belfry"), logger: logger)
     }
 
     /// `ADDRESS:PORT` of `--http`; whether the address is loopback.

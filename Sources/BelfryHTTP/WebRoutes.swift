@@ -14,6 +14,8 @@ struct WebRoutes: Sendable {
     let tokens: HTTPTokens
     let zones: TimeZoneDatabase
     let actions: HTTPServer.Actions
+    /// Served over TLS: the session cookie is `Secure`.
+    let secure: Bool
     let changed: @Sendable () async -> Void
     let sessions = Sessions()
 
@@ -61,7 +63,7 @@ struct WebRoutes: Sendable {
             return page("Log in", session: nil, body: loginForm(error: "That token is not valid."), status: .unauthorized)
         }
         var response = Self.redirect("/")
-        response.headers[.setCookie] = "\(Sessions.cookie)=\(sessions.open(token)); Path=/; HttpOnly; SameSite=Strict"
+        response.headers[.setCookie] = "\(Sessions.cookie)=\(sessions.open(token)); Path=/; HttpOnly; SameSite=Strict\(secure ? "; Secure" : "")"
         return response
     }
 

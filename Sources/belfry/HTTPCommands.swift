@@ -18,6 +18,12 @@ struct HTTPOptions: ParsableArguments {
     @Flag(help: "Allow an address other than loopback without TLS (tokens then cross the network in clear text).")
     var httpInsecure = false
 
+    @Option(help: "Serve over TLS with this certificate chain (PEM); with --http-tls-key.")
+    var httpTlsCert: String?
+
+    @Option(help: "The TLS private key (PEM) of --http-tls-cert.")
+    var httpTlsKey: String?
+
     /// The tokens file: given, else `http-tokens` in the state directory.
     func tokensPath(stateDirectory: String) -> String {
         httpTokens ?? (stateDirectory as NSString).appendingPathComponent("http-tokens")
@@ -32,9 +38,11 @@ struct HTTPOptions: ParsableArguments {
         guard let http else { return nil }
         let address: (host: String, port: Int, loopback: Bool)
         do { address = try HTTPServer.address(http) } catch { throw CommandFailure(error) }
-        if !address.loopback {
+        guard (httpTlsCert == nil) == (httpTlsKey == nil) else { throw CommandFailure("--http-tls-cert and --http-tls-key go together") }
+        let tls = httpTlsCert.flatMap { cert in httpTlsKey.map { (certificate: cert, key: $0) } }
+        if !address.loopback, tls == nil {
             guard httpInsecure else {
-                throw CommandFailure("--http \(http) is not a loopback address: tokens would cross the network in clear text. TLS is not built in yet: put a TLS proxy in front of a loopback address, or say --http-insecure")
+                throw CommandFailure("--http \(http) is not a loopback address: tokens would cross the network in clear text. Give --http-tls-cert and --http-tls-key, or say --http-insecure")
             }
             log.warning("the HTTP API listens beyond this machine without TLS (--http-insecure): tokens cross the network in clear text", metadata: ["address": "\(http)"])
         }
@@ -49,9 +57,14 @@ struct HTTPOptions: ParsableArguments {
         } catch {
             throw CommandFailure(error)
         }
-        let router = HTTPServer.router(store: store, tokens: tokens, metrics: metrics, health: health, actions: actions, changed: changed)
-        log.notice("HTTP API listening", metadata: ["address": "\(http)", "tokens": "\(path)", "token_count": "\(tokens.tokens.count)"])
-        return HTTPServer.application(router: router, host: address.host, port: address.port, logger: log)
+        let router = HTTPServer.router(store: store, tokens: tokens, metrics: metrics, health: health, actions: actions, secure: tls != nil,
+                                       changed: changed)
+        let application: any Service
+        do { application = try HTTPServer.application(router: router, host: address.host, port: address.port, tls: tls, logger: log) } catch {
+            throw CommandFailure(error)
+        }
+        log.notice("HTTP API listening", metadata: ["address": "\(http)", "tls": "\(tls != nil)", "tokens": "\(path)", "token_count": "\(tokens.tokens.count)"])
+        return application
     }
 }
 

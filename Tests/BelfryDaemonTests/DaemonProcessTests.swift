@@ -280,4 +280,32 @@ struct DaemonProcessTests {
                                              "--http", "0.0.0.0:\(port + 1)"])
         #expect(exposed.status != 0 && exposed.stderr.contains("not a loopback address"))
     }
+
+    @Test("--http over TLS: a non-loopback address with a certificate serves HTTPS only, and the session cookie is Secure",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") && FileManager.default.isExecutableFile(atPath: "/usr/bin/curl")))
+    func httpTLS() async throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("schedules/t.yaml", "tasks:\n  - { name: tick, command: [\"/bin/true\"] }\n")
+        let key = directory.path + "/key.pem", certificate = directory.path + "/cert.pem"
+        #expect(try Browser.run(["/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate,
+                                 "-days", "1", "-subj", "/CN=localhost"]).status == 0)
+        let port = Int.random(in: 20_000..<60_000)
+        let log = directory.path + "/daemon.log"
+        let daemon = try Self.start(directory, log: log, arguments: ["--http", "0.0.0.0:\(port)", "--http-tls-cert", certificate, "--http-tls-key", key])
+        defer { Self.stop(daemon) }
+        var text = ""
+        for _ in 0..<600 where !text.contains("HTTP API listening") {
+            try await Task.sleep(for: .milliseconds(50))
+            text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        }
+        #expect(text.contains("tls=true"))
+        let secure = try Browser.run(["/usr/bin/curl", "-sk", "https://127.0.0.1:\(port)/healthz"])
+        #expect(secure.output.contains("\"ok\""))
+        let plain = try Browser.run(["/usr/bin/curl", "-s", "http://127.0.0.1:\(port)/healthz"])
+        #expect(plain.status != 0, "no answer in clear text")
+        let token = String(try String(contentsOfFile: directory.path + "/http-tokens", encoding: .utf8).split(separator: " ").last!)
+            .trimmingCharacters(in: .newlines)
+        let login = try Browser.run(["/usr/bin/curl", "-sk", "-i", "-X", "POST", "https://127.0.0.1:\(port)/login", "-d", "token=\(token)"])
+        #expect(login.output.contains("HttpOnly; SameSite=Strict; Secure"))
+    }
 }

@@ -175,6 +175,9 @@ struct APITests {
             #expect(log.status == .ok && log.headers[.contentType]?.hasPrefix("text/plain") == true)
             #expect(String(buffer: log.body) == "output 1\n")
             #expect(try await client.execute(uri: "/api/v1/runs/2/log?attempt=7", method: .get, headers: bearer(APIHarness.reader)).status == .notFound)
+            let events = try await client.execute(uri: "/api/v1/runs/2/log?follow=1", method: .get, headers: bearer(APIHarness.reader))
+            #expect(events.headers[.contentType] == "text/event-stream")
+            #expect(String(buffer: events.body) == "data: output 1\n\nevent: end\ndata: failed\n\n")
             #expect(try await client.execute(uri: "/api/v1/runs/99", method: .get, headers: bearer(APIHarness.reader)).status == .notFound)
             #expect(try await client.execute(uri: "/api/v1/runs/../../etc/passwd", method: .get, headers: bearer(APIHarness.reader)).status == .notFound)
 
@@ -226,6 +229,40 @@ struct APITests {
             #expect(text.contains("belfry_build_info{version=\"test\"} 1"))
             #expect(text.contains("belfry_triggers{active=\"true\"} 2"))
             #expect(text.contains("belfry_runs_total{task=\"ops.job\",state=\"failed\"} 1"))
+        }
+    }
+}
+
+@Suite("OpenAPI document")
+struct OpenAPITests {
+    @Test("served without a token; every path and method it names is a route; every route is in it")
+    func document() async throws {
+        let harness = try APIHarness()
+        try await harness.application.test(.router) { client in
+            let response = try await client.execute(uri: "/api/v1/openapi.yaml", method: .get)
+            #expect(response.status == .ok)
+            let text = String(buffer: response.body)
+            #expect(text.hasPrefix("openapi: 3.1.0"))
+            var documented: [(method: String, path: String)] = []
+            var path: String?
+            var inPaths = false
+            for line in text.split(separator: "\n").map(String.init) {
+                if line == "paths:" { inPaths = true; continue }
+                guard inPaths else { continue }
+                if line.hasPrefix("  /"), line.hasSuffix(":") { path = String(line.dropFirst(2).dropLast()) }
+                for method in ["get", "post"] where line == "    \(method):" { documented.append((method, path!)) }
+            }
+            let known = [("get", "/triggers"), ("get", "/triggers/{task}/{trigger}"), ("post", "/triggers/{task}/{trigger}/activate"),
+                         ("post", "/triggers/{task}/{trigger}/deactivate"), ("post", "/tasks/{task}/runs"), ("get", "/runs"), ("get", "/runs/{id}"),
+                         ("get", "/runs/{id}/log"), ("post", "/runs/{id}/cancel"), ("get", "/stats"), ("get", "/next"), ("get", "/openapi.yaml")]
+            #expect(documented.map { "\($0.method) \($0.path)" }.sorted() == known.map { "\($0.0) \($0.1)" }.sorted())
+            for (method, path) in documented {
+                let uri = "/api/v1" + path.replacingOccurrences(of: "{task}", with: "ops.job").replacingOccurrences(of: "{trigger}", with: "rate")
+                    .replacingOccurrences(of: "{id}", with: "1") + (path == "/next" ? "?cron=@daily" : "")
+                let answer = try await client.execute(uri: uri, method: method == "get" ? .get : .post, headers: bearer(APIHarness.admin))
+                #expect(!String(buffer: answer.body).contains("no such route"), "\(method) \(uri)")
+                #expect(answer.status.code < 500, "\(method) \(uri)")
+            }
         }
     }
 }
