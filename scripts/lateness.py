@@ -27,6 +27,7 @@ minute is printed beside Belfry's.
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -58,9 +59,11 @@ def read_stamps(path):
     return result
 
 
-def measure(args, commands, work, out):
+def measure(args, commands, work, out, during=None):
     """Runs the daemons for args.seconds; returns the latenesses (ms) of the slots from 3 s after
-    they all started to the end, the daemons' own CPU seconds, and that window of slots."""
+    they all started to the end, the daemons' own CPU seconds, and that window of slots.
+    `during`, if given, is called once the daemons have started and returns a process that runs
+    beside them (a load); it is waited for before the daemons stop."""
     daemons = []
     logs = []
     for index, command in enumerate(commands):
@@ -72,7 +75,10 @@ def measure(args, commands, work, out):
         while "daemon started" not in open(log.name).read() and daemon.poll() is None:
             time.sleep(0.1)
     begin = time.time()
+    load = during() if during else None
     time.sleep(args.seconds)
+    if load:
+        load.wait()
     cpu = 0.0
     for daemon in daemons:
         with open(f"/proc/{daemon.pid}/stat") as f:  # the daemon's own CPU time (user + system), its jobs not included
@@ -89,6 +95,39 @@ def measure(args, commands, work, out):
     return [ms for slot, ms in read_stamps(out) if slot in window], cpu, window
 
 
+def http_load(args, schedules, work, out, unloaded):
+    """The same daemon serving its HTTP API to N clients (wrk, GET /api/v1/runs?limit=50 with a
+    token) for the whole window: the API's latency, and the lateness against `unloaded`."""
+    os.rename(out, os.path.join(work, "belfry-unloaded.out"))
+    token = "lateness-load-token-0123456789"
+    tokens = os.path.join(work, "http-tokens")
+    with open(tokens, "w") as f:
+        f.write(f"load admin {token}\n")
+    os.chmod(tokens, 0o600)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    wrk_out = os.path.join(work, "wrk.out")
+
+    def start_load():
+        return subprocess.Popen(["wrk", "-t", "2", "-c", str(args.http_load), "-d", f"{args.seconds}s", "--latency", "-H",
+                                 f"Authorization: Bearer {token}", f"http://127.0.0.1:{port}/api/v1/runs?limit=50"],
+                                stdout=open(wrk_out, "w"), stderr=subprocess.STDOUT)
+
+    print(f"the same, with --http and {args.http_load} API clients (wrk) for the whole window", flush=True)
+    database = os.path.join(work, "belfry-http.sqlite")
+    loaded, _, window = measure(args, [[args.belfry, "daemon", "--schedules", schedules, "--database", database,
+                                        "--http", f"127.0.0.1:{port}", "--http-tokens", tokens]], work, out, during=start_load)
+    print(summary("belfry under API load", loaded) + f" (for {args.triggers * len(window)} slots)")
+    if unloaded and loaded:
+        print(f"lateness under load / without: p50 {percentile(loaded, 50) / percentile(unloaded, 50):.2f}x, "
+              f"p99 {percentile(loaded, 99) / percentile(unloaded, 99):.2f}x")
+    report = open(wrk_out).read()
+    wanted = [line.strip() for line in report.splitlines()
+              if line.strip().startswith(("50%", "90%", "99%", "Requests/sec", "Non-2xx", "Socket errors")) or "requests in" in line]
+    print("API (wrk): " + "; ".join(wanted))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--triggers", type=int, default=200)
@@ -97,6 +136,8 @@ def main():
     parser.add_argument("--quiet", type=int, default=0, help="triggers that are not due, beside the firing ones")
     parser.add_argument("--belfry", default=os.path.join(ROOT, ".build/release/belfry"))
     parser.add_argument("--postgres-nodes", type=int, default=0, help="also run the triggers on N daemons sharing PostgreSQL")
+    parser.add_argument("--http-load", type=int, default=0,
+                        help="then run the SQLite daemon again with --http, under N concurrent API clients (wrk), and compare")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="belfry-lateness-")
@@ -154,6 +195,8 @@ def main():
     started = len(read_stamps(out))
     if started:
         print(f"daemon CPU: {daemon_cpu:.1f} s in all, {daemon_cpu / started * 1000:.2f} ms per run ({started} runs, start-up included)")
+    if args.http_load:
+        http_load(args, schedules, work, out, belfry)
     if args.cron:
         os.remove(cron_file)
         if cron_process:

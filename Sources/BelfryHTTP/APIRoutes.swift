@@ -60,8 +60,8 @@ struct APIRoutes: Sendable {
 
     private func triggers(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters
-        let limit = try Self.int(query, "limit", in: 1...1_000_000) ?? 1_000_000
-        let statuses = Array(try await store.triggers(task: query["task"].map(String.init)).prefix(limit))
+        let limit = try Self.int(query, "limit", in: 1...1_000_000)
+        let statuses = try await store.triggers(task: query["task"].map(String.init), limit: limit)
         let next = TriggerStatus.nextSlots(of: statuses, after: Self.now, zones: zones)
         return HTTPServer.json(.array(zip(statuses, next).map(Listing.trigger)))
     }

@@ -58,7 +58,7 @@ public enum HTTPServer {
             headers[.contentType] = "application/yaml"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
         }
-        let api = router.group("api/v1").add(middleware: TokenMiddleware(tokens: tokens))
+        let api = router.group("api/v1").add(middleware: ConcurrencyLimitMiddleware(limit: 1)).add(middleware: TokenMiddleware(tokens: tokens))
         APIRoutes(store: store, zones: zones, actions: actions, changed: changed).add(to: api)
         WebRoutes(store: store, tokens: tokens, zones: zones, actions: actions, secure: secure, changed: changed).add(to: router)
         return router
@@ -156,6 +156,42 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch {
             context.logger.error("HTTP request failed", metadata: ["path": "\(request.uri.path)", "reason": "\(error)"])
             return APIError(.internalServerError, "internal", "the request failed; the daemon's log says why").response
+        }
+    }
+}
+
+/// At most `limit` requests handled at once; the others wait their turn in order. The daemon's
+/// first work is its schedule: 50 clients polling the API as fast as they can must not take the
+/// CPU the launches need (on two cores they held both, and slots started 20 s late).
+struct ConcurrencyLimitMiddleware: RouterMiddleware {
+    typealias Context = BelfryRequestContext
+    let gate: Gate
+
+    init(limit: Int) { gate = Gate(limit: limit) }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        await gate.enter()
+        defer { Task { await gate.leave() } }
+        return try await next(request, context)
+    }
+
+    actor Gate {
+        private let limit: Int
+        private var inside = 0
+        private var waiting: [CheckedContinuation<Void, Never>] = []
+
+        init(limit: Int) { self.limit = limit }
+
+        func enter() async {
+            if inside < limit {
+                inside += 1
+                return
+            }
+            await withCheckedContinuation { waiting.append($0) }
+        }
+
+        func leave() {
+            if waiting.isEmpty { inside -= 1 } else { waiting.removeFirst().resume() }
         }
     }
 }

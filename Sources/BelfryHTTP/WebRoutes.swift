@@ -174,7 +174,8 @@ struct WebRoutes: Sendable {
     private func triggers(_ request: Request, _ context: BelfryRequestContext) async throws -> Response {
         let session = try Self.session(context, sessions)
         let query = request.uri.queryParameters["q"].map(String.init) ?? ""
-        var statuses = try await store.triggers(task: nil)
+        // Without a search, only what is shown is read (and one more, to know there are more).
+        var statuses = try await store.triggers(task: nil, limit: query.isEmpty ? 501 : nil)
         if !query.isEmpty { statuses = statuses.filter { "\($0.task) \($0.trigger)".localizedCaseInsensitiveContains(query) } }
         let shown = Array(statuses.prefix(500))
         let next = TriggerStatus.nextSlots(of: shown, after: APIRoutes.now, zones: zones)
@@ -194,7 +195,7 @@ struct WebRoutes: Sendable {
             <h1>Triggers</h1>
             <form method="get" action="/triggers" class="search"><input type="search" name="q" value="\(query)" placeholder="task or trigger"> <button>Search</button></form>
             <table><tr><th>trigger</th><th>schedule</th><th>zone</th><th>active</th><th>next slot</th><th>last run</th><th></th></tr>\(rows)</table>
-            \(statuses.count > shown.count ? HTML("<p class=\"hint\">\(statuses.count - shown.count) more: search to narrow.</p>") : "")
+            \(statuses.count > shown.count ? HTML("<p class=\"hint\">The first \(shown.count) are shown: search to narrow.</p>") : "")
             """
         return page("Triggers", session: session, body: body)
     }

@@ -171,11 +171,12 @@ extension PostgresStore {
         LEFT JOIN LATERAL (SELECT id, state, slot FROM run WHERE run.task = t.name AND run."trigger" = tr.name ORDER BY id DESC LIMIT 1) r ON true
         """
 
-    public func triggers(task: String?) async throws -> [TriggerStatus] {
+    public func triggers(task: String?, limit: Int?) async throws -> [TriggerStatus] {
+        let limitClause = limit.map { " LIMIT \(max(0, $0))" } ?? ""
         let rows = if let task {
-            try await query(PostgresQuery(unsafeSQL: Self.statusQuery + " WHERE t.name = $1 ORDER BY t.name, tr.name", binds: binds([task])))
+            try await query(PostgresQuery(unsafeSQL: Self.statusQuery + " WHERE t.name = $1 ORDER BY t.name, tr.name" + limitClause, binds: binds([task])))
         } else {
-            try await query(PostgresQuery(unsafeSQL: Self.statusQuery + " ORDER BY t.name, tr.name"))
+            try await query(PostgresQuery(unsafeSQL: Self.statusQuery + " ORDER BY t.name, tr.name" + limitClause))
         }
         return try rows.map(Self.status)
     }

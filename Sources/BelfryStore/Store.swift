@@ -29,7 +29,8 @@ public protocol Store: AnyObject, Sendable {
     func deployedFingerprints() async throws -> [String: String]
     /// What `deploy` would change, changing nothing.
     func deployPreview(_ definitions: Definitions) async throws -> DeploySummary
-    func triggers(task: String?) async throws -> [TriggerStatus]
+    /// The deployed triggers (of `task`), by task and name; the first `limit` of them.
+    func triggers(task: String?, limit: Int?) async throws -> [TriggerStatus]
     func trigger(task: String, name: String) async throws -> TriggerStatus
     func definition(task: String, trigger: String) async throws -> TriggerDefinition
     func setActive(_ active: Bool, task: String, name: String, by user: String, now: Date) async throws -> TriggerStatus
@@ -120,6 +121,11 @@ public protocol Store: AnyObject, Sendable {
 }
 
 /// The term a task writes under (see `Store.term`); nil: the store's current one.
+extension Store {
+    /// Every deployed trigger (of `task`).
+    public func triggers(task: String?) async throws -> [TriggerStatus] { try await triggers(task: task, limit: nil) }
+}
+
 public enum StoreTerm {
     @TaskLocal public static var current: Int?
 }

@@ -77,9 +77,10 @@ extension BelfryDatabase {
         """
 
     /// Every deployed trigger (of one task, when given), by task and trigger name.
-    public func triggers(task: String? = nil) throws -> [TriggerStatus] {
+    public func triggers(task: String? = nil, limit: Int? = nil) throws -> [TriggerStatus] {
         try pool.read { db in
             let sql = Self.statusQuery + (task == nil ? "" : " WHERE t.name = ?") + " ORDER BY t.name, tr.name"
+                + (limit.map { " LIMIT \(max(0, $0))" } ?? "")
             let rows = try Row.fetchCursor(db, sql: sql, arguments: task.map { [$0] } ?? [])
             var statuses: [TriggerStatus] = []
             while let row = try rows.next() { statuses.append(try Self.status(row)) }
