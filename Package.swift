@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "DocsTests", dependencies: ["BelfryConfig", "BelfryTesting", "belfry"]),
         .testTarget(
             name: "BelfryHTTPTests",
-            dependencies: ["BelfryHTTP", "BelfryStore", "BelfryConfig", "BelfryTesting", .product(name: "HummingbirdTesting", package: "hummingbird")]
+            dependencies: ["BelfryHTTP", "BelfryStore", "BelfryConfig", "BelfrySchedule", "BelfryTesting", .product(name: "HummingbirdTesting", package: "hummingbird")]
         ),
         .testTarget(
             name: "BelfryDaemonTests",

@@ -134,6 +134,11 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         (entries.count, running.values.reduce(0) { $0 + $1.count }, queue.peek()?.slot)
     }
 
+    /// The next slot of each scheduled trigger, as the scheduler holds them (for `/metrics`).
+    public var nextSlots: [(task: String, trigger: String, next: Instant?)] {
+        entries.values.map { ($0.trigger.task, $0.trigger.name, $0.next) }
+    }
+
     /// How many runs this scheduler has seen to their end.
     public private(set) var finishedRuns = 0
 

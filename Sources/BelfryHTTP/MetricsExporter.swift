@@ -1,3 +1,4 @@
+import BelfrySchedule
 import Foundation
 import Prometheus
 import Synchronization
@@ -8,14 +9,20 @@ import Synchronization
 public final class MetricsExporter: Sendable {
     private let registry = PrometheusCollectorRegistry()
     private let gauges: @Sendable () async -> (activeTriggers: Int, running: Int)
+    /// Per trigger: its next slot and when its last success finished; nil: no per-trigger series.
+    private let perTrigger: (@Sendable () async -> [(task: String, trigger: String, next: Instant?, lastSuccess: Date?)])?
     private let storeErrors: Counter
     private let clockJumps: Counter
     private let activeTriggers: Gauge
     private let running: Gauge
 
     /// `gauges` is read at each scrape.
-    public init(version: String, gauges: @escaping @Sendable () async -> (activeTriggers: Int, running: Int)) {
+    public init(
+        version: String, gauges: @escaping @Sendable () async -> (activeTriggers: Int, running: Int),
+        perTrigger: (@Sendable () async -> [(task: String, trigger: String, next: Instant?, lastSuccess: Date?)])? = nil
+    ) {
         self.gauges = gauges
+        self.perTrigger = perTrigger
         registry.makeGauge(descriptor: Self.name("build", "info", "Always 1: the running version."), labels: [("version", version)]).set(to: 1)
         storeErrors = registry.makeCounter(descriptor: Self.name("store_errors", "total", "Times the database failed under the daemon."))
         clockJumps = registry.makeCounter(descriptor: Self.name("wall_clock_jumps", "total", "Wall-clock jumps noticed."))
@@ -46,7 +53,28 @@ public final class MetricsExporter: Sendable {
         running.set(to: Double(now.running))
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
+        if let perTrigger {
+            // Written directly: 100,000 triggers would be 200,000 registered gauges.
+            let series = await perTrigger().sorted { ($0.task, $0.trigger) < ($1.task, $1.trigger) }
+            var next = "# HELP belfry_trigger_next_slot_timestamp_seconds The next slot of each active trigger.\n"
+                + "# TYPE belfry_trigger_next_slot_timestamp_seconds gauge\n"
+            var success = "# HELP belfry_trigger_last_success_timestamp_seconds When the latest successful run of each trigger finished.\n"
+                + "# TYPE belfry_trigger_last_success_timestamp_seconds gauge\n"
+            for item in series {
+                let labels = "{task=\"\(Self.label(item.task))\",trigger=\"\(Self.label(item.trigger))\"}"
+                if let slot = item.next { next += "belfry_trigger_next_slot_timestamp_seconds\(labels) \(slot.secondsSinceEpoch)\n" }
+                if let date = item.lastSuccess {
+                    success += "belfry_trigger_last_success_timestamp_seconds\(labels) \(String(format: "%.3f", date.timeIntervalSince1970))\n"
+                }
+            }
+            buffer.append(contentsOf: (next + success).utf8)
+        }
         return buffer
+    }
+
+    /// A label value in the text format: backslash, quote and newline escaped.
+    static func label(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
     }
 
     static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {

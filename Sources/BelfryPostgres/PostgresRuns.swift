@@ -279,6 +279,17 @@ extension PostgresStore {
         return try await query(PostgresQuery(unsafeSQL: sql, binds: binds(values))).map(Self.runRecord)
     }
 
+    public func lastSuccesses() async throws -> [String: Date] {
+        var result: [String: Date] = [:]
+        for row in try await query("""
+            SELECT task, "trigger", max(finished_at) FROM run WHERE state = 'succeeded' AND "trigger" IS NOT NULL GROUP BY task, "trigger"
+            """) {
+            let (task, trigger, finished) = try row.decode((String, String, Int64).self)
+            result[task + " " + trigger] = Date(timeIntervalSince1970: Double(finished) / 1000)
+        }
+        return result
+    }
+
     public func run(id: Int64) async throws -> (run: RunRecord, attempts: [AttemptRecord], steps: [StepRecord])? {
         guard let row = try await query(PostgresQuery(unsafeSQL: "SELECT \(Self.runColumns) FROM run WHERE id = $1", binds: int64Binds([id]))).first else {
             return nil

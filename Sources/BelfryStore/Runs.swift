@@ -140,6 +140,20 @@ extension BelfryDatabase {
         }
     }
 
+    public func lastSuccesses() throws -> [String: Date] {
+        try pool.read { db in
+            var result: [String: Date] = [:]
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT task, "trigger", max(finished_at) FROM run WHERE state = 'succeeded' AND "trigger" IS NOT NULL GROUP BY task, "trigger"
+                """)
+            while let row = try rows.next() {
+                let (task, trigger, finished): (String, String, Int64) = (row[0], row[1], row[2])
+                result[task + " " + trigger] = Date(timeIntervalSince1970: Double(finished) / 1000)
+            }
+            return result
+        }
+    }
+
     /// One run with its attempts and steps, or nil.
     public func run(id: Int64) throws -> (run: RunRecord, attempts: [AttemptRecord], steps: [StepRecord])? {
         try pool.read { db in

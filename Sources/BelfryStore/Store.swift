@@ -65,6 +65,8 @@ public protocol Store: AnyObject, Sendable {
     func runCount() async throws -> Int
     func pruneHistory(_ policy: HistoryPolicy, now: Date) async throws -> Int
     func statistics(task: String?, since: Date?) async throws -> [TaskStatistics]
+    /// When each trigger's latest successful run finished, by `ENV.TASK TRIGGER`.
+    func lastSuccesses() async throws -> [String: Date]
 
     // Circuit breakers and steps.
     func circuitState(task: String) async throws -> CircuitState

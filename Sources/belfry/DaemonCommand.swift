@@ -67,10 +67,21 @@ struct DaemonCommand: AsyncParsableCommand {
         executor.steps = await Self.openStepChannel(store: store, log: log)
         let activeTriggers = Mutex(0)
         let schedulerBox = Mutex<Scheduler<ContinuousClock>?>(nil)
-        let metrics = MetricsExporter(version: belfryVersion) {
+        let seriesPerTrigger: (@Sendable () async -> [(task: String, trigger: String, next: Instant?, lastSuccess: Date?)])?
+        if httpOptions.metricsPerTrigger {
+            seriesPerTrigger = { () async -> [(task: String, trigger: String, next: Instant?, lastSuccess: Date?)] in
+                guard let scheduler = schedulerBox.withLock({ $0 }) else { return [] }
+                let slots = await scheduler.nextSlots
+                let successes = (try? await store.lastSuccesses()) ?? [:]
+                return slots.map { (task: $0.task, trigger: $0.trigger, next: $0.next, lastSuccess: successes[$0.task + " " + $0.trigger]) }
+            }
+        } else {
+            seriesPerTrigger = nil
+        }
+        let metrics = MetricsExporter(version: belfryVersion, gauges: {
             let running = await schedulerBox.withLock { $0 }?.status.running ?? 0
             return (activeTriggers.withLock { $0 }, running)
-        }
+        }, perTrigger: seriesPerTrigger)
         let scheduler = Scheduler(store: store, executor: executor, clock: clock, wallClock: { Date() }, wait: pollWait,
                                   leaseTrusted: { lease.isTrusted }) { event in
             log.log(event)

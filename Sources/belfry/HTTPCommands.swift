@@ -24,6 +24,9 @@ struct HTTPOptions: ParsableArguments {
     @Option(help: "The TLS private key (PEM) of --http-tls-cert.")
     var httpTlsKey: String?
 
+    @Option(help: "Series per trigger in /metrics (next slot, last success): true or false. Off for very large deployments.")
+    var metricsPerTrigger = true
+
     /// The tokens file: given, else `http-tokens` in the state directory.
     func tokensPath(stateDirectory: String) -> String {
         httpTokens ?? (stateDirectory as NSString).appendingPathComponent("http-tokens")

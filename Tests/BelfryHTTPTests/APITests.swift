@@ -2,6 +2,7 @@ import BelfryConfig
 @testable import BelfryHTTP
 import BelfryStore
 import BelfryTesting
+import BelfrySchedule
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -264,6 +265,24 @@ struct OpenAPITests {
                 #expect(answer.status.code < 500, "\(method) \(uri)")
             }
         }
+    }
+}
+
+@Suite("Metrics")
+struct MetricsTests {
+    @Test("per-trigger series: next slot and last success, label values escaped; missed slots by their reason's first words")
+    func perTrigger() async throws {
+        let metrics = MetricsExporter(version: "1", gauges: { (1, 0) }, perTrigger: {
+            [(task: "ops.job", trigger: "hourly", next: Instant(secondsSinceEpoch: 1_800_000_000), lastSuccess: Date(timeIntervalSince1970: 1_799_999_000.5)),
+             (task: "ops.odd", trigger: "q\"u\\o\nte", next: nil, lastSuccess: nil)]
+        })
+        metrics.slotNotRun(task: "ops.job", state: "missed", reason: "catch_up latest: 3 slots behind")
+        let text = String(decoding: await metrics.scrape(), as: UTF8.self)
+        #expect(text.contains("belfry_trigger_next_slot_timestamp_seconds{task=\"ops.job\",trigger=\"hourly\"} 1800000000\n"))
+        #expect(text.contains("belfry_trigger_last_success_timestamp_seconds{task=\"ops.job\",trigger=\"hourly\"} 1799999000.500\n"))
+        #expect(!text.contains("ops.odd"), "a trigger without a next slot or a success has no series")
+        #expect(MetricsExporter.label("q\"u\\o\nte") == "q\\\"u\\\\o\\nte")
+        #expect(text.contains("belfry_slots_missed_total{task=\"ops.job\",reason=\"catch_up latest\"} 1"))
     }
 }
 
