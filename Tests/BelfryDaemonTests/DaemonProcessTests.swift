@@ -44,6 +44,16 @@ struct DaemonProcessTests {
         return fd
     }
 
+    /// The daemon's log once it holds `text` (waiting up to 30 s).
+    static func waitForLog(_ log: String, containing text: String) async throws -> String {
+        var contents = ""
+        for _ in 0..<600 where !contents.contains(text) {
+            try await Task.sleep(for: .milliseconds(50))
+            contents = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        }
+        return contents
+    }
+
     /// Polls `belfry runs --json` for up to 60 s until a run matches; returns it, or records an
     /// issue with the daemon's log and returns nil. It looks once more after the deadline: on a
     /// 2-core machine the CPU-bound tests running beside this one can hold both of Swift's
@@ -246,11 +256,7 @@ struct DaemonProcessTests {
         let daemon = try Self.start(directory, log: log, arguments: ["--http", "127.0.0.1:\(port)"])
         defer { Self.stop(daemon) }
         let tokensPath = directory.path + "/http-tokens"
-        var text = ""
-        for _ in 0..<600 where !text.contains("HTTP API listening") {
-            try await Task.sleep(for: .milliseconds(50))
-            text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        }
+        let text = try await Self.waitForLog(log, containing: "HTTP API listening")
         var status = stat()
         #expect(stat(tokensPath, &status) == 0 && status.st_mode & 0o777 == 0o600)
         let line = try String(contentsOfFile: tokensPath, encoding: .utf8).split(separator: " ")
@@ -293,12 +299,7 @@ struct DaemonProcessTests {
         let log = directory.path + "/daemon.log"
         let daemon = try Self.start(directory, log: log, arguments: ["--http", "0.0.0.0:\(port)", "--http-tls-cert", certificate, "--http-tls-key", key])
         defer { Self.stop(daemon) }
-        var text = ""
-        for _ in 0..<600 where !text.contains("HTTP API listening") {
-            try await Task.sleep(for: .milliseconds(50))
-            text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        }
-        #expect(text.contains("tls=true"))
+        #expect(try await Self.waitForLog(log, containing: "HTTP API listening").contains("tls=true"))
         let secure = try Browser.run(["/usr/bin/curl", "-sk", "https://127.0.0.1:\(port)/healthz"])
         #expect(secure.output.contains("\"ok\""))
         let plain = try Browser.run(["/usr/bin/curl", "-s", "http://127.0.0.1:\(port)/healthz"])
