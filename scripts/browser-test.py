@@ -80,7 +80,15 @@ tasks:
                      f"--user-data-dir={work}/chromium-profile"):
             options.add_argument(flag)
         options.binary_location = "/usr/bin/chromium"
-        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        # Chromium sometimes exits at start on a loaded machine (the test suite runs beside it): try again.
+        for attempt in range(3):
+            try:
+                driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+                break
+            except Exception:  # noqa: BLE001
+                if attempt == 2:
+                    raise
+                time.sleep(2)
         driver.set_page_load_timeout(30)
         base = f"http://127.0.0.1:{port}"
 

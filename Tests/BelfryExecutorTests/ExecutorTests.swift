@@ -93,9 +93,10 @@ struct ExecutorTests {
         }
         let pid = try #require(grandchild)
         while clock.sleeperCount == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        let deadline = clock.nextDeadline
         clock.advance(by: .seconds(10))
         let result = try await running.value
-        #expect(result.state == .timedOut)
+        #expect(result.state == .timedOut, "the timeout's deadline was \(String(describing: deadline)), the clock at \(clock.now)")
         let attempt = try #require(try harness.details(result.runID).attempts.first)
         #expect(attempt.timedOut)
         #expect(!isAlive(pid), "the grandchild survived its attempt")
