@@ -123,6 +123,10 @@ tasks:
         # Run web.slow now and follow its log live.
         driver.get(base + "/tasks/web.slow")
         driver.find_element(By.XPATH, "//button[text()='Run now']").click()
+        for _ in range(100):  # the click's navigation
+            if "/runs/" in driver.current_url:
+                break
+            time.sleep(0.1)
         if "/runs/" not in driver.current_url:
             failures.append(f"Run now led to {driver.current_url}")
         deadline = time.time() + 20
@@ -139,7 +143,11 @@ tasks:
         driver.get(base + "/tasks/web.hostile")
         no_alert("task page")
         driver.find_element(By.XPATH, "//button[text()='Run now']").click()
-        time.sleep(1.5)
+        for _ in range(100):
+            if "/runs/" in driver.current_url:
+                break
+            time.sleep(0.1)
+        time.sleep(1.5)  # the job's end
         driver.refresh()
         no_alert("run page")
         log_text = driver.find_element(By.ID, "log").text
