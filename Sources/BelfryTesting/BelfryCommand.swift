@@ -134,3 +134,13 @@ public enum TestPostgres {
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
+
+/// Runs blocking work (waiting for a process, reading its output to the end) on a thread of its
+/// own, not on one of the cooperative threads async code runs on: there are as many of those as
+/// cores (two here), and a test blocking one for seconds starves every other test's tasks, so a
+/// timeout under test fires a minute late.
+public func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
