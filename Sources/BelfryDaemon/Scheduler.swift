@@ -462,9 +462,3 @@ struct SlotQueue {
     }
 }
 
-extension Instant {
-    /// The whole second of a wall-clock date (slots are whole seconds).
-    init(_ date: Date) {
-        self.init(secondsSinceEpoch: Int64(date.timeIntervalSince1970.rounded(.down)))
-    }
-}

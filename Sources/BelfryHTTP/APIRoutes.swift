@@ -62,14 +62,14 @@ struct APIRoutes: Sendable {
         let query = request.uri.queryParameters
         let limit = try Self.int(query, "limit", in: 1...1_000_000)
         let statuses = try await store.triggers(task: query["task"].map(String.init), limit: limit)
-        let next = TriggerStatus.nextSlots(of: statuses, after: Self.now, zones: zones)
+        let next = TriggerStatus.nextSlots(of: statuses, after: Instant.now, zones: zones)
         return HTTPServer.json(.array(zip(statuses, next).map(Listing.trigger)))
     }
 
     private func trigger(_ context: BelfryRequestContext) async throws -> Response {
         let (task, name) = try Self.target(context)
         let status = try await Self.known { try await store.trigger(task: task, name: name) }
-        let next = status.nextSlot(after: Self.now, zones: zones)
+        let next = status.nextSlot(after: Instant.now, zones: zones)
         guard case .object(var members) = Listing.trigger(status, nextSlot: next) else { return HTTPServer.json(.null) }
         // The next 10 slots, with their wall-clock time and DST markers.
         var upcoming: [JSONValue] = []
@@ -89,7 +89,7 @@ struct APIRoutes: Sendable {
         let (task, name) = try Self.target(context)
         let status = try await Self.known { try await store.setActive(active, task: task, name: name, by: token.name, now: Date()) }
         await changed()
-        return HTTPServer.json(Listing.trigger(status, nextSlot: status.nextSlot(after: Self.now, zones: zones)))
+        return HTTPServer.json(Listing.trigger(status, nextSlot: status.nextSlot(after: Instant.now, zones: zones)))
     }
 
     private func runs(_ request: Request) async throws -> Response {
@@ -233,7 +233,7 @@ struct APIRoutes: Sendable {
         do { zone = try zones.rules(for: zoneName) } catch { throw APIError(.badRequest, "bad_request", "\(error)") }
         let count = try Self.int(query, "count", in: 1...1000) ?? 10
         do {
-            let after = try query["after"].map { try InstantText.parse(String($0), zone: zone, field: "after") } ?? Self.now
+            let after = try query["after"].map { try InstantText.parse(String($0), zone: zone, field: "after") } ?? Instant.now
             let schedule: any SlotSchedule
             switch (query["cron"], query["every"]) {
             case (let cron?, nil):
@@ -260,8 +260,6 @@ struct APIRoutes: Sendable {
     }
 
     // MARK: Helpers
-
-    static var now: Instant { Instant(secondsSinceEpoch: Int64(Date().timeIntervalSince1970.rounded(.down))) }
 
     static func admin(_ context: BelfryRequestContext) throws -> HTTPTokens.Token {
         guard let token = context.token, token.role == .admin else {

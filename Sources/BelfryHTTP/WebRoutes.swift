@@ -68,8 +68,7 @@ struct WebRoutes: Sendable {
     }
 
     private func logout(_ request: Request, _ context: BelfryRequestContext) async throws -> Response {
-        let session = try await checkedForm(request, context).session
-        _ = session
+        _ = try await checkedForm(request, context)  // this site's form, this session's CSRF token
         if let id = Self.cookie(request, Sessions.cookie) { sessions.close(id) }
         var response = Self.redirect("/login")
         response.headers[.setCookie] = "\(Sessions.cookie)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
@@ -81,7 +80,7 @@ struct WebRoutes: Sendable {
     private func overview(_ context: BelfryRequestContext) async throws -> Response {
         let session = try Self.session(context, sessions)
         let statuses = try await store.triggers(task: nil)
-        let now = APIRoutes.now
+        let now = Instant.now
         let active = statuses.filter(\.active)
         let failing = Set(statuses.compactMap { $0.lastRun?.state == "failed" || $0.lastRun?.state == "timed_out" ? $0.task : nil })
         var filter = RunFilter()
@@ -178,7 +177,7 @@ struct WebRoutes: Sendable {
         var statuses = try await store.triggers(task: nil, limit: query.isEmpty ? 501 : nil)
         if !query.isEmpty { statuses = statuses.filter { "\($0.task) \($0.trigger)".localizedCaseInsensitiveContains(query) } }
         let shown = Array(statuses.prefix(500))
-        let next = TriggerStatus.nextSlots(of: shown, after: APIRoutes.now, zones: zones)
+        let next = TriggerStatus.nextSlots(of: shown, after: Instant.now, zones: zones)
         let rows: [HTML] = zip(shown, next).map { status, slot in
             let path = "/triggers/\(HTML.component(status.task))/\(HTML.component(status.trigger))"
             let toggle: HTML = status.active

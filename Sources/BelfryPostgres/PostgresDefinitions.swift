@@ -127,9 +127,13 @@ extension PostgresStore {
     /// When the deployed definitions came from exactly these files with these bytes, records
     /// the deploy and returns its summary without reading the files; nil: deploy them.
     public func deployedFingerprints() async throws -> [String: String] {
+        try await transaction { connection in try await self.deployedFingerprints(connection) }
+    }
+
+    /// File → fingerprint of what is deployed; a file two environments came from has "".
+    private func deployedFingerprints(_ connection: PostgresConnection) async throws -> [String: String] {
         var deployed: [String: String] = [:]
-        for row in try await query("SELECT file, source_hash FROM environment") {
-            let (file, hash) = try row.decode((String, String).self)
+        for try await (file, hash) in try await connection.query("SELECT file, source_hash FROM environment", logger: logger).decode((String, String).self) {
             deployed[file] = deployed[file] == nil ? hash : ""
         }
         return deployed
@@ -137,10 +141,7 @@ extension PostgresStore {
 
     public func deployUnchanged(fingerprints: [String: String], owner: String, now: Date) async throws -> DeploySummary? {
         try await transaction { connection in
-            var deployed: [String: String] = [:]
-            for try await (file, hash) in try await connection.query("SELECT file, source_hash FROM environment", logger: self.logger).decode((String, String).self) {
-                deployed[file] = deployed[file] == nil ? hash : ""
-            }
+            let deployed = try await self.deployedFingerprints(connection)
             guard !deployed.isEmpty, deployed == fingerprints else { return nil }
             var summary = DeploySummary()
             for try await (count, active) in try await connection.query(

@@ -1,3 +1,4 @@
+import Foundation
 /// A point in absolute time, in whole seconds since 1970-01-01T00:00:00Z (leap seconds ignored, as
 /// in POSIX time). Every slot is an `Instant`; wall-clock times only exist relative to a zone.
 public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
@@ -79,4 +80,14 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
             divisor /= 10
         }
     }
+}
+
+extension Instant {
+    /// The whole second of a wall-clock date (slots are whole seconds).
+    public init(_ date: Date) {
+        self.init(secondsSinceEpoch: Int64(date.timeIntervalSince1970.rounded(.down)))
+    }
+
+    /// This whole second.
+    public static var now: Instant { Instant(Date()) }
 }

@@ -107,18 +107,19 @@ extension BelfryDatabase {
     /// it and returns its summary without reading the files. Nil: the files differ, deploy them.
     /// (Deleting a trigger by hand forgets its file's fingerprint, so that a deploy restores it.)
     public func deployedFingerprints() throws -> [String: String] {
-        try pool.read { db in
-            try Dictionary(
-                Row.fetchAll(db, sql: "SELECT file, source_hash FROM environment").map { ($0[0] as String, $0[1] as String) },
-                uniquingKeysWith: { _, _ in "" })
-        }
+        try pool.read(Self.deployedFingerprints)
+    }
+
+    /// File → fingerprint of what is deployed; a file two environments came from has "".
+    private static func deployedFingerprints(_ db: Database) throws -> [String: String] {
+        try Dictionary(
+            Row.fetchAll(db, sql: "SELECT file, source_hash FROM environment").map { ($0[0] as String, $0[1] as String) },
+            uniquingKeysWith: { _, _ in "" })
     }
 
     public func deployUnchanged(fingerprints: [String: String], owner: String, now: Date = Date()) throws -> DeploySummary? {
         try pool.write { db in
-            let deployed = try Dictionary(
-                Row.fetchAll(db, sql: "SELECT file, source_hash FROM environment").map { ($0[0] as String, $0[1] as String) },
-                uniquingKeysWith: { _, _ in "" })
+            let deployed = try Self.deployedFingerprints(db)
             guard !deployed.isEmpty, deployed == fingerprints else { return nil }
             var summary = DeploySummary()
             if let row = try Row.fetchOne(db, sql: #"SELECT count(*), coalesce(sum(active), 0) FROM "trigger""#) {

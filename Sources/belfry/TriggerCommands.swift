@@ -134,10 +134,6 @@ private func lookup<T>(_ body: () async throws -> T) async throws -> T {
     }
 }
 
-extension Instant {
-    static var now: Instant { Instant(secondsSinceEpoch: Int64(Date().timeIntervalSince1970.rounded(.down))) }
-}
-
 /// `2026-03-09 02:30 EDT` in the trigger's zone.
 func localTime(_ instant: Instant, zone name: String) -> String {
     guard let zone = try? TimeZoneDatabase.system.rules(for: name) else { return instant.rfc3339 }
