@@ -68,7 +68,7 @@ public enum HTTPServer {
     /// key (PEM files).
     public static func application(
         router: Router<BelfryRequestContext>, host: String, port: Int, tls: (certificate: String, key: String)?, logger: Logger
-    ) throws(HTTPTokensError) -> some ApplicationProtocol {
+    ) throws(HTTPSetupError) -> some ApplicationProtocol {
         var server = HTTPServerBuilder.http1()
         if let tls {
             do {
@@ -76,16 +76,16 @@ public enum HTTPServer {
                 let key = try NIOSSLPrivateKey(file: tls.key, format: .pem)
                 server = try .tls(.http1(), tlsConfiguration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
             } catch {
-                throw HTTPTokensError("cannot use the TLS certificate \(tls.certificate) and key \(tls.key): \(error)")
+                throw HTTPSetupError("cannot use the TLS certificate \(tls.certificate) and key \(tls.key): \(error)")
             }
         }
         return Application(router: router, server: server, configuration: .init(address: .hostname(host, port: port), serverName: "belfry"), logger: logger)
     }
 
     /// `ADDRESS:PORT` of `--http`; whether the address is loopback.
-    public static func address(_ text: String) throws(HTTPTokensError) -> (host: String, port: Int, loopback: Bool) {
+    public static func address(_ text: String) throws(HTTPSetupError) -> (host: String, port: Int, loopback: Bool) {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
-            throw HTTPTokensError("--http takes ADDRESS:PORT, such as 127.0.0.1:8457, not \"\(text)\"")
+            throw HTTPSetupError("--http takes ADDRESS:PORT, such as 127.0.0.1:8457, not \"\(text)\"")
         }
         var host = String(text[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }

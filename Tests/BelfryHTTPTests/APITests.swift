@@ -300,10 +300,10 @@ struct TokensTests {
         #expect(tokens.authenticate(admin)?.name == "alice" && tokens.authenticate(admin)?.role == .admin)
         #expect(tokens.authenticate(reader)?.role == .read)
         #expect(tokens.authenticate(admin + "x") == nil && tokens.authenticate(String(admin.dropLast())) == nil && tokens.authenticate("") == nil)
-        #expect(throws: HTTPTokensError.self) { try HTTPTokens.add(name: "alice", role: .read, to: path) }
+        #expect(throws: HTTPSetupError.self) { try HTTPTokens.add(name: "alice", role: .read, to: path) }
 
         chmod(path, 0o644)
-        #expect(throws: HTTPTokensError.self) { try HTTPTokens.load(path: path) }
+        #expect(throws: HTTPSetupError.self) { try HTTPTokens.load(path: path) }
         chmod(path, 0o600)
         try Data("# comment\nalice admin tooshort\n".utf8).write(to: URL(fileURLWithPath: path))
         chmod(path, 0o600)
@@ -315,6 +315,6 @@ struct TokensTests {
             #expect(!error.description.contains("tooshort"), "no token in an error")
         }
         try Data("carol owner 0123456789abcdef0123\n".utf8).write(to: URL(fileURLWithPath: path))
-        #expect(throws: HTTPTokensError.self) { try HTTPTokens.load(path: path) }
+        #expect(throws: HTTPSetupError.self) { try HTTPTokens.load(path: path) }
     }
 }
