@@ -1,3 +1,4 @@
+import BelfryExecutor
 import BelfrySchedule
 import BelfryStore
 import Foundation
@@ -103,5 +104,74 @@ extension Logger {
         case .orphansTerminated(let groups):
             warning("took down process groups left running by a killed daemon", metadata: ["groups": "\(groups.map(String.init).joined(separator: ","))"])
         }
+    }
+}
+
+extension Logger {
+    /// The line of an executor event: what happened inside a run, with `task`, `trigger`,
+    /// `run` and `attempt` in the metadata. Warning and above: what deserves attention.
+    public func log(_ event: ExecutorEvent) {
+        func about(_ label: RunLabel, _ attempt: Int? = nil) -> Logger.Metadata {
+            var metadata: Logger.Metadata = ["task": "\(label.task)", "trigger": "\(label.trigger ?? "")", "run": "\(label.run)"]
+            if let attempt { metadata["attempt"] = "\(attempt)" }
+            return metadata
+        }
+        switch event {
+        case .queueWaitEnded(let label, let queue, let waited):
+            info("queue wait ended", metadata: about(label).merging(["queue": "\(queue)", "waited": "\(Self.seconds(waited))"]) { $1 })
+        case .queueTimedOut(let label, let queue, let waited):
+            warning("queue wait timed out: the run failed without starting",
+                    metadata: about(label).merging(["queue": "\(queue)", "waited": "\(Self.seconds(waited))"]) { $1 })
+        case .attemptStarted(let label, let attempt, let pid, let command):
+            info("attempt started", metadata: about(label, attempt).merging(["pid": "\(pid)", "command": "\(command)"]) { $1 })
+        case .attemptEnded(let label, let attempt, let outcome, let code, let signal, let reason, let duration):
+            var metadata = about(label, attempt)
+            metadata["outcome"] = "\(outcome)"
+            if let code { metadata["exit_code"] = "\(code)" }
+            if let signal { metadata["signal"] = "\(Self.signalName(signal))" }
+            if let reason { metadata["reason"] = "\(reason)" }
+            metadata["duration"] = "\(Self.seconds(duration))"
+            log(level: outcome == "succeeded" ? .info : .warning, outcome == "succeeded" ? "attempt ended" : "attempt failed", metadata: metadata)
+        case .timedOut(let label, let attempt, let pid, let after, let grace):
+            warning("attempt timed out: SIGTERM sent to its process group",
+                    metadata: about(label, attempt).merging([
+                        "pid": "\(pid)", "max_runtime": "\(Self.seconds(after))", "sigkill_after": "\(Self.seconds(grace))",
+                    ]) { $1 })
+        case .killed(let label, let attempt, let pid):
+            warning("SIGKILL sent: the process group outlived its grace after SIGTERM", metadata: about(label, attempt).merging(["pid": "\(pid)"]) { $1 })
+        case .retryScheduled(let label, let next, let of, let delay):
+            info("retry scheduled", metadata: about(label).merging([
+                "next_attempt": "\(next)", "of": "\(of)", "in": "\(Self.seconds(delay))",
+            ]) { $1 })
+        case .fallbackStarted(let label, let index):
+            notice("the primary command failed: fallback starting", metadata: about(label).merging(["fallback": "\(index)"]) { $1 })
+        case .onFailureRan(let label, let attempt, let code, let signal):
+            var metadata = about(label, attempt)
+            if let code { metadata["exit_code"] = "\(code)" }
+            if let signal { metadata["signal"] = "\(Self.signalName(signal))" }
+            info("on_failure ran", metadata: metadata)
+        case .circuitChanged(let task, let phase, let failures):
+            let metadata: Logger.Metadata = ["task": "\(task)", "consecutive_failures": "\(failures)"]
+            switch phase {
+            case "open": error("circuit opened: runs are skipped until the cooldown ends", metadata: metadata)
+            case "half_open": notice("circuit half-open: one run tries", metadata: metadata)
+            default: notice("circuit closed", metadata: metadata)
+            }
+        case .runEnded:
+            break  // the scheduler's `run finished` line says it
+        }
+    }
+
+    /// `2.413s`.
+    static func seconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        return String(format: "%.3fs", Double(seconds) + Double(attoseconds) / 1e18)
+    }
+
+    /// `SIGKILL (9)`.
+    static func signalName(_ signal: Int32) -> String {
+        let names: [Int32: String] = [SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGABRT: "SIGABRT", SIGKILL: "SIGKILL",
+                                      SIGSEGV: "SIGSEGV", SIGPIPE: "SIGPIPE", SIGTERM: "SIGTERM", SIGBUS: "SIGBUS", SIGFPE: "SIGFPE", SIGILL: "SIGILL"]
+        return names[signal].map { "\($0) (\(signal))" } ?? "\(signal)"
     }
 }

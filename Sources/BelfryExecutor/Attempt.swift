@@ -13,6 +13,14 @@ struct AttemptCommand: Sendable {
     var user: (uid: UInt32, gid: UInt32)?
 }
 
+/// A step of taking down an attempt that ran past its `maxRuntime`.
+enum TimeoutStep: Sendable {
+    /// SIGTERM sent to the process group `pid`.
+    case terminated(pid: Int32)
+    /// SIGKILL sent, the grace having passed.
+    case killed(pid: Int32)
+}
+
 /// How an attempt ended.
 struct AttemptOutcome: Sendable {
     enum Ending: Sendable, Equatable {
@@ -39,7 +47,10 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
     /// Called with each chunk of output as it arrives (the terminal of `belfry run`).
     var echo: (@Sendable (UnsafeRawBufferPointer) -> Void)?
 
-    func run(_ command: AttemptCommand, logPath: String, onStart: @Sendable (Int32) async throws -> Void) async -> AttemptOutcome {
+    func run(
+        _ command: AttemptCommand, logPath: String, onTimeout: @escaping @Sendable (TimeoutStep) -> Void = { _ in },
+        onStart: @Sendable (Int32) async throws -> Void
+    ) async -> AttemptOutcome {
         let log: CappedLog
         do {
             log = try CappedLog(path: logPath, limit: maxOutputBytes)
@@ -77,7 +88,7 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
             ) { execution in
                 let pid = execution.processIdentifier.value
                 try await onStart(pid)
-                return await supervise(ProcessGroup(id: pid))
+                return await supervise(ProcessGroup(id: pid), onTimeout: onTimeout)
             }
             close(pipe.write)
             group = ProcessGroup(id: result.processIdentifier.value)
@@ -100,7 +111,7 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
 
     /// Waits for the attempt's process to end; past `maxRuntime`, terminates its group. Returns
     /// whether it timed out.
-    private func supervise(_ group: ProcessGroup) async -> Bool {
+    private func supervise(_ group: ProcessGroup, onTimeout: @escaping @Sendable (TimeoutStep) -> Void) async -> Bool {
         await withTaskGroup(of: Bool.self) { tasks in
             tasks.addTask {
                 await ProcessGroup.waitForExit(of: group.id)
@@ -118,7 +129,8 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
             }
             let timedOut = await tasks.next()!
             if timedOut {
-                await group.terminate(killAt: .now + killGrace)
+                onTimeout(.terminated(pid: group.id))
+                await group.terminate(killAt: .now + killGrace) { onTimeout(.killed(pid: group.id)) }
             }
             tasks.cancelAll()
             await tasks.waitForAll()

@@ -20,12 +20,14 @@ struct ProcessGroup: Sendable {
 
     /// SIGTERM to the whole group, then SIGKILL to whatever is left at `deadline`. Runs to the
     /// end even when the calling task is cancelled: that is when it matters most.
-    func terminate(killAt deadline: ContinuousClock.Instant) async {
+    /// `onKill` is called when SIGKILL is sent.
+    func terminate(killAt deadline: ContinuousClock.Instant, onKill: () -> Void = {}) async {
         guard kill(-id, SIGTERM) == 0 else { return }  // nothing left
         while ContinuousClock.now < deadline {
             if !exists { return }
             await Self.pause()
         }
+        onKill()
         kill(-id, SIGKILL)
         // SIGKILL cannot be ignored; give the kernel a moment to take them down.
         for _ in 0..<100 where exists {

@@ -60,6 +60,11 @@ public actor QueueGate<C: Clock> where C.Duration == Duration {
         (queues[queue]?.running ?? 0, queues[queue]?.waiting.count ?? 0)
     }
 
+    /// Every queue declared or used so far, with its load.
+    public func loads() -> [String: (running: Int, waiting: Int)] {
+        queues.mapValues { ($0.running, $0.waiting.count) }
+    }
+
     private func giveUp(_ id: UUID, in queue: String) {
         guard var state = queues[queue], let index = state.waiting.firstIndex(where: { $0.id == id }) else { return }
         state.waiting.remove(at: index).continuation.resume(returning: false)

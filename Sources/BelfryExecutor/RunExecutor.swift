@@ -68,6 +68,8 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
     /// Where jobs' `belfry step` reads and records, when the launching process serves one;
     /// without it, jobs open the store named by `BELFRY_DATABASE` themselves.
     public var steps: StepChannel?
+    /// Told of every attempt, retry, timeout, circuit change and queue wait as it happens.
+    public var events: @Sendable (ExecutorEvent) -> Void = { _ in }
 
     public init(
         store: any Store, clock: C, now: @escaping @Sendable () -> Date, random: @escaping @Sendable () -> Double,
@@ -88,6 +90,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
     public func run(_ request: RunRequest) async throws -> RunResult {
         let task = request.task
         let triggerName = request.trigger?.name
+        let events = self.events
         let given = request.trigger.map { JobEnvironment.triggerInputs($0, slot: request.slot) } ?? request.inputs
 
         // The circuit breaker decides first: an open circuit skips the run.
@@ -110,6 +113,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
             if circuit.phase == .open {
                 circuit.phase = .probing
                 try await store.setCircuitState(circuit, task: task.fullName)
+                events(.circuitChanged(task: task.fullName, phase: "half_open", consecutiveFailures: circuit.consecutiveFailures))
             }
         }
 
@@ -119,6 +123,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         } else {
             runID = try await store.createRun(task: task.fullName, trigger: triggerName, slot: request.slot, origin: request.origin, inputs: nil, at: now())
         }
+        let label = RunLabel(task: task.fullName, trigger: triggerName, run: runID, slot: request.slot)
         var result: RunResult
         let queue = request.trigger?.queue ?? task.queue
         let maxWait = task.timeout.maxQueuedMilliseconds.map { Duration.milliseconds($0) }
@@ -131,16 +136,21 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
                 await queues.leave(queue)
                 throw error
             }
+            let waited = queuedAt.duration(to: clock.now)
             guard placed else {
                 await queues.leave(queue)
+                events(.queueTimedOut(label, queue: queue, waited: waited))
                 return try await finish(runID, RunResult(runID: runID, state: .failed, exitCode: nil, attempts: 0, commandUsed: nil,
                                                          reason: "queue_timeout"), task: task, circuit: circuit)
             }
             defer { Task { [store] in try? await store.leaveQueue(run: runID) } }
+            if waited >= Self.noticeableWait { events(.queueWaitEnded(label, queue: queue, waited: waited)) }
             do {
                 let job = try JobEnvironment(task: task, given: given)
                 let user = try task.user.map { name throws(RunPreparationError) in try JobEnvironment.user(name) }
-                result = try await attempts(runID: runID, request: request, job: job, user: user)
+                let started = clock.now
+                result = try await attempts(label, request: request, job: job, user: user)
+                events(.runEnded(label, state: result.state, duration: started.duration(to: clock.now)))
             } catch let error as RunPreparationError {
                 result = RunResult(runID: runID, state: .failed, exitCode: nil, attempts: 0, commandUsed: nil, reason: error.description)
             } catch {
@@ -149,10 +159,14 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
             }
             await queues.leave(queue)
         } else {
+            events(.queueTimedOut(label, queue: queue, waited: queuedAt.duration(to: clock.now)))
             result = RunResult(runID: runID, state: .failed, exitCode: nil, attempts: 0, commandUsed: nil, reason: "queue_timeout")
         }
         return try await finish(runID, result, task: task, circuit: circuit)
     }
+
+    /// A wait for a queue shorter than this is not reported.
+    static var noticeableWait: Duration { .milliseconds(100) }
 
     /// Waits for a place in `queue` among every daemon sharing the store (on SQLite there at
     /// once), polling: the others free theirs on their own time. False once `maxWait` has
@@ -177,6 +191,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     private func updateCircuit(_ state: CircuitState, breaker: CircuitBreakerPolicy, task: String, succeeded: Bool) async throws {
+        let before = state.phase
         var state = state
         if succeeded {
             state = .closed
@@ -188,11 +203,16 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
             }
         }
         try await store.setCircuitState(state, task: task)
+        if state.phase != before {
+            events(.circuitChanged(task: task, phase: state.phase == .open ? "open" : "closed", consecutiveFailures: state.consecutiveFailures))
+        }
     }
 
     /// The primary command with its retries, then each fallback once.
-    private func attempts(runID: Int64, request: RunRequest, job: JobEnvironment, user: (uid: UInt32, gid: UInt32)?) async throws -> RunResult {
+    private func attempts(_ label: RunLabel, request: RunRequest, job: JobEnvironment, user: (uid: UInt32, gid: UInt32)?) async throws -> RunResult {
         let task = request.task
+        let runID = label.run
+        let events = self.events
         let policy = task.retries
         let directory = (logDirectory as NSString).appendingPathComponent(String(runID))
         if mkdir(directory, 0o700) != 0, errno != EEXIST {  // the common case in one system call
@@ -207,7 +227,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         var number = request.previousAttempts
         var last: AttemptOutcome?
 
-        func attempt(_ command: Command) async throws -> AttemptOutcome {
+        func attempt(_ command: Command, named name: String) async throws -> AttemptOutcome {
             number += 1
             let line = try job.commandLine(command)
             var variables = job.variables(base: env, runID: runID, task: task.fullName, trigger: request.trigger?.name,
@@ -221,32 +241,50 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
             let logPath = (directory as NSString).appendingPathComponent("attempt-\(number).log")
             let current = number
             try await store.startAttempt(run: runID, number: current, pid: nil, logPath: logPath, at: now())
+            let started = clock.now
+            let (maxRuntime, grace) = (runner.maxRuntime ?? .zero, runner.killGrace)
             let outcome = await runner.run(
                 AttemptCommand(executable: line.executable, arguments: line.arguments, environment: variables,
                                workingDirectory: task.workingDirectory, user: user),
-                logPath: logPath
+                logPath: logPath,
+                onTimeout: { step in
+                    switch step {
+                    case .terminated(let pid): events(.timedOut(label, attempt: current, pid: pid, after: maxRuntime, grace: grace))
+                    case .killed(let pid): events(.killed(label, attempt: current, pid: pid))
+                    }
+                }
             ) { pid in
+                events(.attemptStarted(label, attempt: current, pid: pid, command: name))
                 try await store.setAttemptProcess(run: runID, number: current, pid: pid)
             }
             let (code, signal) = outcome.ending.codeAndSignal
+            var why: String?
+            if case .couldNotStart(let text) = outcome.ending { why = text }
+            events(.attemptEnded(label, attempt: current, outcome: outcome.word, exitCode: code, signal: signal, reason: why,
+                                 duration: started.duration(to: clock.now)))
             try await store.finishAttempt(run: runID, number: current, exitCode: code, signal: signal, timedOut: outcome.timedOut,
                                     outputTail: outcome.outputTail, at: now())
             return outcome
         }
 
         for retry in 0...policy.count {
-            let outcome = try await attempt(task.command)
+            let outcome = try await attempt(task.command, named: "primary")
             last = outcome
             if Task.isCancelled || !leaseTrusted() { return cancelled(runID, number, outcome, commandUsed: "primary") }
             if outcome.ending == .exited(0) { return finished(runID, number, outcome, state: .succeeded, reason: nil, commandUsed: "primary") }
             if outcome.isPermanentFailure(policy) || retry == policy.count { break }
             if let hook = task.onFailure {
-                try await onFailure(hook, after: outcome, runner: runner, job: job, env: env, runID: runID, number: number, directory: directory)
+                let ran = try await onFailure(hook, after: outcome, runner: runner, job: job, env: env, runID: runID, number: number, directory: directory)
+                let (code, signal) = ran.ending.codeAndSignal
+                events(.onFailureRan(label, attempt: number, exitCode: code, signal: signal))
             }
-            try await clock.sleep(for: Self.backoff(policy.backoff, afterAttempt: retry + 1, random: random()))
+            let delay = Self.backoff(policy.backoff, afterAttempt: retry + 1, random: random())
+            events(.retryScheduled(label, next: number + 1, of: request.previousAttempts + policy.count + 1, delay: delay))
+            try await clock.sleep(for: delay)
         }
         for (index, fallback) in task.fallbacks.enumerated() {
-            let outcome = try await attempt(fallback)
+            events(.fallbackStarted(label, index: index + 1))
+            let outcome = try await attempt(fallback, named: "fallback \(index + 1)")
             if Task.isCancelled || !leaseTrusted() { return cancelled(runID, number, outcome, commandUsed: "fallback \(index + 1)") }
             if outcome.ending == .exited(0) {
                 return finished(runID, number, outcome, state: .succeeded, reason: "primary failed; fallback \(index + 1) succeeded", commandUsed: "fallback \(index + 1)")
@@ -269,17 +307,17 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     /// Runs the task's `on_failure` command, with the failure in its environment and the task's
-    /// limits; its output goes to a log beside the attempt's. Its own failure is logged there and
+    /// limits; its output goes to a log beside the attempt's. Its own failure is reported and
     /// otherwise ignored.
     private func onFailure(_ command: Command, after outcome: AttemptOutcome, runner: AttemptRunner<C>, job: JobEnvironment,
-                           env: [String: String], runID: Int64, number: Int, directory: String) async throws {
+                           env: [String: String], runID: Int64, number: Int, directory: String) async throws -> AttemptOutcome {
         var variables = job.variables(base: env, runID: runID, task: "", trigger: nil, slot: nil, attempt: number, database: store.location)
         variables["BELFRY_ERROR"] = outcome.reason
         variables["BELFRY_EXIT_CODE"] = outcome.ending.codeAndSignal.code.map(String.init) ?? ""
         let line = try job.commandLine(command)
         var runner = runner
         runner.echo = nil
-        _ = await runner.run(
+        return await runner.run(
             AttemptCommand(executable: line.executable, arguments: line.arguments, environment: variables, workingDirectory: nil, user: nil),
             logPath: (directory as NSString).appendingPathComponent("attempt-\(number).on_failure.log")
         ) { _ in }

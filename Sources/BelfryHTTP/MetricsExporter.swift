@@ -7,27 +7,47 @@ import Synchronization
 /// happens (runs ending, slots not run, failures of the store, clock jumps); gauges of what
 /// is (triggers, runs in flight) are read when scraped.
 public final class MetricsExporter: Sendable {
+    /// What is, read at each scrape.
+    public struct Reading: Sendable {
+        public var activeTriggers: Int
+        /// Per queue: runs in it and runs waiting for a place, in this daemon.
+        public var queues: [String: (running: Int, waiting: Int)]
+        /// With PostgreSQL: the daemons whose lease is current, and how long this one's may still be trusted.
+        public var nodes: Int?
+        public var leaseRemaining: Duration?
+
+        public init(activeTriggers: Int, queues: [String: (running: Int, waiting: Int)], nodes: Int? = nil, leaseRemaining: Duration? = nil) {
+            (self.activeTriggers, self.queues, self.nodes, self.leaseRemaining) = (activeTriggers, queues, nodes, leaseRemaining)
+        }
+    }
+
     private let registry = PrometheusCollectorRegistry()
-    private let gauges: @Sendable () async -> (activeTriggers: Int, running: Int)
+    private let read: @Sendable () async -> Reading
     /// Per trigger: its next slot and when its last success finished; nil: no per-trigger series.
     private let perTrigger: (@Sendable () async -> [(task: String, trigger: String, next: Instant?, lastSuccess: Date?)])?
     private let storeErrors: Counter
     private let clockJumps: Counter
     private let activeTriggers: Gauge
-    private let running: Gauge
+    private let lateness: DurationHistogram
+    /// Seconds: a run's duration spans milliseconds to hours.
+    static let durationBuckets: [Duration] = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600].map { .milliseconds(Int64($0 * 1000)) }
+    /// From a slot to its first attempt's start: milliseconds, or seconds when something is wrong.
+    static let latenessBuckets: [Duration] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60].map { .milliseconds(Int64($0 * 1000)) }
 
-    /// `gauges` is read at each scrape.
+    /// `read` is called at each scrape.
     public init(
-        version: String, gauges: @escaping @Sendable () async -> (activeTriggers: Int, running: Int),
+        version: String, read: @escaping @Sendable () async -> Reading,
         perTrigger: (@Sendable () async -> [(task: String, trigger: String, next: Instant?, lastSuccess: Date?)])? = nil
     ) {
-        self.gauges = gauges
+        self.read = read
         self.perTrigger = perTrigger
         registry.makeGauge(descriptor: Self.name("build", "info", "Always 1: the running version."), labels: [("version", version)]).set(to: 1)
         storeErrors = registry.makeCounter(descriptor: Self.name("store_errors", "total", "Times the database failed under the daemon."))
         clockJumps = registry.makeCounter(descriptor: Self.name("wall_clock_jumps", "total", "Wall-clock jumps noticed."))
         activeTriggers = registry.makeGauge(descriptor: Self.name("triggers", "", "Triggers the daemon schedules."), labels: [("active", "true")])
-        running = registry.makeGauge(descriptor: Self.name("runs", "running", "Runs this daemon is running now."))
+        lateness = registry.makeDurationHistogram(
+            descriptor: Self.name("slot_lateness", "seconds", "From a slot to the start of its run's first attempt."), labels: [],
+            buckets: Self.latenessBuckets)
     }
 
     /// A run ended (or went back to the queue).
@@ -42,15 +62,51 @@ public final class MetricsExporter: Sendable {
         registry.makeCounter(descriptor: name, labels: [("task", task), ("reason", Self.reasonLabel(reason))]).increment()
     }
 
+    /// An attempt ended: `succeeded`, `failed`, `timed_out`, `killed` or `not_started`.
+    public func attemptEnded(task: String, outcome: String) {
+        registry.makeCounter(descriptor: Self.name("attempts", "total", "Attempts that ended, by task and outcome."),
+                             labels: [("task", task), ("outcome", outcome)]).increment()
+    }
+
+    /// A run whose attempts ran ended after `duration`.
+    public func runDuration(task: String, _ duration: Duration) {
+        registry.makeDurationHistogram(
+            descriptor: Self.name("run_duration", "seconds", "From a run's first attempt's start to its end, by task."),
+            labels: [("task", task)], buckets: Self.durationBuckets
+        ).record(duration)
+    }
+
+    /// A slot's first attempt started `late` after the slot.
+    public func slotLateness(_ late: Duration) { lateness.record(max(.zero, late)) }
+
+    /// The task's circuit breaker is open (1) or not (0).
+    public func circuit(task: String, open: Bool) {
+        registry.makeGauge(descriptor: Self.name("circuit_open", "", "1 while the task's circuit breaker is open."), labels: [("task", task)])
+            .set(to: open ? 1 : 0)
+    }
+
     public func storeFailed() { storeErrors.increment() }
 
     public func clockJumped() { clockJumps.increment() }
 
     /// The page `/metrics` serves.
     public func scrape() async -> [UInt8] {
-        let now = await gauges()
+        let now = await read()
         activeTriggers.set(to: Double(now.activeTriggers))
-        running.set(to: Double(now.running))
+        for (queue, load) in now.queues {
+            registry.makeGauge(descriptor: Self.name("runs", "running", "Runs in each queue, in this daemon."), labels: [("queue", queue)])
+                .set(to: Double(load.running))
+            registry.makeGauge(descriptor: Self.name("runs", "queued", "Runs waiting for a place in each queue, in this daemon."), labels: [("queue", queue)])
+                .set(to: Double(load.waiting))
+        }
+        if let nodes = now.nodes {
+            registry.makeGauge(descriptor: Self.name("nodes", "", "Daemons sharing the database whose lease is current.")).set(to: Double(nodes))
+        }
+        if let remaining = now.leaseRemaining {
+            let (seconds, attoseconds) = remaining.components
+            registry.makeGauge(descriptor: Self.name("node_lease_remaining", "seconds", "How much longer this daemon's lease may be trusted."))
+                .set(to: max(0, Double(seconds) + Double(attoseconds) / 1e18))
+        }
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
         if let perTrigger {

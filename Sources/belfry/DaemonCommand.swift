@@ -78,16 +78,35 @@ struct DaemonCommand: AsyncParsableCommand {
         } else {
             seriesPerTrigger = nil
         }
-        let metrics = MetricsExporter(version: belfryVersion, gauges: {
-            let running = await schedulerBox.withLock { $0 }?.status.running ?? 0
-            return (activeTriggers.withLock { $0 }, running)
+        let queues = executor.queues
+        let isShared = database.isShared
+        let metrics = MetricsExporter(version: belfryVersion, read: {
+            var reading = MetricsExporter.Reading(activeTriggers: activeTriggers.withLock { $0 }, queues: await queues.loads())
+            if isShared {
+                reading.nodes = (try? await store.nodes())?.count { $0.leaseUntil > Date() }
+                reading.leaseRemaining = lease.remaining
+            }
+            return reading
         }, perTrigger: seriesPerTrigger)
+        executor.events = { event in
+            log.log(event)
+            switch event {
+            case .attemptStarted(let label, let attempt, _, _):
+                if attempt == 1, let slot = label.slot { metrics.slotLateness(.milliseconds(Int64((Date().timeIntervalSince1970 - Double(slot.secondsSinceEpoch)) * 1000))) }
+            case .attemptEnded(let label, _, let outcome, _, _, _, _): metrics.attemptEnded(task: label.task, outcome: outcome)
+            case .runEnded(let label, _, let duration): metrics.runDuration(task: label.task, duration)
+            case .circuitChanged(let task, let phase, _): metrics.circuit(task: task, open: phase == "open")
+            default: break
+            }
+        }
         let scheduler = Scheduler(store: store, executor: executor, clock: clock, wallClock: { Date() }, wait: pollWait,
                                   leaseTrusted: { lease.isTrusted }) { event in
             log.log(event)
             switch event {
             case .scheduled(let triggers, _): activeTriggers.withLock { $0 = triggers }
-            case .finished(let task, _, _, let state, _): metrics.runFinished(task: task, state: state.rawValue)
+            case .finished(let task, _, _, let state, let reason):
+                metrics.runFinished(task: task, state: state.rawValue)
+                if reason == "circuit_open" { metrics.circuit(task: task, open: true) }  // opened before this daemon started
             case .notRun(let task, _, _, let state, let reason): metrics.slotNotRun(task: task, state: state.rawValue, reason: reason)
             case .storeFailed: metrics.storeFailed()
             case .clockJump: metrics.clockJumped()

@@ -29,6 +29,32 @@ struct Harness {
     }
 }
 
+/// The executor's events, each as one line of words.
+final class EventRecorder: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    var all: [String] { lines.withLock { $0 } }
+
+    func record(_ event: ExecutorEvent) {
+        let line: String
+        switch event {
+        case .queueWaitEnded(_, let queue, _): line = "waited \(queue)"
+        case .queueTimedOut(_, let queue, _): line = "queue timeout \(queue)"
+        case .attemptStarted(_, let attempt, _, let command): line = "start \(attempt) \(command)"
+        case .attemptEnded(_, let attempt, let outcome, let code, let signal, _, _):
+            line = "end \(attempt) \(outcome)" + (code.map { " code \($0)" } ?? "") + (signal.map { " signal \($0)" } ?? "")
+        case .timedOut(_, let attempt, _, let after, let grace): line = "timeout \(attempt) after \(after) grace \(grace)"
+        case .killed(_, let attempt, _): line = "sigkill \(attempt)"
+        case .retryScheduled(_, let next, let of, let delay): line = "retry \(next)/\(of) in \(delay)"
+        case .fallbackStarted(_, let index): line = "fallback \(index)"
+        case .onFailureRan(_, let attempt, let code, _): line = "on_failure \(attempt) code \(code.map(String.init) ?? "-")"
+        case .circuitChanged(_, let phase, let failures): line = "circuit \(phase) \(failures)"
+        case .runEnded(_, let state, _): line = "run \(state.rawValue)"
+        }
+        lines.withLock { $0.append(line) }
+    }
+}
+
 func shell(_ script: String, retries: Int = 2, extra: String = "") -> String {
     """
       - name: job
@@ -83,7 +109,10 @@ struct ExecutorTests {
         let pidFile = harness.directory.path + "/grandchild.pid"
         let job = try task(shell("(trap \"\" TERM; exec sleep 60) & echo $! > \(pidFile); sleep 60", retries: 0,
                                  extra: "    timeout: 10s\n    kill_grace: 300ms"))
-        let executor = harness.executor(clock)
+        var configured = harness.executor(clock)
+        let events = EventRecorder()
+        configured.events = events.record
+        let executor = configured
         let running = Task { try await executor.run(RunRequest(task: job, origin: .manual)) }
         // Wait for the grandchild to exist, then let virtual time pass the timeout.
         var grandchild: Int32?
@@ -100,6 +129,8 @@ struct ExecutorTests {
         let attempt = try #require(try harness.details(result.runID).attempts.first)
         #expect(attempt.timedOut)
         #expect(!isAlive(pid), "the grandchild survived its attempt")
+        #expect(events.all == ["start 1 primary", "timeout 1 after 10.0 seconds grace 0.3 seconds", "sigkill 1", "end 1 timed_out signal 15",
+                               "run timed_out"])
     }
 
     @Test("output past the cap keeps the beginning and the end; the database keeps the last 4 KiB")
@@ -125,7 +156,9 @@ struct ExecutorTests {
         let flag = harness.directory.path + "/healthy"
         let job = try task(shell("test -f \(flag)", retries: 0, extra: "    circuit_breaker: { failure_threshold: 2, cooldown: 10m }"))
         let clockTime = Mutex(Date(timeIntervalSince1970: 1_800_000_000))
-        let executor = harness.executor(ImmediateClock()) { clockTime.withLock { $0 } }
+        var executor = harness.executor(ImmediateClock()) { clockTime.withLock { $0 } }
+        let events = EventRecorder()
+        executor.events = events.record
         #expect(try await executor.run(RunRequest(task: job, origin: .manual)).state == .failed)
         #expect(try await executor.run(RunRequest(task: job, origin: .manual)).state == .failed)
         #expect(try harness.store.circuitState(task: job.fullName).phase == .open)
@@ -136,6 +169,7 @@ struct ExecutorTests {
         #expect(FileManager.default.createFile(atPath: flag, contents: nil))
         #expect(try await executor.run(RunRequest(task: job, origin: .manual)).state == .succeeded)
         #expect(try harness.store.circuitState(task: job.fullName) == .closed)
+        #expect(events.all.filter { $0.hasPrefix("circuit") } == ["circuit open 2", "circuit half_open 2", "circuit closed 0"])
     }
 
     @Test("fallbacks run in order after the primary fails for good; the run says which succeeded")
@@ -147,9 +181,17 @@ struct ExecutorTests {
                 retries: 1
                 fallbacks: [["/bin/sh", "-c", "exit 3"], ["/bin/true"]]
             """)
-        let result = try await harness.executor(ImmediateClock()).run(RunRequest(task: job, origin: .manual))
+        var executor = harness.executor(ImmediateClock())
+        let events = EventRecorder()
+        executor.events = events.record
+        let result = try await executor.run(RunRequest(task: job, origin: .manual))
         #expect(result.state == .succeeded)
         #expect(result.commandUsed == "fallback 2")
+        #expect(events.all == [
+            "start 1 primary", "end 1 failed code 1", "retry 2/2 in 1.0 seconds", "start 2 primary", "end 2 failed code 1",
+            "fallback 1", "start 3 fallback 1", "end 3 failed code 3", "fallback 2", "start 4 fallback 2", "end 4 succeeded code 0",
+            "run succeeded",
+        ])
         #expect(try harness.details(result.runID).attempts.map(\.exitCode) == [1, 1, 3, 0])
     }
 
@@ -158,8 +200,16 @@ struct ExecutorTests {
         let harness = try Harness()
         let notes = harness.directory.path + "/notes"
         let job = try task(shell("exit 7", retries: 2, extra: "    on_failure: { shell: 'echo \"$BELFRY_ATTEMPT $BELFRY_EXIT_CODE $BELFRY_ERROR\" >> \(notes)' }"))
-        let result = try await harness.executor(ImmediateClock()).run(RunRequest(task: job, origin: .manual))
+        var executor = harness.executor(ImmediateClock())
+        let events = EventRecorder()
+        executor.events = events.record
+        let result = try await executor.run(RunRequest(task: job, origin: .manual))
         #expect(result.state == .failed && result.attempts == 3)
+        #expect(events.all == [
+            "start 1 primary", "end 1 failed code 7", "on_failure 1 code 0", "retry 2/3 in 1.0 seconds",
+            "start 2 primary", "end 2 failed code 7", "on_failure 2 code 0", "retry 3/3 in 2.0 seconds",
+            "start 3 primary", "end 3 failed code 7", "run failed",
+        ])
         // Between attempts 1-2 and 2-3; not after the last one.
         #expect(try String(contentsOfFile: notes, encoding: .utf8) == "1 7 exit code 7\n2 7 exit code 7\n")
     }

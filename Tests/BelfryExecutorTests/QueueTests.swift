@@ -17,8 +17,11 @@ struct QueueTests {
                 command: { shell: 'echo start >> \(marks); n=$(grep -c start \(marks)); m=$(grep -c end \(marks) || true); echo $((n - m)) >> \(marks).inside; sleep 0.3; echo end >> \(marks)' }
             """)
         let gate = QueueGate(limits: ["default": 2], clock: ContinuousClock())
-        let executor = RunExecutor(store: harness.store, clock: ContinuousClock(), now: { Date() }, random: { 0.5 },
-                                   logDirectory: harness.directory.path + "/logs", queues: gate)
+        var configured = RunExecutor(store: harness.store, clock: ContinuousClock(), now: { Date() }, random: { 0.5 },
+                                     logDirectory: harness.directory.path + "/logs", queues: gate)
+        let events = EventRecorder()
+        configured.events = events.record
+        let executor = configured
         let results = try await withThrowingTaskGroup(of: RunResult.self) { group in
             for _ in 0..<6 { group.addTask { try await executor.run(RunRequest(task: job, origin: .manual)) } }
             return try await group.reduce(into: []) { $0.append($1) }
@@ -27,6 +30,8 @@ struct QueueTests {
         let inside = try String(contentsOfFile: marks + ".inside", encoding: .utf8).split(separator: "\n").compactMap { Int($0) }
         #expect(inside.count == 6)
         #expect(inside.max()! <= 2, "\(inside)")
+        // Runs 3-6 waited at least one whole run (0.3 s) for a place, and said so.
+        #expect(events.all.filter { $0 == "waited default" }.count == 4, "\(events.all)")
     }
 
     @Test("a run waiting past max_queued_time fails as queue_timeout")
@@ -37,13 +42,17 @@ struct QueueTests {
         let slow = try task("  - { name: slow, command: { shell: 'while [ ! -f \(release) ]; do sleep 0.02; done' } }\n")
         let hurried = try task("  - { name: hurried, command: [\"/bin/true\"], timeout: { max_queued_time: 200ms } }\n")
         let gate = QueueGate(limits: ["default": 1], clock: ContinuousClock())
-        let executor = RunExecutor(store: harness.store, clock: ContinuousClock(), now: { Date() }, random: { 0.5 },
-                                   logDirectory: harness.directory.path + "/logs", queues: gate)
+        var configured = RunExecutor(store: harness.store, clock: ContinuousClock(), now: { Date() }, random: { 0.5 },
+                                     logDirectory: harness.directory.path + "/logs", queues: gate)
+        let events = EventRecorder()
+        configured.events = events.record
+        let executor = configured
         let first = Task { try await executor.run(RunRequest(task: slow, origin: .manual)) }
         while await gate.load(of: "default").running == 0 { try await Task.sleep(for: .milliseconds(5)) }
         let second = try await executor.run(RunRequest(task: hurried, origin: .manual))
         #expect(second.state == .failed && second.reason == "queue_timeout")
         #expect(try harness.details(second.runID).run.reason == "queue_timeout")
+        #expect(events.all == ["start 1 primary", "queue timeout default"])
         #expect(FileManager.default.createFile(atPath: release, contents: nil))
         #expect(try await first.value.state == .succeeded)
         #expect(await gate.load(of: "default") == (0, 0))

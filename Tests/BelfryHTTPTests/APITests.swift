@@ -62,7 +62,7 @@ struct APIHarness {
 
     var application: some ApplicationProtocol {
         let tokens = HTTPTokens(tokens: [(name: "ops-admin", role: .admin, secret: Self.admin), (name: "viewer", role: .read, secret: Self.reader)])
-        let metrics = MetricsExporter(version: "test") { (2, 0) }
+        let metrics = MetricsExporter(version: "test") { .init(activeTriggers: 2, queues: [:]) }
         metrics.runFinished(task: "ops.job", state: "failed")
         let (changes, healthy) = (self.changes, self.healthy)
         let (store, started, cancelled) = (self.store, self.started, self.cancelled)
@@ -272,7 +272,7 @@ struct OpenAPITests {
 struct MetricsTests {
     @Test("per-trigger series: next slot and last success, label values escaped; missed slots by their reason's first words")
     func perTrigger() async throws {
-        let metrics = MetricsExporter(version: "1", gauges: { (1, 0) }, perTrigger: {
+        let metrics = MetricsExporter(version: "1", read: { .init(activeTriggers: 1, queues: [:]) }, perTrigger: {
             [(task: "ops.job", trigger: "hourly", next: Instant(secondsSinceEpoch: 1_800_000_000), lastSuccess: Date(timeIntervalSince1970: 1_799_999_000.5)),
              (task: "ops.odd", trigger: "q\"u\\o\nte", next: nil, lastSuccess: nil)]
         })
@@ -283,6 +283,60 @@ struct MetricsTests {
         #expect(!text.contains("ops.odd"), "a trigger without a next slot or a success has no series")
         #expect(MetricsExporter.label("q\"u\\o\nte") == "q\\\"u\\\\o\\nte")
         #expect(text.contains("belfry_slots_missed_total{task=\"ops.job\",reason=\"catch_up latest\"} 1"))
+    }
+
+    @Test("every family of the daemon: attempts, histograms, queues, circuits, nodes; promtool finds nothing to say when installed")
+    func families() async throws {
+        let metrics = MetricsExporter(version: "1", read: {
+            .init(activeTriggers: 3, queues: ["default": (2, 0), "backups": (1, 4)], nodes: 2, leaseRemaining: .milliseconds(8500))
+        }, perTrigger: { [(task: "ops.job", trigger: "hourly", next: Instant(secondsSinceEpoch: 1_800_000_000), lastSuccess: nil)] })
+        metrics.attemptEnded(task: "ops.job", outcome: "failed")
+        metrics.attemptEnded(task: "ops.job", outcome: "failed")
+        metrics.attemptEnded(task: "ops.job", outcome: "succeeded")
+        metrics.runFinished(task: "ops.job", state: "succeeded")
+        metrics.runDuration(task: "ops.job", .milliseconds(2400))
+        metrics.slotLateness(.milliseconds(7))
+        metrics.slotLateness(.milliseconds(-3))  // a clock step back: counted as on time
+        metrics.circuit(task: "ops.flaky", open: true)
+        metrics.circuit(task: "ops.other", open: false)
+        metrics.storeFailed()
+        metrics.clockJumped()
+        let text = String(decoding: await metrics.scrape(), as: UTF8.self)
+        for line in [
+            "belfry_attempts_total{task=\"ops.job\",outcome=\"failed\"} 2",
+            "belfry_attempts_total{task=\"ops.job\",outcome=\"succeeded\"} 1",
+            "belfry_run_duration_seconds_bucket{task=\"ops.job\",le=\"2.5\"} 1",
+            "belfry_run_duration_seconds_bucket{task=\"ops.job\",le=\"1.0\"} 0",
+            "belfry_run_duration_seconds_count{task=\"ops.job\"} 1",
+            "belfry_slot_lateness_seconds_bucket{le=\"0.01\"} 2",
+            "belfry_slot_lateness_seconds_bucket{le=\"0.005\"} 1",
+            "belfry_runs_running{queue=\"backups\"} 1.0", "belfry_runs_queued{queue=\"backups\"} 4.0", "belfry_runs_queued{queue=\"default\"} 0.0",
+            "belfry_circuit_open{task=\"ops.flaky\"} 1.0", "belfry_circuit_open{task=\"ops.other\"} 0.0",
+            "belfry_nodes 2.0", "belfry_node_lease_remaining_seconds 8.5", "belfry_triggers{active=\"true\"} 3.0",
+            "belfry_store_errors_total 1", "belfry_wall_clock_jumps_total 1", "belfry_build_info{version=\"1\"} 1.0",
+        ] {
+            #expect(text.contains(line + "\n"), "\(line)")
+        }
+        let promtool = "/usr/bin/promtool"
+        guard FileManager.default.isExecutableFile(atPath: promtool) else {
+            print("skipped: promtool check metrics (promtool is not installed; .ci/run installs Debian's prometheus)")
+            return
+        }
+        let check = try await offThePool { () throws -> (status: Int32, output: String) in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: promtool)
+            process.arguments = ["check", "metrics"]
+            let input = Pipe()
+            let output = Pipe()
+            (process.standardInput, process.standardOutput, process.standardError) = (input, output, output)
+            try process.run()
+            input.fileHandleForWriting.write(Data(text.utf8))
+            try input.fileHandleForWriting.close()
+            let said = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: said, as: UTF8.self))
+        }
+        #expect(check.status == 0 && check.output.isEmpty, "promtool: \(check.output)")
     }
 }
 
