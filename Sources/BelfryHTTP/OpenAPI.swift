@@ -184,6 +184,10 @@ enum OpenAPIDocument {
                 "202":
                   description: The run is started.
                   content: { application/json: { schema: { type: object, required: [id], properties: { id: { type: integer } } } } }
+                  links:
+                    run: { operationId: getRun, parameters: { id: "$response.body#/id" } }
+                    log: { operationId: getRunLog, parameters: { id: "$response.body#/id" } }
+                    cancel: { operationId: cancelRun, parameters: { id: "$response.body#/id" } }
                 "400": { $ref: "#/components/responses/Error" }
                 "401": { $ref: "#/components/responses/Error" }
                 "403": { $ref: "#/components/responses/Error" }
@@ -207,6 +211,7 @@ enum OpenAPIDocument {
           /runs/{id}:
             parameters: [{ $ref: "#/components/parameters/id" }]
             get:
+              operationId: getRun
               summary: A run with its attempts and steps.
               responses:
                 "200": { description: The run., content: { application/json: { schema: { $ref: "#/components/schemas/RunDetail" } } } }
@@ -216,6 +221,7 @@ enum OpenAPIDocument {
           /runs/{id}/log:
             parameters: [{ $ref: "#/components/parameters/id" }]
             get:
+              operationId: getRunLog
               summary: An attempt's log as text; with follow=1, server-sent events until the run ends.
               parameters:
                 - { name: attempt, in: query, schema: { type: integer, minimum: 1, maximum: 10000 } }
@@ -225,13 +231,21 @@ enum OpenAPIDocument {
                   description: The log.
                   content:
                     text/plain: { schema: { type: string } }
-                    text/event-stream: { schema: { type: string } }
+                    text/event-stream:
+                      schema:
+                        description: "With follow=1, one event per line of the log (`message`), then `end` with the run's state."
+                        type: object
+                        required: [data]
+                        properties:
+                          event: { type: string, enum: [message, end] }
+                          data: { type: string }
                 "400": { $ref: "#/components/responses/Error" }
                 "401": { $ref: "#/components/responses/Error" }
                 "404": { $ref: "#/components/responses/Error" }
           /runs/{id}/cancel:
             parameters: [{ $ref: "#/components/parameters/id" }]
             post:
+              operationId: cancelRun
               summary: Cancel a queued or running run (admin).
               responses:
                 "202":

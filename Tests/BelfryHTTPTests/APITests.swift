@@ -317,6 +317,13 @@ struct MetricsTests {
         ] {
             #expect(text.contains(line + "\n"), "\(line)")
         }
+        // Every family is in the manual's table.
+        let manual = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/http.md"), encoding: .utf8)
+        for line in text.split(separator: "\n") where line.hasPrefix("# TYPE ") {
+            let family = line.split(separator: " ")[2]
+            #expect(manual.contains("| `\(family)` |"), "docs/http.md has no row for \(family)")
+        }
         let promtool = "/usr/bin/promtool"
         guard FileManager.default.isExecutableFile(atPath: promtool) else {
             print("skipped: promtool check metrics (promtool is not installed; .ci/run installs Debian's prometheus)")

@@ -75,6 +75,40 @@ struct DocsTests {
         #expect(count >= 5)
     }
 
+    @Test("the Prometheus configuration and rules shown pass promtool, when installed")
+    func prometheusExamples() async throws {
+        let promtool = "/usr/bin/promtool"
+        guard FileManager.default.isExecutableFile(atPath: promtool) else {
+            print("skipped: the manual's Prometheus examples (promtool is not installed; .ci/run installs Debian's prometheus)")
+            return
+        }
+        let directory = try TemporaryDirectory()
+        var count = 0
+        for (name, text) in try Self.pages() {
+            for block in Self.blocks(text) where block.info == "yaml prometheus" {
+                let file = directory.path + "/\(count).yml"
+                try Data(block.body.utf8).write(to: URL(fileURLWithPath: file))
+                let kind = block.body.hasPrefix("groups:") ? "rules" : "config"
+                let check = try await offThePool { try Self.run(promtool, ["check", kind, file]) }
+                #expect(check.status == 0, "\(name):\(block.line): promtool check \(kind): \(check.output)")
+                count += 1
+            }
+        }
+        #expect(count >= 2)
+    }
+
+    static func run(_ program: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = arguments
+        let output = Pipe()
+        (process.standardOutput, process.standardError) = (output, output)
+        try process.run()
+        let said = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: said, as: UTF8.self))
+    }
+
     @Test("the broken example fails with exactly the errors the manual shows")
     func brokenExample() throws {
         let text = try Self.page("docs/definitions.md")
