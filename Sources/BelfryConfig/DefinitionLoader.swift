@@ -55,16 +55,18 @@ public enum DefinitionLoader {
     }
 
     /// Loads definition files given as bytes (the directory loader and tests use this).
+    /// `now`: DST notes speak of the changes after it.
     public static func load(
-        files: [(path: String, bytes: [UInt8])], zones: TimeZoneDatabase = .system, problems: [Diagnostic] = []
+        files: [(path: String, bytes: [UInt8])], zones: TimeZoneDatabase = .system, problems: [Diagnostic] = [], now: Instant = .now
     ) throws(DefinitionErrors) -> Definitions {
         var diagnostics = problems
+        var notices: [Diagnostic] = []
         var environments: [EnvironmentDefinition] = []
         var declaredQueues: [String: (concurrency: Int, file: String, node: Node)] = [:]
         var references: [(queue: String, file: String, node: Node)] = []
         var environmentFiles: [String: String] = [:]
         // Files are independent until the cross-file checks: read them on every core.
-        let readers = Self.readConcurrently(files, zones: zones)
+        let readers = Self.readConcurrently(files, zones: zones, now: now)
         for (file, result) in zip(files, readers) {
             var reader = result.reader
             if let environment = result.environment {
@@ -86,6 +88,7 @@ public enum DefinitionLoader {
             }
             references += reader.queueReferences.map { ($0.queue, file.path, $0.node) }
             diagnostics += reader.file.diagnostics
+            notices += reader.file.notices
         }
         // Queues: declared under `queues:`, or named by an environment's `queue` (default limit).
         // Tasks and triggers must name a known queue, so that a typo does not make a new one.
@@ -103,7 +106,7 @@ public enum DefinitionLoader {
                     ?? "declare it under queues: in a definition file, or use one of: \(known.joined(separator: ", "))"))
         }
         guard diagnostics.isEmpty else { throw DefinitionErrors(diagnostics) }
-        return Definitions(environments: environments, queues: queues)
+        return Definitions(environments: environments, queues: queues, notices: notices)
     }
 
     private final class Slot: @unchecked Sendable {
@@ -111,12 +114,12 @@ public enum DefinitionLoader {
     }
 
     private static func readConcurrently(
-        _ files: [(path: String, bytes: [UInt8])], zones: TimeZoneDatabase
+        _ files: [(path: String, bytes: [UInt8])], zones: TimeZoneDatabase, now: Instant
     ) -> [(reader: EnvironmentReader, environment: EnvironmentDefinition?)] {
         // Each slot is written by exactly one iteration, and read after all of them finish.
         let slots = files.map { _ in Slot() }
         DispatchQueue.concurrentPerform(iterations: files.count) { index in
-            var reader = EnvironmentReader(path: files[index].path, zones: zones)
+            var reader = EnvironmentReader(path: files[index].path, zones: zones, now: now)
             let environment = reader.read(files[index].bytes)
             slots[index].value = (reader, environment)
         }

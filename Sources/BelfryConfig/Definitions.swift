@@ -4,6 +4,14 @@ public struct Definitions: Hashable, Sendable, Codable {
     public var environments: [EnvironmentDefinition]
     /// Every queue and its concurrency limit.
     public var queues: [String: Int]
+    /// Warnings and notes of the files, sorted by position: printed, never a reason to refuse them.
+    public var notices: [Diagnostic] = []
+
+    private enum CodingKeys: String, CodingKey { case environments, queues }
+
+    public init(environments: [EnvironmentDefinition], queues: [String: Int], notices: [Diagnostic] = []) {
+        (self.environments, self.queues, self.notices) = (environments, queues, notices.sorted())
+    }
 
     /// Every task of every environment.
     public var tasks: [TaskDefinition] { environments.flatMap(\.tasks) }

@@ -2,6 +2,15 @@ import BelfrySchedule
 
 /// One problem in a definition file, positioned at the offending text.
 public struct Diagnostic: Error, Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// Errors stop a deploy; warnings (legal but surprising forms) and notes (what a DST change
+    /// does to a trigger) are printed and change nothing.
+    public enum Severity: String, Hashable, Sendable, Comparable {
+        case error, warning, note
+
+        public static func < (a: Severity, b: Severity) -> Bool { a.rawValue < b.rawValue }
+    }
+
+    public var severity: Severity = .error
     public var file: String
     /// 1-based; 0 when the problem is the file as a whole.
     public var line: Int
@@ -10,7 +19,8 @@ public struct Diagnostic: Error, Hashable, Sendable, Comparable, CustomStringCon
     /// How to fix it, when there is something useful to say.
     public var hint: String?
 
-    public init(file: String, line: Int, column: Int, message: String, hint: String? = nil) {
+    public init(file: String, line: Int, column: Int, message: String, hint: String? = nil, severity: Severity = .error) {
+        self.severity = severity
         self.file = file
         self.line = line
         self.column = column
@@ -21,7 +31,8 @@ public struct Diagnostic: Error, Hashable, Sendable, Comparable, CustomStringCon
     /// `schedules/reports.yaml:12:7: unknown key "timezon" in trigger; did you mean "timezone"?`
     public var description: String {
         let position = line > 0 ? "\(file):\(line):\(column)" : file
-        return "\(position): \(message)" + (hint.map { "; \($0)" } ?? "")
+        let label = severity == .error ? "" : "\(severity.rawValue): "
+        return "\(position): \(label)\(message)" + (hint.map { "; \($0)" } ?? "")
     }
 
     public static func < (a: Diagnostic, b: Diagnostic) -> Bool {

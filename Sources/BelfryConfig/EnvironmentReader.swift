@@ -15,11 +15,14 @@ struct EnvironmentReader {
     var environmentNameNode: Node?
     /// Cron expressions already checked in this file, by expression, zone and DST policy: large
     /// files repeat a few expressions many times.
-    var checkedCron: [String: CronError?] = [:]
+    var checkedCron: [String: Result<CronSchedule, CronError>] = [:]
+    /// What DST notes are computed from: the next change after it.
+    let now: Instant
 
-    init(path: String, zones: TimeZoneDatabase) {
+    init(path: String, zones: TimeZoneDatabase, now: Instant = .now) {
         self.file = YAMLFile(path: path)
         self.zones = zones
+        self.now = now
     }
 
     /// Per-environment defaults that tasks inherit.

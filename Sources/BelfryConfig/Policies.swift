@@ -97,18 +97,28 @@ public enum TriggerSchedule: Hashable, Sendable, Codable {
         }
     }
 
+    /// Whether a cron expression holds Jenkins' `H`: its slots depend on the trigger's name.
+    public var isHashed: Bool {
+        if case .cron(let expression, _, _, _) = self { return expression.contains { $0 == "H" || $0 == "h" } }
+        return false
+    }
+
+    /// The hash key of trigger `name` of task `task` (`ENV.TASK`).
+    public static func hashKey(task: String, trigger name: String) -> String { "\(task) \(name)" }
+
     public var timezone: String {
         switch self {
         case .cron(_, let zone, _, _), .every(_, _, let zone): zone
         }
     }
 
-    /// The slots of this schedule for a trigger activated at `activation`.
-    public func slots(activatedAt activation: Instant, zones: TimeZoneDatabase = .system) throws -> any SlotSchedule {
+    /// The slots of this schedule for the trigger `hashKey` (`ENV.TASK TRIGGER`, which places
+    /// its `H` items) activated at `activation`.
+    public func slots(activatedAt activation: Instant, hashKey: String, zones: TimeZoneDatabase = .system) throws -> any SlotSchedule {
         switch self {
         case .cron(let expression, let zone, let skipped, let repeated):
             return try CronSchedule(
-                parsing: expression, zone: zones.rules(for: zone), dst: DSTPolicy(skipped: skipped, repeated: repeated))
+                parsing: expression, zone: zones.rules(for: zone), dst: DSTPolicy(skipped: skipped, repeated: repeated), hashKey: hashKey)
         case .every(let interval, let start, _):
             return try FixedRate(interval: interval, startTime: start).schedule(activatedAt: activation)
         }

@@ -58,12 +58,14 @@ extension EnvironmentReader {
                 inputKey = key
             }
             if inputs[inputKey] == nil { inputs[inputKey] = .triggerTime }
-            guard let cron = readCron(predefinedNode, expression: predefined.expression, zone: zoneName, keys: keys) else { return nil }
+            guard let cron = readCron(predefinedNode, expression: predefined.expression, zone: zoneName, keys: keys,
+                                      hashKey: TriggerSchedule.hashKey(task: task.fullName, trigger: name ?? "")) else { return nil }
             schedule = cron
         case "cron":
             let cronNode = keys["cron"]!
             guard let expression = file.string(cronNode, "cron"),
-                let cron = readCron(cronNode, expression: expression, zone: zoneName, keys: keys)
+                let cron = readCron(cronNode, expression: expression, zone: zoneName, keys: keys,
+                                    hashKey: TriggerSchedule.hashKey(task: task.fullName, trigger: name ?? ""))
             else { return nil }
             schedule = cron
         default:
@@ -125,30 +127,40 @@ extension EnvironmentReader {
             overlap: keys["overlap"].flatMap { readOverlap($0) } ?? task.overlap)
     }
 
-    /// A cron schedule, with the engine's error positioned at the offending character.
-    private mutating func readCron(_ node: Node, expression: String, zone: String, keys: [String: Node]) -> TriggerSchedule? {
+    /// A cron schedule, with the engine's error (or warning) positioned at the offending
+    /// character, and a note when its times meet a DST change.
+    private mutating func readCron(_ node: Node, expression: String, zone: String, keys: [String: Node], hashKey: String) -> TriggerSchedule? {
         var dst = DSTPolicy.default
         if let dstNode = keys["dst"], let policy = file.mapping(dstNode, "dst", allowed: DefinitionKeys.dst) {
             if let n = policy["skipped"], let v = readChoice(n, "dst skipped", DSTPolicy.Skipped.self) { dst.skipped = v }
             if let n = policy["repeated"], let v = readChoice(n, "dst repeated", DSTPolicy.Repeated.self) { dst.repeated = v }
         }
-        let key = "\(expression)\u{0}\(zone)\u{0}\(dst.skipped)\u{0}\(dst.repeated)"
+        let hashed = expression.contains { $0 == "H" || $0 == "h" }
+        let key = "\(expression)\u{0}\(zone)\u{0}\(dst.skipped)\u{0}\(dst.repeated)" + (hashed ? "\u{0}\(hashKey)" : "")
         if checkedCron[key] == nil {
             do {
-                _ = try CronSchedule(parsing: expression, zone: zones.rules(for: zone), dst: dst)
-                checkedCron[key] = .some(nil)
+                checkedCron[key] = .success(try CronSchedule(parsing: expression, zone: zones.rules(for: zone), dst: dst, hashKey: hashKey))
             } catch let error as CronError {
-                checkedCron[key] = error
+                checkedCron[key] = .failure(error)
             } catch {
                 file.error(node, "\(error)")
                 return nil
             }
         }
-        if case .some(.some(let error)) = checkedCron[key] {
-            var quote = 0
-            if case .scalar(let scalar) = node, scalar.style == .singleQuoted || scalar.style == .doubleQuoted { quote = 1 }
+        var quote = 0
+        if case .scalar(let scalar) = node, scalar.style == .singleQuoted || scalar.style == .doubleQuoted { quote = 1 }
+        switch checkedCron[key]! {
+        case .failure(let error):
             file.error(node, "cron: \(error.description)", columnOffset: quote + error.column - 1)
             return nil
+        case .success(let schedule):
+            for warning in schedule.expression.warnings {
+                file.notice(.warning, node, "cron: \(warning.brief)", columnOffset: quote + warning.column - 1)
+            }
+            let (gap, repeated) = schedule.dstEncounters(after: now)
+            if let note = DSTNote.text(expression: schedule.expression.resolved, zone: zone, policy: dst, gap: gap, repeated: repeated) {
+                file.notice(.note, node, note, columnOffset: quote)
+            }
         }
         return .cron(expression: expression, timezone: zone, skipped: dst.skipped, repeated: dst.repeated)
     }

@@ -6,9 +6,16 @@ import BelfrySchedule
 struct YAMLFile {
     let path: String
     var diagnostics: [Diagnostic] = []
+    /// Warnings and notes: printed, never a reason to refuse the file.
+    var notices: [Diagnostic] = []
 
     init(path: String) {
         self.path = path
+    }
+
+    mutating func notice(_ severity: Diagnostic.Severity, _ node: Node?, _ message: String, columnOffset: Int = 0) {
+        let mark = node?.mark
+        notices.append(Diagnostic(file: path, line: mark?.line ?? 0, column: (mark?.column ?? 0) + columnOffset, message: message, severity: severity))
     }
 
     mutating func error(_ node: Node?, _ message: String, hint: String? = nil, columnOffset: Int = 0) {

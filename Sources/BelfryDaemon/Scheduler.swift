@@ -301,11 +301,13 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         for trigger in triggers {
             let slots: any SlotSchedule
             do {
-                if case .cron = trigger.schedule, let known = cronSlots[trigger.schedule] {
+                let shared = !trigger.schedule.isHashed  // a hashed cron's slots are its own
+                if case .cron = trigger.schedule, shared, let known = cronSlots[trigger.schedule] {
                     slots = known
                 } else {
-                    slots = try trigger.schedule.slots(activatedAt: trigger.activatedAt, zones: zones)
-                    if case .cron = trigger.schedule { cronSlots[trigger.schedule] = slots }
+                    slots = try trigger.schedule.slots(
+                        activatedAt: trigger.activatedAt, hashKey: TriggerSchedule.hashKey(task: trigger.task, trigger: trigger.name), zones: zones)
+                    if case .cron = trigger.schedule, shared { cronSlots[trigger.schedule] = slots }
                 }
             } catch {
                 log(.unschedulable(task: trigger.task, trigger: trigger.name, reason: "\(error)"))

@@ -43,12 +43,13 @@ enum OpenAPIDocument {
                 slot: { type: [string, "null"] }
             Trigger:
               type: object
-              required: [task, trigger, kind, schedule, timezone, active, next_slot, last_run, owner, updated_by, updated_at]
+              required: [task, trigger, kind, schedule, resolved_schedule, timezone, active, next_slot, last_run, owner, updated_by, updated_at]
               properties:
                 task: { type: string }
                 trigger: { type: string }
                 kind: { type: string, enum: [cron, every] }
                 schedule: { type: string }
+                resolved_schedule: { type: string }
                 timezone: { type: string }
                 active: { type: boolean }
                 next_slot: { type: [string, "null"] }

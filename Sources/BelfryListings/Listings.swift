@@ -14,7 +14,8 @@ public enum Listing {
         }
         return .object([
             ("task", .string(status.task)), ("trigger", .string(status.trigger)), ("kind", .string(schedule.kind)),
-            ("schedule", .string(schedule.text)), ("timezone", .string(schedule.timezone)), ("active", .bool(status.active)),
+            ("schedule", .string(schedule.text)), ("resolved_schedule", .string(status.resolvedSchedule)),
+            ("timezone", .string(schedule.timezone)), ("active", .bool(status.active)),
             ("next_slot", .optional(nextSlot?.rfc3339)), ("last_run", lastRun ?? .null), ("owner", .optional(status.owner)),
             ("updated_by", .optional(status.updatedBy)),
             ("updated_at", .string(Instant(secondsSinceEpoch: Int64(status.updatedAt.timeIntervalSince1970)).rfc3339)),

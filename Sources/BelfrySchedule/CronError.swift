@@ -2,7 +2,7 @@
 ///
 /// `column` is 1-based within the expression, so a definition-file loader can point at the exact
 /// character inside the YAML string.
-public struct CronError: Error, Equatable, Sendable, CustomStringConvertible {
+public struct CronError: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Field: String, Sendable, CaseIterable {
         case second, minute, hour
         case dayOfMonth = "day-of-month"
@@ -12,11 +12,11 @@ public struct CronError: Error, Equatable, Sendable, CustomStringConvertible {
         /// What the field accepts, as shown in error messages.
         public var allowed: String {
             switch self {
-            case .second, .minute: "0-59"
-            case .hour: "0-23"
-            case .dayOfMonth: "1-31, L or ?"
-            case .month: "1-12 or JAN-DEC"
-            case .dayOfWeek: "0-7 or SUN-SAT (0 and 7 are Sunday), nL, n#k with k 1-5, or ?"
+            case .second, .minute: "0-59 or H"
+            case .hour: "0-23 or H"
+            case .dayOfMonth: "1-31, L, L-n, nW, LW, n-L, H or ?"
+            case .month: "1-12, JAN-DEC or H"
+            case .dayOfWeek: "0-7 or SUN-SAT (0 and 7 are Sunday), nL, n#k with k 1-5, H or ?"
             }
         }
     }
@@ -40,5 +40,11 @@ public struct CronError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         guard let field else { return problem }
         return "\(field.rawValue) field: \"\(text)\" \(problem) (allowed: \(field.allowed))"
+    }
+
+    /// The same without what the field allows (for warnings, whose text is allowed).
+    public var brief: String {
+        guard let field else { return problem }
+        return "\(field.rawValue) field: \"\(text)\" \(problem)"
     }
 }

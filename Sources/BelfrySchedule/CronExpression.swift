@@ -6,6 +6,11 @@
 public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
     /// The text it was parsed from, as given.
     public let source: String
+    /// The same with every `H` replaced by what it resolved to (`H * * * *` → `37 * * * *`);
+    /// the source when it has none.
+    public let resolved: String
+    /// Legal but surprising forms (a step larger than its field's span), positioned as errors are.
+    public let warnings: [CronError]
 
     // Bit n set = value n matches.
     let seconds: UInt64  // 0-59
@@ -16,7 +21,8 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
     /// The day-of-week set (bits 0-6, Sunday = 0) repeated along 64 bits, so that the days of a month
     /// whose first day is weekday `w` are `(weekdayPattern >> w) << 1`.
     let weekdayPattern: UInt64
-    let lastDayOfMonth: Bool  // `L` in day-of-month
+    /// Day-of-month items that depend on the month: `L`, `L-n`, `nW`, `LW`, `n-L`.
+    let monthDays: MonthDays
     let lastWeekdays: UInt8  // `nL`: bit n
     let nthWeekdays: UInt64  // `n#k`: bit (k-1)*7 + n
     /// Vixie cron's rule: when both day fields are restricted, a day matches if either matches.
@@ -25,16 +31,18 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
     public var description: String { source }
 
     init(
-        source: String, seconds: UInt64, minutes: UInt64, hours: UInt64, daysOfMonth: UInt64,
-        lastDayOfMonth: Bool, months: UInt64, daysOfWeek: UInt64, lastWeekdays: UInt8,
+        source: String, resolved: String, warnings: [CronError], seconds: UInt64, minutes: UInt64, hours: UInt64, daysOfMonth: UInt64,
+        monthDays: MonthDays, months: UInt64, daysOfWeek: UInt64, lastWeekdays: UInt8,
         nthWeekdays: UInt64, daysOfMonthRestricted: Bool, daysOfWeekRestricted: Bool
     ) {
         self.source = source
+        self.resolved = resolved
+        self.warnings = warnings
         self.seconds = seconds
         self.minutes = minutes
         self.hours = hours
         self.daysOfMonth = daysOfMonth
-        self.lastDayOfMonth = lastDayOfMonth
+        self.monthDays = monthDays
         self.months = months
         var pattern: UInt64 = 0
         for position in 0..<64 where daysOfWeek & (1 << (position % 7)) != 0 {
@@ -53,7 +61,7 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
         let valid: UInt64 = ((1 << UInt64(length + 1)) - 1) & ~1
         let firstWeekday = CivilTime.weekday(days: CivilTime.days(year: year, month: month, day: 1))
         var byMonthDay = daysOfMonth
-        if lastDayOfMonth { byMonthDay |= 1 << UInt64(length) }
+        if !monthDays.isEmpty { byMonthDay |= monthDays.days(length: length, firstWeekday: firstWeekday) }
         var byWeekday = (weekdayPattern &>> UInt64(firstWeekday)) &<< 1
         if lastWeekdays != 0 || nthWeekdays != 0 {
             byWeekday |= specialWeekdays(firstWeekday: firstWeekday, length: length)
@@ -149,5 +157,52 @@ public struct CronExpression: Hashable, Sendable, CustomStringConvertible {
     @inline(__always)
     private func bits(_ mask: UInt64, from n: Int) -> UInt64 {
         mask & (UInt64.max &<< UInt64(n))
+    }
+}
+
+/// The day-of-month items whose days depend on the month's length and first weekday.
+struct MonthDays: Hashable, Sendable {
+    /// `L-k`: bit k (`L` is `L-0`).
+    var beforeLast: UInt32 = 0
+    /// `nW`: bit n, the weekday (Monday to Friday) nearest day n, in the same month.
+    var nearestWeekday: UInt32 = 0
+    /// `LW`: the last weekday of the month.
+    var lastWeekday = false
+    /// `n-L`: from day n to the last; 0 when absent (the smallest n when several).
+    var throughLast = 0
+
+    var isEmpty: Bool { beforeLast == 0 && nearestWeekday == 0 && !lastWeekday && throughLast == 0 }
+
+    /// Bit d set: day d matches, in a month of `length` days whose 1st is `firstWeekday` (0 = Sunday).
+    func days(length: Int, firstWeekday: Int) -> UInt64 {
+        var result: UInt64 = 0
+        var offsets = beforeLast
+        while offsets != 0 {
+            let k = offsets.trailingZeroBitCount
+            offsets &= offsets - 1
+            if length - k >= 1 { result |= 1 << UInt64(length - k) }
+        }
+        if throughLast != 0, throughLast <= length {
+            result |= (UInt64.max &<< UInt64(throughLast)) & ((1 << UInt64(length + 1)) - 1)
+        }
+        if lastWeekday {
+            switch (firstWeekday + length - 1) % 7 {
+            case 6: result |= 1 << UInt64(length - 1)  // a Saturday: the Friday before
+            case 0: result |= 1 << UInt64(length - 2)  // a Sunday: the Friday before
+            default: result |= 1 << UInt64(length)
+            }
+        }
+        var targets = nearestWeekday
+        while targets != 0 {
+            let n = targets.trailingZeroBitCount
+            targets &= targets - 1
+            guard n <= length else { continue }  // `31W` in a 30-day month: no day
+            switch (firstWeekday + n - 1) % 7 {
+            case 6: result |= 1 << UInt64(n == 1 ? 3 : n - 1)  // Saturday: Friday, or Monday the 3rd
+            case 0: result |= 1 << UInt64(n == length ? n - 2 : n + 1)  // Sunday: Monday, or Friday at the month's end
+            default: result |= 1 << UInt64(n)
+            }
+        }
+        return result
     }
 }

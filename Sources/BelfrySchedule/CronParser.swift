@@ -8,9 +8,13 @@ extension CronExpression {
 
     /// Parses a 5-field (`minute hour day-of-month month day-of-week`) or 6-field (leading `second`)
     /// expression, or a macro. Rejects, with the field, the text and the allowed values: values out
-    /// of range, reversed ranges, step 0 or larger than the field's span, empty items, unknown names,
-    /// a wrong field count, `@reboot` and unknown macros, and expressions that never fire.
-    public init(parsing text: String) throws(CronError) {
+    /// of range, reversed ranges, step 0, empty items, unknown names, a wrong field count,
+    /// `@reboot` and unknown macros, `H` without a `hashKey`, and expressions that never fire.
+    /// A step larger than its field's span is Vixie cron's (the first value only), with a warning.
+    ///
+    /// `hashKey` places each `H` (Jenkins' hash): in a deployment `ENV.TASK TRIGGER`. See
+    /// `CronHash` for the function, which never changes.
+    public init(parsing text: String, hashKey: String? = nil) throws(CronError) {
         let trimmed = text.trimmingWhitespace()
         var body = trimmed.text
         var offset = trimmed.leading
@@ -49,16 +53,23 @@ extension CronExpression {
                 problem: "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with a leading second), found \(fields.count) in \"\(text)\"",
                 column: offset + 1)
         }
-        if fields.count == 5 { fields.insert(("0", 0), at: 0) }
+        let hasSeconds = fields.count == 6
+        if !hasSeconds { fields.insert(("0", 0), at: 0) }
         let specs: [FieldSpec] = [.second, .minute, .hour, .dayOfMonth, .month, .dayOfWeek]
         var parsed: [ParsedField] = []
-        for (spec, field) in zip(specs, fields) {
-            parsed.append(try spec.parse(field.text, column: field.column))
+        for (index, (spec, field)) in zip(specs, fields).enumerated() {
+            let hash = hashKey.map { CronHash.value(key: $0, field: index) }
+            parsed.append(try spec.parse(field.text, column: field.column, hash: hash))
         }
         let dayOfWeek = parsed[5]
+        var resolved = text
+        if parsed.contains(where: \.hashed) {
+            resolved = parsed.dropFirst(hasSeconds ? 0 : 1).map(\.resolved).joined(separator: " ")
+        }
         let expression = CronExpression(
-            source: text, seconds: parsed[0].values, minutes: parsed[1].values, hours: parsed[2].values,
-            daysOfMonth: parsed[3].values, lastDayOfMonth: parsed[3].last, months: parsed[4].values,
+            source: text, resolved: resolved, warnings: parsed.flatMap(\.warnings),
+            seconds: parsed[0].values, minutes: parsed[1].values, hours: parsed[2].values,
+            daysOfMonth: parsed[3].values, monthDays: parsed[3].monthDays, months: parsed[4].values,
             daysOfWeek: dayOfWeek.values, lastWeekdays: UInt8(dayOfWeek.lastWeekdays),
             nthWeekdays: dayOfWeek.nthWeekdays, daysOfMonthRestricted: parsed[3].restricted,
             daysOfWeekRestricted: dayOfWeek.restricted)
@@ -77,9 +88,33 @@ extension CronExpression {
 struct ParsedField {
     var values: UInt64 = 0
     var restricted = true
-    var last = false  // `L` in day-of-month
+    var monthDays = MonthDays()  // `L`, `L-n`, `nW`, `LW`, `n-L` in day-of-month
     var lastWeekdays: UInt64 = 0  // `nL` in day-of-week
     var nthWeekdays: UInt64 = 0  // `n#k` in day-of-week
+    /// The field's text with each `H` item replaced by what it resolved to.
+    var resolved = ""
+    var hashed = false
+    var warnings: [CronError] = []
+}
+
+/// Jenkins' `H`, fixed forever (a changed function would move every hashed job): the key's
+/// UTF-8 bytes through 64-bit FNV-1a, then for field `f` (second 0, minute 1, hour 2,
+/// day-of-month 3, month 4, day-of-week 5) SplitMix64's finalizer of that hash plus
+/// `f × 0x9E3779B97F4A7C15`. `H(a-b)` is `a + x mod (b − a + 1)`; `H/n` starts at
+/// `a + x mod n` and steps by n. Plain `H` ranges over the whole field, except day-of-month,
+/// which uses 1-28 so that every month has the day.
+public enum CronHash {
+    public static func value(key: String, field: Int) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01b3
+        }
+        var z = hash &+ UInt64(field) &* 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }
 
 /// The rules of one cron field.
@@ -105,19 +140,72 @@ struct FieldSpec {
         CronError(field: field, text: String(text), problem: problem, column: column)
     }
 
-    func parse(_ text: Substring, column: Int) throws(CronError) -> ParsedField {
+    /// `hash`: the trigger's hash for this field, nil when it has no key.
+    func parse(_ text: Substring, column: Int, hash: UInt64? = nil) throws(CronError) -> ParsedField {
         var result = ParsedField()
         let dayField = field == .dayOfMonth || field == .dayOfWeek
+        // Literal, as in Vixie cron: `*/100,1-7` is restricted to nothing, so "starts with `*`".
         result.restricted = !(text.hasPrefix("*") || (dayField && text.hasPrefix("?")))
         var itemColumn = column
+        var resolvedItems: [String] = []
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
             defer { itemColumn += item.count + 1 }
             guard !item.isEmpty else {
                 throw error(text, "has an empty item (two commas in a row, or a comma at an end)", column: column)
             }
-            try parseItem(item, column: itemColumn, into: &result)
+            if item.first == "H" || item.first == "h" {
+                resolvedItems.append(try parseHash(item, column: itemColumn, hash: hash, into: &result))
+                result.hashed = true
+            } else {
+                try parseItem(item, column: itemColumn, into: &result)
+                resolvedItems.append(String(item))
+            }
         }
+        result.resolved = resolvedItems.joined(separator: ",")
         return result
+    }
+
+    /// `H`, `H(a-b)`, `H/n`, `H(a-b)/n`: sets the values and returns the item as resolved.
+    private func parseHash(_ item: Substring, column: Int, hash: UInt64?, into result: inout ParsedField) throws(CronError) -> String {
+        var rest = item.dropFirst()
+        var (low, high) = (min, field == .dayOfMonth ? 28 : wildcardMax)
+        if rest.first == "(" {
+            guard let close = rest.firstIndex(of: ")") else { throw error(item, "has \"(\" without \")\"", column: column) }
+            let range = rest[rest.index(after: rest.startIndex)..<close]
+            guard let dash = range.firstIndex(of: "-"), dash != range.startIndex else {
+                throw error(item, "needs a range inside H(...), as H(0-29)", column: column)
+            }
+            low = try value(range[..<dash].uppercased()[...], item: item, column: column)
+            high = try value(range[range.index(after: dash)...].uppercased()[...], item: item, column: column)
+            guard low <= high else { throw error(item, "is a reversed range (\(low) is after \(high))", column: column) }
+            if field == .dayOfWeek { (low, high) = (low, Swift.min(high, 7)) }
+            rest = rest[rest.index(after: close)...]
+        }
+        var step: Int?
+        if rest.first == "/" {
+            guard let s = Int(rest.dropFirst()), rest.dropFirst().allSatisfy({ $0.isASCII && $0.isNumber }) else {
+                throw error(item, "has step \"\(rest.dropFirst())\", which is not a whole number", column: column)
+            }
+            guard s > 0 else { throw error(item, "has step 0", column: column) }
+            step = s
+        } else if !rest.isEmpty {
+            throw error(item, "is not H, H(a-b), H/n or H(a-b)/n", column: column)
+        }
+        guard let hash else {
+            throw error(item, "needs a hash key: in a definition file it is the trigger's ENV.TASK TRIGGER; for belfry next, give --hash-key", column: column)
+        }
+        if let step {
+            let start = low + Int(hash % UInt64(step))
+            guard start <= high else {
+                result.values |= bits(low, low, step: 1)  // a step larger than the range: its first value
+                return "\(low)"
+            }
+            result.values |= bits(start, high, step: step)
+            return start + step > high ? "\(start)" : "\(start)-\(high)/\(step)"
+        }
+        let chosen = low + Int(hash % UInt64(high - low + 1))
+        result.values |= bits(chosen, chosen, step: 1)
+        return "\(chosen)"
     }
 
     private func parseItem(_ item: Substring, column: Int, into result: inout ParsedField) throws(CronError) {
@@ -129,8 +217,29 @@ struct FieldSpec {
             result.values |= bits(min, wildcardMax, step: 1)
             return
         }
-        if field == .dayOfMonth, upper == "L" {
-            result.last = true
+        if field == .dayOfMonth, upper.hasPrefix("L") {
+            if upper == "L" {
+                result.monthDays.beforeLast |= 1
+            } else if upper == "LW" {
+                result.monthDays.lastWeekday = true
+            } else if upper.hasPrefix("L-") {
+                guard let k = Int(upper.dropFirst(2)), upper.dropFirst(2).allSatisfy(\.isNumber), (0...30).contains(k) else {
+                    throw error(item, "has \"\(upper.dropFirst(2))\" after L-, but n in L-n must be 0-30", column: column)
+                }
+                result.monthDays.beforeLast |= 1 << UInt32(k)
+            } else {
+                throw error(item, "is not L, L-n or LW", column: column)
+            }
+            return
+        }
+        if field == .dayOfMonth, upper.count > 1, upper.hasSuffix("W") {
+            let day = try value(upper.dropLast(), item: item, column: column)
+            result.monthDays.nearestWeekday |= 1 << UInt32(day)
+            return
+        }
+        if field == .dayOfMonth, upper.hasSuffix("-L"), upper.count > 2 {
+            let day = try value(upper.dropLast(2), item: item, column: column)
+            result.monthDays.throughLast = result.monthDays.throughLast == 0 ? day : Swift.min(result.monthDays.throughLast, day)
             return
         }
         if field == .dayOfWeek, upper.count > 1, upper.hasSuffix("L") {
@@ -155,8 +264,9 @@ struct FieldSpec {
                 throw error(item, "has step \"\(parts[1])\", which is not a whole number", column: column)
             }
             guard s > 0 else { throw error(item, "has step 0", column: column) }
-            guard s <= wildcardMax - min else {
-                throw error(item, "has step \(s), larger than the field's span of \(wildcardMax - min)", column: column)
+            guard s <= 9999 else { throw error(item, "has step \(s), which is out of range", column: column) }
+            if s > wildcardMax - min {
+                result.warnings.append(error(item, "has step \(s), larger than the field's span of \(wildcardMax - min): it means the first value only, as in Vixie cron", column: column))
             }
             step = s
         }

@@ -45,10 +45,11 @@ public struct CronSchedule: Sendable {
     }
 
     /// Parses `expression` and reads it in `zone`, rejecting one that can never fire there.
+    /// `hashKey` places `H` items (`ENV.TASK TRIGGER` in a deployment).
     public init(
-        parsing expression: String, zone: ZoneRules, dst: DSTPolicy = .default
+        parsing expression: String, zone: ZoneRules, dst: DSTPolicy = .default, hashKey: String? = nil
     ) throws(CronError) {
-        self.init(expression: try CronExpression(parsing: expression), zone: zone, dst: dst)
+        self.init(expression: try CronExpression(parsing: expression, hashKey: hashKey), zone: zone, dst: dst)
         if nextSlot(after: Instant(secondsSinceEpoch: 946_684_800)) == nil {  // 2000-01-01
             throw CronError(
                 field: nil, text: expression,

@@ -35,10 +35,21 @@ public struct TriggerStatus: Sendable {
         (self.owner, self.updatedBy, self.updatedAt, self.lastRun) = (owner, updatedBy, updatedAt, lastRun)
     }
 
+    /// What places this trigger's `H` items.
+    public var hashKey: String { TriggerSchedule.hashKey(task: task, trigger: trigger) }
+
+    /// The schedule as it runs: a cron expression's `H` items resolved (`H * * * *` → `4 * * * *`).
+    public var resolvedSchedule: String {
+        guard schedule.isHashed, case .cron(let expression, _, _, _) = schedule,
+            let parsed = try? CronExpression(parsing: expression, hashKey: hashKey)
+        else { return schedule.text }
+        return parsed.resolved
+    }
+
     /// The slots of this trigger, anchored at its last activation.
     public func slots(zones: TimeZoneDatabase = .system) throws -> any SlotSchedule {
         let anchor = Instant(secondsSinceEpoch: Int64((activatedAt ?? updatedAt).timeIntervalSince1970.rounded(.down)))
-        return try schedule.slots(activatedAt: anchor, zones: zones)
+        return try schedule.slots(activatedAt: anchor, hashKey: hashKey, zones: zones)
     }
 
     /// The next slot after `now` of each trigger (nil for inactive ones). Cron schedules are
@@ -50,11 +61,13 @@ public struct TriggerStatus: Sendable {
             guard case .cron(let expression, let zone, let skipped, let repeated) = status.schedule else {
                 return status.nextSlot(after: now, zones: zones)
             }
-            if let known = cronSchedules[status.schedule] { return known.nextSlot(after: now) }
+            let hashed = status.schedule.isHashed  // its slots are its own
+            if !hashed, let known = cronSchedules[status.schedule] { return known.nextSlot(after: now) }
             guard let rules = try? zones.rules(for: zone),
-                let schedule = try? CronSchedule(parsing: expression, zone: rules, dst: DSTPolicy(skipped: skipped, repeated: repeated))
+                let schedule = try? CronSchedule(parsing: expression, zone: rules, dst: DSTPolicy(skipped: skipped, repeated: repeated),
+                                                 hashKey: status.hashKey)
             else { return nil }
-            cronSchedules[status.schedule] = schedule
+            if !hashed { cronSchedules[status.schedule] = schedule }
             return schedule.nextSlot(after: now)
         }
     }

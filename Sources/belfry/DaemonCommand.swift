@@ -205,7 +205,11 @@ struct DaemonCommand: AsyncParsableCommand {
     }
 
     private static func deploy(_ schedules: SchedulesOptions, to store: any Store, log: Logger) async throws {
-        let summary = try await schedules.deploy(to: store, owner: "belfry daemon")
+        let summary = try await schedules.deploy(to: store, owner: "belfry daemon") { notice in
+            log.log(level: notice.severity == .warning ? .warning : .info, "\(notice.severity.rawValue) in the schedules", metadata: [
+                "position": "\(notice.file):\(notice.line):\(notice.column)", "message": "\(notice.message)",
+            ])
+        }
         log.notice("schedules deployed", metadata: [
             "directory": "\(schedules.path)", "added": "\(summary.added.count)", "changed": "\(summary.changed.count)",
             "deleted": "\(summary.deleted.count)", "active": "\(summary.active)",

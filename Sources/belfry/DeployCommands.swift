@@ -10,12 +10,54 @@ struct Validate: ParsableCommand {
 
     @OptionGroup var schedules: SchedulesOptions
 
+    @Flag(help: "Print the result as JSON: counts, errors, warnings and DST notes, each with file, line and column.")
+    var json = false
+
     func run() throws {
-        let definitions = try schedules.load()
+        guard json else {
+            let definitions = try schedules.load()
+            let tasks = definitions.tasks
+            print("\(schedules.path): \(definitions.environments.count) environments, \(tasks.count) tasks, "
+                  + "\(tasks.reduce(0) { $0 + $1.triggers.count }) triggers: all valid")
+            return
+        }
+        let definitions: Definitions
+        do {
+            definitions = try DefinitionLoader.load(directory: schedules.path)
+        } catch {
+            try printJSON(ValidationReport(directory: schedules.path, valid: false, diagnostics: error.diagnostics.map(ValidationReport.Item.init)))
+            throw ExitCode(1)
+        }
         let tasks = definitions.tasks
-        print("\(schedules.path): \(definitions.environments.count) environments, \(tasks.count) tasks, "
-              + "\(tasks.reduce(0) { $0 + $1.triggers.count }) triggers: all valid")
+        try printJSON(ValidationReport(
+            directory: schedules.path, valid: true, environments: definitions.environments.count, tasks: tasks.count,
+            triggers: tasks.reduce(0) { $0 + $1.triggers.count }, diagnostics: definitions.notices.map(ValidationReport.Item.init)))
     }
+}
+
+/// `validate --json`.
+struct ValidationReport: Encodable {
+    struct Item: Encodable {
+        var file: String
+        var line: Int
+        var column: Int
+        var severity: String
+        var message: String
+        var hint: String?
+
+        init(_ diagnostic: Diagnostic) {
+            (file, line, column, message, hint) = (diagnostic.file, diagnostic.line, diagnostic.column, diagnostic.message, diagnostic.hint)
+            severity = diagnostic.severity.rawValue
+        }
+    }
+
+    var directory: String
+    var valid: Bool
+    var environments: Int?
+    var tasks: Int?
+    var triggers: Int?
+    /// Errors (when not valid), warnings and notes.
+    var diagnostics: [Item]
 }
 
 /// `belfry deploy [DIR]`: validates, then replaces the deployed definitions in one transaction.

@@ -9,7 +9,11 @@ struct Next: ParsableCommand {
         discussion: """
             Each line starts with the slot's UTC instant in RFC 3339, then the wall-clock time in the \
             zone with its offset and abbreviation, then a marker when the slot is the first instant \
-            after a DST gap (after-dst-gap) or inside a repeated hour (repeated-first, repeated-second).
+            after a DST gap (after-dst-gap) or inside a repeated hour (repeated-first, repeated-second). \
+            A slot that follows a day whose matching times a DST gap skipped says so \
+            (skipped-in-dst-gap=2027-03-14T02:30).
+
+            H (Jenkins' hash) needs --hash-key; the resolved expression goes to standard error.
 
             Examples:
               belfry next "30 2 * * *" --timezone America/New_York --after 2026-03-07 --count 3
@@ -42,7 +46,10 @@ struct Next: ParsableCommand {
     @Option(name: .customLong("dst-repeated"), help: "A matching time shown twice: once (default, the first occurrence) or twice.")
     var dstRepeated = "once"
 
-    @Flag(help: "Print a JSON array of {slot, local, abbreviation, marker}.")
+    @Option(name: .customLong("hash-key"), help: "What places H items: a deployed trigger's is \"ENV.TASK TRIGGER\".")
+    var hashKey: String?
+
+    @Flag(help: "Print a JSON array of {slot, local, abbreviation, marker, skipped}.")
     var json = false
 
     func run() throws {
@@ -54,9 +61,22 @@ struct Next: ParsableCommand {
         let schedule = try makeSchedule(zone: zone, after: afterInstant)
         var output = SlotPrinter(zone: zone, json: json)
         var slot = afterInstant
+        // Gaps that skip matching times are looked for at each DST change, not at each slot.
+        let gaps = (schedule as? CronSchedule).flatMap { $0.dst.skipped == .skip ? $0 : nil }
+        func change(after instant: Instant) -> Instant? {  // within a year: DST zones change at least yearly
+            zone.transitions(from: instant, to: Instant(secondsSinceEpoch: instant.secondsSinceEpoch + 400 * 86400)).first?.instant
+        }
+        var nextChange = gaps.flatMap { _ in change(after: afterInstant) }
         for _ in 0..<count {
             guard let next = schedule.nextSlot(after: slot) else { break }
-            output.print(next)
+            var skipped: String?
+            if let cron = gaps, let upcoming = nextChange, upcoming <= next {
+                for passed in zone.transitions(from: slot, to: next) where passed.after > passed.before {
+                    if let gap = cron.encounter(at: passed) { skipped = "\(gap.date)T\(gap.first)" }
+                }
+                nextChange = change(after: next)
+            }
+            output.print(next, skipped: skipped)
             slot = next
         }
         output.finish()
@@ -86,7 +106,11 @@ struct Next: ParsableCommand {
             }
             let cron = PredefinedTrigger(rawValue: text)?.expression ?? text
             do {
-                return try CronSchedule(parsing: cron, zone: zone, dst: DSTPolicy(skipped: skipped, repeated: repeated))
+                let schedule = try CronSchedule(parsing: cron, zone: zone, dst: DSTPolicy(skipped: skipped, repeated: repeated), hashKey: hashKey)
+                if schedule.expression.resolved != cron {
+                    FileHandle.standardError.write(Data("belfry: \"\(cron)\" with hash key \"\(hashKey ?? "")\" is \"\(schedule.expression.resolved)\"\n".utf8))
+                }
+                return schedule
             } catch {
                 throw CommandFailure(error)
             }
@@ -112,7 +136,8 @@ struct SlotPrinter {
         if json { buffer.append(UInt8(ascii: "[")) }
     }
 
-    mutating func print(_ slot: Instant) {
+    /// `skipped`: the first matching time a DST gap skipped just before this slot.
+    mutating func print(_ slot: Instant, skipped: String? = nil) {
         let wall = zone.wallClock(at: slot)
         if json {
             buffer.append(contentsOf: first ? Array("\n  {\"slot\": \"".utf8) : Array(",\n  {\"slot\": \"".utf8))
@@ -123,6 +148,8 @@ struct SlotPrinter {
             buffer.append(contentsOf: wall.abbreviation.utf8)
             buffer.append(contentsOf: "\", \"marker\": ".utf8)
             buffer.append(contentsOf: wall.marker.map { "\"\($0.rawValue)\"" }?.utf8 ?? "null".utf8)
+            buffer.append(contentsOf: ", \"skipped\": ".utf8)
+            buffer.append(contentsOf: skipped.map { "\"\($0)\"" }?.utf8 ?? "null".utf8)
             buffer.append(UInt8(ascii: "}"))
         } else {
             Instant.appendRFC3339(of: slot.secondsSinceEpoch, offset: nil, to: &buffer)
@@ -133,6 +160,10 @@ struct SlotPrinter {
             if let marker = wall.marker {
                 buffer.append(contentsOf: "  ".utf8)
                 buffer.append(contentsOf: marker.rawValue.utf8)
+            }
+            if let skipped {
+                buffer.append(contentsOf: "  skipped-in-dst-gap=".utf8)
+                buffer.append(contentsOf: skipped.utf8)
             }
             buffer.append(UInt8(ascii: "\n"))
         }

@@ -68,10 +68,13 @@ struct SchedulesOptions: ParsableArguments {
 
     var path: String { directory ?? schedules ?? "schedules" }
 
-    /// The validated definitions, or every problem as a failure (one line each).
-    func load() throws -> Definitions {
+    /// The validated definitions, or every problem as a failure (one line each). Their warnings
+    /// and notes go to `notices`, by default standard error.
+    func load(notices: (Diagnostic) -> Void = { FileHandle.standardError.write(Data(($0.description + "\n").utf8)) }) throws -> Definitions {
         do {
-            return try DefinitionLoader.load(directory: path)
+            let definitions = try DefinitionLoader.load(directory: path)
+            definitions.notices.forEach(notices)
+            return definitions
         } catch {
             let count = error.diagnostics.count
             throw CommandFailure(
@@ -82,14 +85,17 @@ struct SchedulesOptions: ParsableArguments {
 
     /// Deploys the directory (all or nothing). Files whose bytes are exactly those deployed last
     /// are not read again: a restart with 100,000 unchanged triggers skips parsing them.
-    func deploy(to store: any Store, owner: String) async throws -> DeploySummary {
+    func deploy(
+        to store: any Store, owner: String,
+        notices: (Diagnostic) -> Void = { FileHandle.standardError.write(Data(($0.description + "\n").utf8)) }
+    ) async throws -> DeploySummary {
         do {
             if let fingerprints = DefinitionLoader.fingerprints(directory: path),
                 let summary = try await store.deployUnchanged(fingerprints: fingerprints, owner: owner, now: Date())
             {
                 return summary
             }
-            let definitions = try load()
+            let definitions = try load(notices: notices)
             return try await store.deploy(definitions, owner: owner, now: Date())
         } catch let failure as CommandFailure {
             throw failure

@@ -51,7 +51,7 @@ struct TriggerCommand: AsyncParsableCommand {
             if json { return Listing.trigger(status, nextSlot: status.nextSlot(after: now)).print() }
             let d = try await store.definition(task: target.task, trigger: target.trigger)
             var lines: [(String, String)] = [
-                ("trigger", "\(status.task) \(status.trigger)"), ("kind", d.schedule.kind), ("schedule", d.schedule.text),
+                ("trigger", "\(status.task) \(status.trigger)"), ("kind", d.schedule.kind), ("schedule", d.schedule.text + (status.resolvedSchedule == d.schedule.text ? "" : "  (H resolved: \(status.resolvedSchedule))")),
                 ("timezone", d.schedule.timezone), ("active", status.active ? "yes" : "no"),
                 ("owner", status.owner ?? "-"), ("updated", "\(status.updatedBy ?? "-") at \(utcMinutes(status.updatedAt))"),
                 ("queue", d.queue), ("overlap", d.overlap.rawValue), ("catch_up", d.catchUp.mode.rawValue),
