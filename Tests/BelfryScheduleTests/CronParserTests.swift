@@ -29,8 +29,6 @@ struct CronParserTests {
             ("60 * * * * *", .second, "60", "out of range"),
             ("5-1 * * * *", .minute, "5-1", "reversed range"),
             ("*/0 * * * *", .minute, "*/0", "step 0"),
-            ("*/60 * * * *", .minute, "*/60", "larger than the field's span"),
-            ("* */24 * * *", .hour, "*/24", "larger than the field's span"),
             ("1,,2 * * * *", .minute, "1,,2", "empty item"),
             ("1, * * * *", .minute, "1,", "empty item"),
             ("* * * FOO *", .month, "FOO", "not a known name"),

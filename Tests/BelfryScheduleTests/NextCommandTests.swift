@@ -19,7 +19,7 @@ struct NextCommandTests {
         #expect(result.status == 0)
         #expect(result.stdout == """
             2026-03-07T07:30:00Z  2026-03-07T02:30:00-05:00 EST
-            2026-03-09T06:30:00Z  2026-03-09T02:30:00-04:00 EDT
+            2026-03-09T06:30:00Z  2026-03-09T02:30:00-04:00 EDT  skipped-in-dst-gap=2026-03-08T02:30
 
             """)
         let fallBack = try Self.run("next", "*/30 * * * *", "--timezone", "America/New_York", "--after", "2026-11-01T05:20:00Z",
