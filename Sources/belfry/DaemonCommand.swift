@@ -23,6 +23,7 @@ struct DaemonCommand: AsyncParsableCommand {
     @OptionGroup var schedules: SchedulesOptions
     @OptionGroup var database: DatabaseOptions
     @Option(help: "text or json.") var logFormat = "text"
+    @Option(help: "The least level logged: debug, info, notice, warning (what deserves attention), error or critical.") var logLevel = "info"
     @Option(help: "How long running jobs may take to finish at shutdown.") var shutdownGrace = "30s"
     @Option(help: "This daemon's name among the nodes sharing a PostgreSQL database. Default: HOST:PID.") var nodeName: String?
     @Option(help: "How long this node's lease lasts without renewal (renewed every second) before another node takes it over.")
@@ -40,7 +41,14 @@ struct DaemonCommand: AsyncParsableCommand {
             leaseMilliseconds = try DurationText.milliseconds(lease, field: "--lease")
         } catch { throw CommandFailure(error) }
         guard leaseMilliseconds >= 2000 else { throw CommandFailure("--lease must be at least 2s (it is renewed every second), not \(lease)") }
-        let log = Logger(label: "belfry") { _ in BelfryLogHandler(format: format) }
+        guard let level = Logger.Level(rawValue: logLevel), level != .trace else {
+            throw CommandFailure("--log-level must be debug, info, notice, warning, error or critical, not \"\(logLevel)\"")
+        }
+        let log = Logger(label: "belfry") { _ in
+            var handler = BelfryLogHandler(format: format)
+            handler.logLevel = level
+            return handler
+        }
         // Two malloc arenas, not 8 per core: every job's threads (output, wait) would otherwise
         // spread the daemon's small allocations over arenas that are seldom given back.
         GlibcMalloc.limitArenas(to: 2)

@@ -227,6 +227,40 @@ struct DaemonProcessTests {
         #expect(states.isSubset(of: ["succeeded", "missed", "skipped"]), "\(states)")
     }
 
+    @Test("the log tells the whole story in JSON: a failed attempt, its retry and success; a timeout's SIGTERM, SIGKILL and failure")
+    func logStory() async throws {
+        let directory = try TemporaryDirectory()
+        let marker = directory.path + "/failed-once"
+        try directory.write("schedules/s.yaml", """
+            environment: { name: s }
+            tasks:
+              - name: flaky
+                command: { shell: 'if [ -f \(marker) ]; then echo ok; else touch \(marker); exit 1; fi' }
+                retries: { count: 2, backoff: { initial: 200ms, jitter: 0 } }
+                triggers: [{ name: soon, cron: "* * * * * *", overlap: forbid }]
+              - name: hang
+                command: { shell: 'trap "" TERM; sleep 30' }
+                timeout: 1s
+                kill_grace: 300ms
+                triggers: [{ name: soon, cron: "* * * * * *", overlap: forbid }]
+            """)
+        let log = directory.path + "/daemon.log"
+        let daemon = try Self.start(directory, log: log, arguments: ["--log-format", "json"])
+        defer { Self.stop(daemon) }
+        let text = try await Self.waitForLog(log, containing: "\"outcome\":\"timed_out\"")
+        let lines = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+        func first(_ message: String, _ task: String, _ pairs: [String: String] = [:]) -> [String: String]? {
+            lines.first { $0["message"] == message && $0["task"] == task && pairs.allSatisfy { key, value in $0[key] == value } }
+        }
+        #expect(first("attempt failed", "s.flaky", ["attempt": "1", "exit_code": "1", "outcome": "failed", "trigger": "soon"])?["level"] == "warning")
+        #expect(first("retry scheduled", "s.flaky", ["next_attempt": "2", "of": "3", "in": "0.200s"]) != nil)
+        #expect(first("attempt started", "s.flaky", ["attempt": "2", "command": "primary"])?["pid"] != nil)
+        #expect(first("attempt ended", "s.flaky", ["attempt": "2", "outcome": "succeeded"])?["level"] == "info")
+        #expect(first("attempt timed out: SIGTERM sent to its process group", "s.hang", ["max_runtime": "1.000s", "sigkill_after": "0.300s"]) != nil)
+        #expect(first("SIGKILL sent: the process group outlived its grace after SIGTERM", "s.hang") != nil)
+        #expect(first("attempt failed", "s.hang", ["outcome": "timed_out", "signal": "SIGKILL (9)"]) != nil, "\(text)")
+    }
+
     @Test("a second daemon on the same database refuses to start")
     func secondDaemon() async throws {
         let directory = try TemporaryDirectory()

@@ -14,7 +14,7 @@ let benchmarks: @Sendable () -> Void = {
     for (expression, zoneName) in ScheduleCases.all {
         Benchmark("nextSlot \(expression) \(zoneName)") { benchmark in
             let schedule = try CronSchedule(
-                parsing: expression, zone: TimeZoneDatabase.system.rules(for: zoneName))
+                parsing: expression, zone: TimeZoneDatabase.system.rules(for: zoneName), hashKey: "ops.backup nightly")
             // Walk forward slot by slot, as a daemon does; wrap around to stay in a realistic era.
             var instant = ScheduleCases.start
             benchmark.startMeasurement()
@@ -34,6 +34,10 @@ enum ScheduleCases {
         ("0 9 * * 1-5", "Europe/Berlin"),
         ("*/5 9-17 * * 1-5", "America/Los_Angeles"),
         ("0 0 L * *", "Australia/Lord_Howe"),
+        ("0 9 15W * *", "Europe/London"),
+        ("0 17 LW * *", "America/New_York"),
+        ("H H(0-5) * * *", "Europe/Berlin"),
+        ("H/15 * * * *", "UTC"),
     ]
     static let start = Instant(secondsSinceEpoch: 1_767_225_600)  // 2026-01-01T00:00:00Z
     static let end = Instant(secondsSinceEpoch: 2_082_758_400)  // 2036-01-01T00:00:00Z
