@@ -74,11 +74,8 @@ struct APIRoutes: Sendable {
         // The next 10 slots, with their wall-clock time and DST markers.
         var upcoming: [JSONValue] = []
         if let next, let zone = try? zones.rules(for: status.schedule.timezone), let schedule = try? status.slots(zones: zones) {
-            var slot: Instant? = next
-            while let current = slot, upcoming.count < 10 {
-                upcoming.append(Listing.slot(current, zone: zone))
-                slot = schedule.nextSlot(after: current)
-            }
+            let after = Instant(secondsSinceEpoch: next.secondsSinceEpoch - 1)
+            upcoming = MarkedSlots(schedule, zone: zone, after: after).prefix(10).map { Listing.slot($0.slot, zone: zone, skipped: $0.skipped) }
         }
         members.append(("upcoming", .array(upcoming)))
         return HTTPServer.json(.object(members))
@@ -245,13 +242,8 @@ struct APIRoutes: Sendable {
             default:
                 throw APIError(.badRequest, "bad_request", "give cron=EXPRESSION or every=DURATION, one of them")
             }
-            var slots: [JSONValue] = []
-            var slot = after
-            while slots.count < count, let next = schedule.nextSlot(after: slot) {
-                slots.append(Listing.slot(next, zone: zone))
-                slot = next
-            }
-            return HTTPServer.json(.array(slots))
+            let slots = MarkedSlots(schedule, zone: zone, after: after).prefix(count).map { Listing.slot($0.slot, zone: zone, skipped: $0.skipped) }
+            return HTTPServer.json(.array(Array(slots)))
         } catch let error as APIError {
             throw error
         } catch {

@@ -59,12 +59,13 @@ enum OpenAPIDocument {
                 updated_at: { type: string }
             Slot:
               type: object
-              required: [slot, local, abbreviation, marker]
+              required: [slot, local, abbreviation, marker, skipped]
               properties:
                 slot: { type: string }
                 local: { type: string }
                 abbreviation: { type: string }
                 marker: { type: [string, "null"], enum: [after-dst-gap, repeated-first, repeated-second, null] }
+                skipped: { type: [string, "null"], description: "The first matching wall-clock time (YYYY-MM-DDTHH:MM) a DST gap took away just before this slot." }
             TriggerDetail:
               allOf:
                 - $ref: "#/components/schemas/Trigger"

@@ -85,13 +85,15 @@ public enum Listing {
 
 extension Listing {
     /// `next`: a slot with its wall-clock time in `zone` and its DST marker.
-    public static func slot(_ slot: Instant, zone: ZoneRules) -> JSONValue {
+    /// `skipped`: the first matching time a DST gap took away just before this slot.
+    public static func slot(_ slot: Instant, zone: ZoneRules, skipped: String? = nil) -> JSONValue {
         let wall = zone.wallClock(at: slot)
         var local: [UInt8] = []
         Instant.appendRFC3339(of: wall.local, offset: wall.offset, to: &local)
         return .object([
             ("slot", .string(slot.rfc3339)), ("local", .string(String(decoding: local, as: UTF8.self))),
             ("abbreviation", .string(wall.abbreviation)), ("marker", .optional(wall.marker?.rawValue)),
+            ("skipped", .optional(skipped)),
         ])
     }
 }

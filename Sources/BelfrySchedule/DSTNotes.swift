@@ -66,3 +66,39 @@ extension CronSchedule {
         return "\(twoDigits(c.hour)):\(twoDigits(c.minute))" + (c.second == 0 ? "" : ":\(twoDigits(c.second))")
     }
 }
+
+/// The slots of a schedule after an instant, each with the first matching time a DST gap took
+/// away just before it (`2027-03-14T02:30`), so that a listing can say a day is missing. Gaps
+/// are looked for at each change of the zone's offset, not at each slot.
+public struct MarkedSlots: Sequence, IteratorProtocol {
+    let schedule: any SlotSchedule
+    let zone: ZoneRules
+    /// The cron schedule whose skipped times are reported (nil: a rate, or `skipped: shift`).
+    let gaps: CronSchedule?
+    var last: Instant
+    var nextChange: Instant?
+
+    public init(_ schedule: any SlotSchedule, zone: ZoneRules, after: Instant) {
+        (self.schedule, self.zone, self.last) = (schedule, zone, after)
+        gaps = (schedule as? CronSchedule).flatMap { $0.dst.skipped == .skip ? $0 : nil }
+        nextChange = gaps == nil ? nil : Self.change(in: zone, after: after)
+    }
+
+    /// The next change within a year: a zone with DST changes at least yearly.
+    static func change(in zone: ZoneRules, after instant: Instant) -> Instant? {
+        zone.transitions(from: instant, to: Instant(secondsSinceEpoch: instant.secondsSinceEpoch + 400 * 86400)).first?.instant
+    }
+
+    public mutating func next() -> (slot: Instant, skipped: String?)? {
+        guard let slot = schedule.nextSlot(after: last) else { return nil }
+        var skipped: String?
+        if let cron = gaps, let upcoming = nextChange, upcoming <= slot {
+            for passed in zone.transitions(from: last, to: slot) where passed.after > passed.before {
+                if let gap = cron.encounter(at: passed) { skipped = "\(gap.date)T\(gap.first)" }
+            }
+            nextChange = Self.change(in: zone, after: slot)
+        }
+        last = slot
+        return (slot, skipped)
+    }
+}

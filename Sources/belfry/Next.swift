@@ -60,24 +60,8 @@ struct Next: ParsableCommand {
             ?? Instant(secondsSinceEpoch: Int64(Date().timeIntervalSince1970.rounded(.down)))
         let schedule = try makeSchedule(zone: zone, after: afterInstant)
         var output = SlotPrinter(zone: zone, json: json)
-        var slot = afterInstant
-        // Gaps that skip matching times are looked for at each DST change, not at each slot.
-        let gaps = (schedule as? CronSchedule).flatMap { $0.dst.skipped == .skip ? $0 : nil }
-        func change(after instant: Instant) -> Instant? {  // within a year: DST zones change at least yearly
-            zone.transitions(from: instant, to: Instant(secondsSinceEpoch: instant.secondsSinceEpoch + 400 * 86400)).first?.instant
-        }
-        var nextChange = gaps.flatMap { _ in change(after: afterInstant) }
-        for _ in 0..<count {
-            guard let next = schedule.nextSlot(after: slot) else { break }
-            var skipped: String?
-            if let cron = gaps, let upcoming = nextChange, upcoming <= next {
-                for passed in zone.transitions(from: slot, to: next) where passed.after > passed.before {
-                    if let gap = cron.encounter(at: passed) { skipped = "\(gap.date)T\(gap.first)" }
-                }
-                nextChange = change(after: next)
-            }
-            output.print(next, skipped: skipped)
-            slot = next
+        for (slot, skipped) in MarkedSlots(schedule, zone: zone, after: afterInstant).prefix(count) {
+            output.print(slot, skipped: skipped)
         }
         output.finish()
     }

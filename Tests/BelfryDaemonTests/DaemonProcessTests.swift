@@ -250,7 +250,7 @@ struct DaemonProcessTests {
         let text = try await Self.waitForLog(log, containing: "\"outcome\":\"timed_out\"")
         let lines = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
         func first(_ message: String, _ task: String, _ pairs: [String: String] = [:]) -> [String: String]? {
-            lines.first { $0["message"] == message && $0["task"] == task && pairs.allSatisfy { key, value in $0[key] == value } }
+            lines.first { line in line["message"] == message && line["task"] == task && pairs.allSatisfy { line[$0.key] == $0.value } }
         }
         #expect(first("attempt failed", "s.flaky", ["attempt": "1", "exit_code": "1", "outcome": "failed", "trigger": "soon"])?["level"] == "warning")
         #expect(first("retry scheduled", "s.flaky", ["next_attempt": "2", "of": "3", "in": "0.200s"]) != nil)

@@ -112,14 +112,14 @@ struct APITests {
         try await harness.application.test(.router) { client in
             let list = try #require(try json(try await client.execute(uri: "/api/v1/triggers", method: .get, headers: bearer(APIHarness.admin))) as? [[String: Any]])
             #expect(list.map { $0["trigger"] as? String } == ["hourly", "rate"])
-            #expect(Set(list[0].keys) == ["task", "trigger", "kind", "schedule", "timezone", "active", "next_slot", "last_run", "owner", "updated_by", "updated_at"])
+            #expect(Set(list[0].keys) == ["task", "trigger", "kind", "schedule", "resolved_schedule", "timezone", "active", "next_slot", "last_run", "owner", "updated_by", "updated_at"])
             let limited = try #require(try json(try await client.execute(uri: "/api/v1/triggers?limit=1", method: .get, headers: bearer(APIHarness.admin))) as? [Any])
             #expect(limited.count == 1)
 
             let show = try #require(try json(try await client.execute(uri: "/api/v1/triggers/ops.job/hourly", method: .get, headers: bearer(APIHarness.admin))) as? [String: Any])
             let upcoming = try #require(show["upcoming"] as? [[String: Any]])
             #expect(upcoming.count == 10)
-            #expect(Set(upcoming[0].keys) == ["slot", "local", "abbreviation", "marker"])
+            #expect(Set(upcoming[0].keys) == ["slot", "local", "abbreviation", "marker", "skipped"])
             #expect(upcoming[0]["slot"] as? String == show["next_slot"] as? String)
 
             let activated = try await client.execute(uri: "/api/v1/triggers/ops.job/rate/activate", method: .post, headers: bearer(APIHarness.admin))
