@@ -27,7 +27,7 @@ struct DeployCommandTests {
         #expect(tenSeconds["owner"] as? String == "ci")
         #expect(tenSeconds["kind"] as? String == "every")
         #expect(tenSeconds["next_slot"] is String)
-        #expect(tenSeconds.keys.sorted() == ["active", "kind", "last_run", "next_slot", "owner", "schedule", "task", "timezone", "trigger", "updated_at", "updated_by"])
+        #expect(tenSeconds.keys.sorted() == ["active", "kind", "last_run", "next_slot", "owner", "resolved_schedule", "schedule", "task", "timezone", "trigger", "updated_at", "updated_by"])
         let show = try BelfryCommand.run("trigger", "show", "heartbeat.touch", "every_10s", "--database", database)
         #expect(show.stdout.contains("next slots"))
     }
