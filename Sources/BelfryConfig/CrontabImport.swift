@@ -210,8 +210,15 @@ public struct CrontabImport: Sendable {
             ?? words.first ?? "job"
         var base = String(program.split(separator: "/").last ?? Substring(program))
         if let dot = base.lastIndex(of: "."), dot != base.startIndex { base = String(base[..<dot]) }
+        var name = snakeCase(base)
+        if name.isEmpty || !name.first!.isLetter { name = "job" + (name.isEmpty ? "" : "_" + name) }
+        return String(name.prefix(40))
+    }
+
+    /// `Backup-Jobs.v2` → `backup_jobs_v2`: lowercase letters and digits, runs of anything else one `_`.
+    public static func snakeCase(_ text: String) -> String {
         var name = ""
-        for c in base.lowercased() {
+        for c in text.lowercased() {
             if c.isASCII && (c.isLetter || c.isNumber) {
                 name.append(c)
             } else if !name.hasSuffix("_"), !name.isEmpty {
@@ -219,8 +226,7 @@ public struct CrontabImport: Sendable {
             }
         }
         while name.hasSuffix("_") { name.removeLast() }
-        if name.isEmpty || !name.first!.isLetter { name = "job" + (name.isEmpty ? "" : "_" + name) }
-        return String(name.prefix(40))
+        return name
     }
 
     /// A YAML double-quoted scalar (JSON's string syntax is a subset of it).

@@ -47,7 +47,7 @@ struct ImportCommand: ParsableCommand {
                 throw CommandFailure("this machine's time zone is not set ($TZ, /etc/localtime): give --timezone ZONE")
             }
             do { _ = try TimeZoneDatabase.system.rules(for: zone) } catch { throw CommandFailure("--timezone: \(error)") }
-            let name = try environment ?? Self.environmentName(file)
+            let name = environment ?? Self.environmentName(file)
             let result = CrontabImport.convert(text, source: file == "-" ? "standard input" : file, environment: name, zone: zone,
                                                system: system, user: user)
             // What is printed must deploy: check it as `validate` would.
@@ -68,13 +68,9 @@ struct ImportCommand: ParsableCommand {
         }
 
         /// `cron.d/backup-jobs` → `backup_jobs`.
-        static func environmentName(_ file: String) throws -> String {
+        static func environmentName(_ file: String) -> String {
             let base = file == "-" ? "crontab" : ((file as NSString).lastPathComponent as NSString).deletingPathExtension
-            var name = ""
-            for c in base.lowercased() {
-                if c.isASCII && (c.isLetter || c.isNumber) { name.append(c) } else if !name.isEmpty, !name.hasSuffix("_") { name.append("_") }
-            }
-            while name.hasSuffix("_") { name.removeLast() }
+            let name = CrontabImport.snakeCase(base)
             guard let first = name.first, first.isLetter else { return "crontab" }
             return name
         }
