@@ -151,8 +151,11 @@ struct EnvironmentReader {
                 (line, column) = (mark.line, mark.column)
                 message = "invalid YAML: " + problem + (context.map { " (\($0.text))" } ?? "")
             case .duplicatedKeysInMapping(let duplicates, let context):
-                (line, column) = (context.mark.line, context.mark.column)
+                // Yams points at the first occurrence; the mistake is the second one.
+                let first = (line: context.mark.line, column: context.mark.column)
+                (line, column) = duplicates.first.flatMap { Self.repeated($0, after: first, in: text) } ?? first
                 message = "duplicate key \(duplicates.map { "\"\($0)\"" }.joined(separator: ", ")) in a mapping"
+                    + ((line, column) == first ? "" : " (first at \(first.line):\(first.column))")
             default:
                 break
             }
@@ -165,6 +168,40 @@ struct EnvironmentReader {
             file.diagnostics.append(Diagnostic(file: file.path, line: 0, column: 0, message: "invalid YAML: \(error)"))
             return nil
         }
+    }
+
+    /// Where `key`, first at `first` (1-based line and column), appears again in the same mapping:
+    /// later on the same line (a flow mapping), or on a later line at the same column before the
+    /// mapping's indentation ends (a block mapping).
+    static func repeated(_ key: String, after first: (line: Int, column: Int), in text: String) -> (line: Int, column: Int)? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { Array($0.utf8) }
+        let spellings = [key, "\"\(key)\"", "'\(key)'"].map { Array($0.utf8) }
+        func isKey(_ line: [UInt8], at index: Int) -> Bool {
+            for spelling in spellings where line.count >= index + spelling.count && Array(line[index..<index + spelling.count]) == spelling {
+                var rest = index + spelling.count
+                while rest < line.count, line[rest] == UInt8(ascii: " ") { rest += 1 }
+                if rest < line.count, line[rest] == UInt8(ascii: ":") { return true }
+            }
+            return false
+        }
+        guard first.line >= 1, first.line <= lines.count else { return nil }
+        let firstLine = lines[first.line - 1]
+        let indent = first.column - 1
+        if firstLine.count > indent + 1 {
+            for index in (indent + 1)..<firstLine.count where isKey(firstLine, at: index)
+                && (firstLine[index - 1] == UInt8(ascii: " ") || firstLine[index - 1] == UInt8(ascii: ",") || firstLine[index - 1] == UInt8(ascii: "{")) {
+                return (first.line, index + 1)
+            }
+        }
+        for number in first.line..<lines.count {
+            let line = lines[number]
+            guard let start = line.firstIndex(where: { $0 != UInt8(ascii: " ") }), line[start] != UInt8(ascii: "#") else { continue }
+            if start < indent { return nil }  // the mapping has ended
+            // A block mapping's key at the column; in a sequence's item, after "- " at the indentation above it.
+            if start == indent, isKey(line, at: indent) { return (number + 1, indent + 1) }
+            if start < indent, line[start] == UInt8(ascii: "-"), isKey(line, at: indent) { return (number + 1, indent + 1) }
+        }
+        return nil
     }
 
     private mutating func readQueues(_ node: Node) {

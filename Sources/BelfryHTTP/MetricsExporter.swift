@@ -34,14 +34,14 @@ public final class MetricsExporter: Sendable {
     /// From a slot to its first attempt's start: milliseconds, or seconds when something is wrong.
     static let latenessBuckets: [Duration] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60].map { .milliseconds(Int64($0 * 1000)) }
 
-    /// `read` is called at each scrape.
+    /// `build` labels `belfry_build_info` (version, commit...); `read` is called at each scrape.
     public init(
-        version: String, read: @escaping @Sendable () async -> Reading,
+        build: [(String, String)], read: @escaping @Sendable () async -> Reading,
         perTrigger: (@Sendable () async -> [(task: String, trigger: String, next: Instant?, lastSuccess: Date?)])? = nil
     ) {
         self.read = read
         self.perTrigger = perTrigger
-        registry.makeGauge(descriptor: Self.name("build", "info", "Always 1: the running version."), labels: [("version", version)]).set(to: 1)
+        registry.makeGauge(descriptor: Self.name("build", "info", "Always 1: the running version, its commit, Swift and SQLite."), labels: build).set(to: 1)
         storeErrors = registry.makeCounter(descriptor: Self.name("store_errors", "total", "Times the database failed under the daemon."))
         clockJumps = registry.makeCounter(descriptor: Self.name("wall_clock_jumps", "total", "Wall-clock jumps noticed."))
         activeTriggers = registry.makeGauge(descriptor: Self.name("triggers", "", "Triggers the daemon schedules."), labels: [("active", "true")])

@@ -55,6 +55,12 @@ public final class BelfryDatabase: Sendable {
 
     /// The default location: `$BELFRY_DATABASE`, else `$XDG_STATE_HOME/belfry/belfry.sqlite`, else
     /// `~/.local/state/belfry/belfry.sqlite`.
+    /// The SQLite library linked in, as `3.40.1`.
+    public static var sqliteVersion: String {
+        let number = Database.sqliteLibVersionNumber
+        return "\(number / 1_000_000).\(number / 1000 % 1000).\(number % 1000)"
+    }
+
     public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let path = environment["BELFRY_DATABASE"], !path.isEmpty { return path }
         let state = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 }

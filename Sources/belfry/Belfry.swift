@@ -7,6 +7,7 @@ struct Belfry: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "belfry",
         abstract: "A cron-style job scheduler with exact time-zone and DST rules.",
+        version: BuildDescription.line,
         subcommands: [Next.self, Validate.self, Deploy.self, TriggerCommand.self, DaemonCommand.self, RunTask.self, Runs.self, Logs.self, Stats.self, Prune.self, StepCommand.self, Nodes.self, CopyStore.self, HTTPToken.self, ImportCommand.self, GuardAttempts.self]
     )
 }

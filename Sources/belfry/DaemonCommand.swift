@@ -10,8 +10,6 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// This build's version (`/metrics`' `belfry_build_info`).
-let belfryVersion = "0.5.0"
 
 /// `belfry daemon`: deploys the schedules directory and runs every active trigger at its slots.
 struct DaemonCommand: AsyncParsableCommand {
@@ -88,7 +86,7 @@ struct DaemonCommand: AsyncParsableCommand {
         }
         let queues = executor.queues
         let isShared = database.isShared
-        let metrics = MetricsExporter(version: belfryVersion, read: {
+        let metrics = MetricsExporter(build: BuildDescription.labels, read: {
             var reading = MetricsExporter.Reading(activeTriggers: activeTriggers.withLock { $0 }, queues: await queues.loads())
             if isShared {
                 reading.nodes = (try? await store.nodes())?.count { $0.leaseUntil > Date() }

@@ -104,7 +104,13 @@ struct DefinitionLoaderTests {
         "bad files: each problem at its file, line and column",
         arguments: [
             ("tasks:\n  - name: a\n    comand: [x]\n    command: [x]\n", "t.yaml:3:5: unknown key \"comand\" in task; did you mean \"command\"?"),
-            ("tasks:\n  - name: a\n    command: [x]\n    command: [y]\n", "t.yaml:3:5: duplicate key \"command\""),
+            // At the duplicate, naming the first.
+            ("tasks:\n  - name: a\n    command: [x]\n    command: [y]\n", "t.yaml:4:5: duplicate key \"command\" in a mapping (first at 3:5)"),
+            ("tasks:\n  - name: a\n    command: [x]\n    triggers:\n      - name: t\n        cron: \"0 * * * *\"\n        # again\n\n        cron: \"5 * * * *\"\n",
+             "t.yaml:9:9: duplicate key \"cron\" in a mapping (first at 6:9)"),
+            ("tasks:\n  - name: a\n    command: [x]\n    triggers: [{ name: t, cron: \"0 * * * *\", \"cron\": \"1 * * * *\" }]\n",
+             "t.yaml:4:46: duplicate key \"cron\" in a mapping (first at 4:27)"),
+            ("tasks:\n  - command: [x]\n    name: a\n  - name: b\n    command: [y]\n    name: c\n", "t.yaml:6:5: duplicate key \"name\" in a mapping (first at 4:5)"),
             ("environment:\n\tname: x\ntasks: []\n", "t.yaml:2:1: invalid YAML"),
             ("tasks:\n  - name: a\n    command: [x]\n    triggers: [{ name: t, cron: \"0 0 30 2 *\" }]\n", "t.yaml:4:34: cron: \"0 0 30 2 *\" never fires"),
             ("tasks:\n  - name: a\n    command: [x]\n    triggers: [{ name: t, cron: \"0 0 * * FRY\" }]\n", "t.yaml:4:42: cron: day-of-week field: \"FRY\""),

@@ -62,7 +62,7 @@ struct APIHarness {
 
     var application: some ApplicationProtocol {
         let tokens = HTTPTokens(tokens: [(name: "ops-admin", role: .admin, secret: Self.admin), (name: "viewer", role: .read, secret: Self.reader)])
-        let metrics = MetricsExporter(version: "test") { .init(activeTriggers: 2, queues: [:]) }
+        let metrics = MetricsExporter(build: [("version", "test")]) { .init(activeTriggers: 2, queues: [:]) }
         metrics.runFinished(task: "ops.job", state: "failed")
         let (changes, healthy) = (self.changes, self.healthy)
         let (store, started, cancelled) = (self.store, self.started, self.cancelled)
@@ -272,7 +272,7 @@ struct OpenAPITests {
 struct MetricsTests {
     @Test("per-trigger series: next slot and last success, label values escaped; missed slots by their reason's first words")
     func perTrigger() async throws {
-        let metrics = MetricsExporter(version: "1", read: { .init(activeTriggers: 1, queues: [:]) }, perTrigger: {
+        let metrics = MetricsExporter(build: [("version", "1")], read: { .init(activeTriggers: 1, queues: [:]) }, perTrigger: {
             [(task: "ops.job", trigger: "hourly", next: Instant(secondsSinceEpoch: 1_800_000_000), lastSuccess: Date(timeIntervalSince1970: 1_799_999_000.5)),
              (task: "ops.odd", trigger: "q\"u\\o\nte", next: nil, lastSuccess: nil)]
         })
@@ -287,7 +287,7 @@ struct MetricsTests {
 
     @Test("every family of the daemon: attempts, histograms, queues, circuits, nodes; promtool finds nothing to say when installed")
     func families() async throws {
-        let metrics = MetricsExporter(version: "1", read: {
+        let metrics = MetricsExporter(build: [("version", "1")], read: {
             .init(activeTriggers: 3, queues: ["default": (2, 0), "backups": (1, 4)], nodes: 2, leaseRemaining: .milliseconds(8500))
         }, perTrigger: { [(task: "ops.job", trigger: "hourly", next: Instant(secondsSinceEpoch: 1_800_000_000), lastSuccess: nil)] })
         metrics.attemptEnded(task: "ops.job", outcome: "failed")

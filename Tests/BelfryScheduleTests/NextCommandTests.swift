@@ -70,3 +70,14 @@ struct NextCommandTests {
         #expect(lines.last?.hasPrefix("2026-01-12T13:46:40Z") == true)
     }
 }
+
+@Suite("belfry --version")
+struct VersionTests {
+    @Test("one line: the version, the commit it was built from, Swift's and SQLite's versions")
+    func version() throws {
+        let result = try BelfryCommand.run(["--version"])
+        #expect(result.status == 0)
+        let pattern = #/belfry \d+\.\d+\.\d+ \(commit ([0-9a-f]{12}|unknown), Swift \d+\.\d+(\.\d+)?, SQLite 3\.\d+\.\d+\)\n/#
+        #expect(result.stdout.wholeMatch(of: pattern) != nil, "\(result.stdout)")
+    }
+}
