@@ -97,6 +97,18 @@ public enum TriggerSchedule: Hashable, Sendable, Codable {
         }
     }
 
+    /// Whether slots fall between whole minutes (a seconds field other than `0`; a rate in
+    /// seconds or anchored at an instant with seconds): listings then show seconds.
+    public var slotsBetweenMinutes: Bool {
+        switch self {
+        case .cron(let expression, _, _, _):
+            let fields = expression.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            return fields.count == 6 && Int(fields[0]) != 0
+        case .every(let seconds, let start, _):
+            return seconds % 60 != 0 || (start?.secondsSinceEpoch ?? 1) % 60 != 0
+        }
+    }
+
     /// Whether a cron expression holds Jenkins' `H`: its slots depend on the trigger's name.
     public var isHashed: Bool {
         if case .cron(let expression, _, _, _) = self { return expression.contains { $0 == "H" || $0 == "h" } }

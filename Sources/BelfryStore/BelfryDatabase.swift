@@ -53,14 +53,14 @@ public final class BelfryDatabase: Sendable {
     /// The daemon lock file's descriptor, once `join` took it.
     let daemonLock = Mutex<Int32?>(nil)
 
-    /// The default location: `$BELFRY_DATABASE`, else `$XDG_STATE_HOME/belfry/belfry.sqlite`, else
-    /// `~/.local/state/belfry/belfry.sqlite`.
     /// The SQLite library linked in, as `3.40.1`.
     public static var sqliteVersion: String {
         let number = Database.sqliteLibVersionNumber
         return "\(number / 1_000_000).\(number / 1000 % 1000).\(number % 1000)"
     }
 
+    /// The default location: `$BELFRY_DATABASE`, else `$XDG_STATE_HOME/belfry/belfry.sqlite`, else
+    /// `~/.local/state/belfry/belfry.sqlite`.
     public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let path = environment["BELFRY_DATABASE"], !path.isEmpty { return path }
         let state = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
@@ -69,8 +69,16 @@ public final class BelfryDatabase: Sendable {
     }
 
     /// Opens (creating it, mode 0600, in a directory created 0700) and migrates the database.
-    public init(path: String) throws(StoreError) {
+    ///
+    /// `readOnly`: the caller only reads. A database that exists but that this process may not
+    /// write (the file, its directory or its file system is read-only) is then opened read-only,
+    /// without migrating; its schema must be current.
+    public init(path: String, readOnly: Bool = false) throws(StoreError) {
         self.path = path
+        if readOnly, FileManager.default.fileExists(atPath: path), !Self.isWritable(path) {
+            pool = try Self.openReadOnly(path: path)
+            return
+        }
         let directory = (path as NSString).deletingLastPathComponent
         do {
             try FileManager.default.createDirectory(
@@ -99,6 +107,43 @@ public final class BelfryDatabase: Sendable {
         } catch {
             throw .cannotOpen(path: path, reason: Self.reason(error, path: path))
         }
+    }
+
+    /// Whether this process may write the database: the file and its directory (for the WAL and
+    /// shared-memory files beside it).
+    private static func isWritable(_ path: String) -> Bool {
+        let directory = (path as NSString).deletingLastPathComponent
+        return access(path, W_OK) == 0 && access(directory.isEmpty ? "." : directory, W_OK) == 0
+    }
+
+    /// A read-only pool on a database with a current schema. With no WAL file beside it (closed
+    /// cleanly, or a copy) in a directory this user may not write, the file is opened as
+    /// immutable: SQLite could not create the shared-memory file a WAL reader needs. A writer
+    /// that starts meanwhile writes to a new WAL, not to the file, until its first checkpoint.
+    private static func openReadOnly(path: String) throws(StoreError) -> DatabasePool {
+        var configuration = GRDB.Configuration()
+        configuration.readonly = true
+        configuration.label = "belfry"
+        var location = path
+        let directory = (path as NSString).deletingLastPathComponent
+        if !FileManager.default.fileExists(atPath: path + "-wal"), access(directory.isEmpty ? "." : directory, W_OK) != 0 {
+            let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+            location = "file:" + (absolute.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? absolute) + "?immutable=1"
+        }
+        let pool: DatabasePool
+        let current: Bool
+        do {
+            pool = try DatabasePool(path: location, configuration: configuration)
+            current = try pool.read { db in try migrator.hasCompletedMigrations(db) && !migrator.hasBeenSuperseded(db) }
+        } catch {
+            throw .cannotOpen(path: path, reason: "opened read-only (this user may not write it): " + Self.reason(error))
+        }
+        guard current else {
+            throw .cannotOpen(
+                path: path,
+                reason: "it is read-only here and its schema is not this belfry's version; a belfry of this version that may write it (the daemon, `belfry deploy`) brings it up to date")
+        }
+        return pool
     }
 
     /// Opens the pool and brings the schema up to date, settling the races of processes that

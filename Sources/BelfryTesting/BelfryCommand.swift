@@ -20,10 +20,19 @@ public enum BelfryCommand {
         return candidates[0].appendingPathComponent("belfry")
     }
 
-    public static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+    /// `launcher`: a command that runs the executable (`setpriv --reuid=...`), given `executable`
+    /// (default: the built one) then `arguments`.
+    public static func run(
+        _ arguments: [String], environment: [String: String] = [:], launcher: [String] = [], executable: URL = executable
+    ) throws -> Result {
         let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
+        if let program = launcher.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = launcher.dropFirst() + [executable.path] + arguments
+        } else {
+            process.executableURL = executable
+            process.arguments = arguments
+        }
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe()
         let err = Pipe()

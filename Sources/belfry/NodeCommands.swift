@@ -12,7 +12,7 @@ struct Nodes: AsyncParsableCommand {
     @Flag(help: "Print a JSON array.") var json = false
 
     func run() async throws {
-        let nodes = try await database.open().nodes()
+        let nodes = try await database.open(readOnly: true).nodes()
         if json {
             return JSONValue.array(nodes.map(Listing.node)).print()
         }

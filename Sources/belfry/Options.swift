@@ -32,18 +32,20 @@ struct DatabaseOptions: ParsableArguments {
         }
     }
 
-    func open() async throws -> any Store {
-        try await Self.open(text, passwordFile: databasePasswordFile)
+    /// `readOnly`: the command only reads, so a SQLite file this user may not write is opened
+    /// read-only rather than refused.
+    func open(readOnly: Bool = false) async throws -> any Store {
+        try await Self.open(text, passwordFile: databasePasswordFile, readOnly: readOnly)
     }
 
     /// Opens a SQLite file or connects to a PostgreSQL URL; errors never show a password.
-    static func open(_ text: String, passwordFile: String? = nil) async throws -> any Store {
+    static func open(_ text: String, passwordFile: String? = nil, readOnly: Bool = false) async throws -> any Store {
         do {
             if PostgresLocation.isURL(text) {
                 let location = try PostgresLocation(text, passwordFile: passwordFile)
                 return try await PostgresStore.connect(location, logDirectory: localStateDirectory() + "/logs")
             }
-            return try BelfryDatabase(path: text)
+            return try BelfryDatabase(path: text, readOnly: readOnly)
         } catch let error as StoreError {
             throw CommandFailure(error)
         } catch {

@@ -84,14 +84,16 @@ struct Runs: AsyncParsableCommand {
                 filter.state = parsed
             }
             if let since { filter.since = try sinceDate(since) }
-            let runs = try await database.open().runs(matching: filter)
+            let runs = try await database.open(readOnly: true).runs(matching: filter)
             if json { return JSONValue.array(runs.map(Listing.run)).print() }
             guard !runs.isEmpty else { return print("no runs") }
             var rows = [["RUN", "TASK", "TRIGGER", "SLOT", "STATE", "ATTEMPTS", "EXIT", "QUEUED", "DURATION", "REASON"]]
+            // Runs of triggers that fire between whole minutes are told apart by their seconds.
+            let seconds = runs.contains { ($0.slot?.secondsSinceEpoch ?? 0) % 60 != 0 }
             for run in runs {
                 rows.append([
                     run.id.map(String.init) ?? "-", run.task, run.trigger ?? "(manual)", run.slot?.rfc3339 ?? "-", run.state.rawValue,
-                    String(run.attempts), run.exitCode.map(String.init) ?? "-", utcMinutes(run.queuedAt),
+                    String(run.attempts), run.exitCode.map(String.init) ?? "-", utcMinutes(run.queuedAt, seconds: seconds),
                     duration(run), run.reason ?? "",
                 ])
             }
@@ -106,7 +108,7 @@ struct Runs: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            guard let details = try await database.open().run(id: runID) else { throw CommandFailure(StoreError.unknownRun(runID)) }
+            guard let details = try await database.open(readOnly: true).run(id: runID) else { throw CommandFailure(StoreError.unknownRun(runID)) }
             if json {
                 return Listing.runDetail(details).print()
             }
@@ -136,13 +138,16 @@ struct Logs: AsyncParsableCommand {
     @Flag(help: "Keep printing as the attempt writes, until the run ends.") var follow = false
 
     func run() async throws {
-        let store = try await database.open()
+        let store = try await database.open(readOnly: true)
         guard var details = try await store.run(id: runID) else { throw CommandFailure(StoreError.unknownRun(runID)) }
         let chosen = attempt.map { n in details.attempts.first { $0.number == n } } ?? details.attempts.last
         guard let record = chosen, let path = record.logPath else {
             throw CommandFailure(attempt.map { "run \(runID) has no attempt \($0)" } ?? "run \(runID) has no attempts yet")
         }
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw CommandFailure("cannot read \(path)") }
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            let reason = access(path, R_OK) == 0 ? "" : ": \(String(cString: strerror(errno)))"
+            throw CommandFailure("cannot read \(path)\(reason)")
+        }
         while true {
             let data = handle.readDataToEndOfFile()
             if !data.isEmpty { FileHandle.standardOutput.write(data) }

@@ -52,7 +52,7 @@ struct Stats: AsyncParsableCommand {
     @Flag(help: "Print a JSON array.") var json = false
 
     func run() async throws {
-        let statistics = try await database.open().statistics(task: task, since: try since.map(sinceDate))
+        let statistics = try await database.open(readOnly: true).statistics(task: task, since: try since.map(sinceDate))
         if json {
             return JSONValue.array(statistics.map(Listing.statistics)).print()
         }

@@ -18,7 +18,7 @@ struct TriggerCommand: AsyncParsableCommand {
         @Flag(help: "Print a JSON array.") var json = false
 
         func run() async throws {
-            let statuses = try await database.open().triggers(task: task)
+            let statuses = try await database.open(readOnly: true).triggers(task: task)
             let nextSlots = TriggerStatus.nextSlots(of: statuses, after: .now)
             if json { return JSONValue.array(zip(statuses, nextSlots).map(Listing.trigger)).print() }
             var rows = [["TASK", "TRIGGER", "SCHEDULE", "ZONE", "ACTIVE", "NEXT SLOT", "LAST RUN", "OWNER", "UPDATED"]]
@@ -26,7 +26,7 @@ struct TriggerCommand: AsyncParsableCommand {
                 let schedule = status.schedule
                 rows.append([
                     status.task, status.trigger, schedule.text, schedule.timezone, status.active ? "yes" : "no",
-                    nextSlot.map { localTime($0, zone: schedule.timezone) } ?? "-",
+                    nextSlot.map { localTime($0, zone: schedule.timezone, seconds: schedule.slotsBetweenMinutes) } ?? "-",
                     status.lastRun.map { "#\($0.id) \($0.state)" } ?? "-",
                     status.owner ?? "-", "\(status.updatedBy ?? "-") \(utcMinutes(status.updatedAt))",
                 ])
@@ -45,7 +45,7 @@ struct TriggerCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let store = try await target.database.open()
+            let store = try await target.database.open(readOnly: true)
             let status = try await lookup { try await store.trigger(task: target.task, name: target.trigger) }
             let now = Instant.now
             if json { return Listing.trigger(status, nextSlot: status.nextSlot(after: now)).print() }
@@ -135,17 +135,17 @@ private func lookup<T>(_ body: () async throws -> T) async throws -> T {
 }
 
 /// `2026-03-09 02:30 EDT` in the trigger's zone.
-func localTime(_ instant: Instant, zone name: String) -> String {
+func localTime(_ instant: Instant, zone name: String, seconds: Bool = false) -> String {
     guard let zone = try? TimeZoneDatabase.system.rules(for: name) else { return instant.rfc3339 }
     let wall = zone.wallClock(at: instant)
     let text = Instant(secondsSinceEpoch: wall.local).rfc3339  // local seconds shown as if UTC
-    return "\(text.prefix(10)) \(text.dropFirst(11).prefix(5)) \(wall.abbreviation)"
+    return "\(text.prefix(10)) \(text.dropFirst(11).prefix(seconds ? 8 : 5)) \(wall.abbreviation)"
 }
 
-/// `2026-11-23 11:24Z`.
-func utcMinutes(_ date: Date) -> String {
+/// `2026-11-23 11:24Z`, or with `seconds` `2026-11-23 11:24:05Z`.
+func utcMinutes(_ date: Date, seconds: Bool = false) -> String {
     let text = Instant(secondsSinceEpoch: Int64(date.timeIntervalSince1970)).rfc3339
-    return "\(text.prefix(10)) \(text.dropFirst(11).prefix(5))Z"
+    return "\(text.prefix(10)) \(text.dropFirst(11).prefix(seconds ? 8 : 5))Z"
 }
 
 /// Left-aligned columns separated by two spaces.

@@ -77,6 +77,74 @@ struct DeployCommandTests {
         #expect(try BelfryCommand.run("trigger", "list", "--json", "--database", database).stdout == before)
     }
 
+    @Test("read-only commands work on a database this user may not write; one with an old schema is one clear line")
+    func readOnlyDatabase() throws {
+        let directory = try TemporaryDirectory()
+        let database = directory.path + "/db/belfry.sqlite"
+        try directory.write("schedules/ops.yaml", """
+            tasks:
+              - name: hello
+                command: ["/bin/echo", "hi"]
+                triggers: [{ name: tenth, cron: "*/10 * * * * *" }, hourly]
+            """)
+        #expect(try BelfryCommand.run("deploy", directory.path + "/schedules", "--database", database).status == 0)
+        #expect(try BelfryCommand.run("run", "ops.hello", "--database", database).status == 0)
+        let old = directory.path + "/old/belfry.sqlite"
+        try FileManager.default.createDirectory(atPath: directory.path + "/old", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: database, toPath: old)
+        let sqlite = Process()
+        sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        sqlite.arguments = [old, "DELETE FROM grdb_migrations WHERE identifier = (SELECT max(identifier) FROM grdb_migrations)"]
+        try sqlite.run()
+        sqlite.waitUntilExit()
+        // Root may write any file: run the commands as nobody then, from a copy of the binary it
+        // can reach; anyone else: take the write permissions away.
+        var launcher: [String] = []
+        var executable = BelfryCommand.executable
+        if getuid() == 0 {
+            executable = URL(fileURLWithPath: directory.path + "/belfry")
+            try FileManager.default.copyItem(at: BelfryCommand.executable, to: executable)
+            launcher = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        }
+        // The attempt's log, readable as the database is.
+        for path in ["/db/logs", "/db/logs/1", "/db/logs/1/attempt-1.log"].map({ directory.path + $0 }) {
+            try FileManager.default.setAttributes([.posixPermissions: path.hasSuffix(".log") ? 0o444 : 0o555], ofItemAtPath: path)
+        }
+        for path in [directory.path, directory.path + "/db", directory.path + "/old"] {
+            try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: path)
+        }
+        for path in [database, old, database + "-wal", database + "-shm"] where FileManager.default.fileExists(atPath: path) {
+            try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: path)
+        }
+        defer {
+            for path in [directory.path, directory.path + "/db", directory.path + "/old"] {
+                try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+            }
+        }
+        func run(_ arguments: String...) throws -> BelfryCommand.Result {
+            try BelfryCommand.run(arguments, launcher: launcher, executable: executable)
+        }
+        let runs = try run("runs", "--database", database)
+        #expect(runs.status == 0 && runs.stdout.contains("ops.hello"), "\(runs.stderr)")
+        let list = try run("trigger", "list", "--database", database)
+        #expect(list.status == 0, "\(list.stderr)")
+        // A trigger that fires between whole minutes shows seconds; an hourly one does not.
+        let rows = list.stdout.split(separator: "\n")
+        #expect(rows.first { $0.contains("tenth") }?.contains(#/\d\d:\d\d:\d\d UTC/#) == true, "\(list.stdout)")
+        #expect(rows.first { $0.contains("hourly") }?.contains(#/\d\d:\d\d UTC/#) == true)
+        #expect(rows.first { $0.contains("hourly") }?.contains(#/\d\d:\d\d:\d\d UTC/#) == false)
+        for arguments in [["stats", "--json"], ["runs", "show", "1"], ["logs", "1"], ["trigger", "show", "ops.hello", "hourly"]] {
+            let result = try BelfryCommand.run(arguments + ["--database", database], launcher: launcher, executable: executable)
+            #expect(result.status == 0, "\(arguments): \(result.stderr)")
+        }
+        let activate = try run("trigger", "activate", "ops.hello", "hourly", "--database", database)
+        #expect(activate.status != 0)
+        let outdated = try run("runs", "--database", old)
+        #expect(outdated.status != 0)
+        #expect(outdated.stderr.split(separator: "\n").count == 1)
+        #expect(outdated.stderr.contains("its schema is not this belfry's version"), "\(outdated.stderr)")
+    }
+
     @Test("an unusable database location is one clear line, not a crash")
     func unusableDatabase() throws {
         let result = try BelfryCommand.run("trigger", "list", "--database", "/proc/belfry/db.sqlite")
