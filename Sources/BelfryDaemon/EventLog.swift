@@ -80,6 +80,10 @@ extension Logger {
                     metadata: ["task": "\(task)", "trigger": "\(trigger)", "slot": "\(slot.rfc3339)", "reason": "\(reason)"])
         case .failedToRun(let task, let trigger, let run, let reason):
             error("run could not be executed", metadata: ["task": "\(task)", "trigger": "\(trigger)", "run": "\(run)", "reason": "\(reason)"])
+        case .activationChanged(let task, let trigger, let active, let by):
+            notice(active ? "trigger activated" : "trigger deactivated", metadata: ["task": "\(task)", "trigger": "\(trigger)", "by": "\(by ?? "-")"])
+        case .activationsChanged(let activated, let deactivated):
+            notice("active triggers changed", metadata: ["activated": "\(activated)", "deactivated": "\(deactivated)"])
         case .unschedulable(let task, let trigger, let reason):
             error("trigger cannot be scheduled", metadata: ["task": "\(task)", "trigger": "\(trigger)", "reason": "\(reason)"])
         case .resumed(let task, let trigger, let run, let attempts):

@@ -29,6 +29,8 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     }
 
     private var entries: [Int64: Entry] = [:]
+    /// Whether the active triggers were read once: changes are reported from then on.
+    private var loaded = false
     private var queue = SlotQueue()
     private var running: [Int64: [Int64: Task<Void, Never>]] = [:]  // trigger → run → task
     private var changeCounter: Int?
@@ -324,8 +326,28 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
             }
             fresh[trigger.id] = entry
         }
+        let previous = entries
         entries = fresh
+        if loaded { await reportActivations(before: previous, after: fresh) }
+        loaded = true
         log(.scheduled(triggers: fresh.count, next: queue.peek()?.slot))
+    }
+
+    /// Says which triggers were activated or deactivated since the last reload (by the CLI, the
+    /// HTTP API, another node, or a deploy adding or deleting them), and by whom. Many at once
+    /// (a deploy) are one line.
+    private func reportActivations(before: [Int64: Entry], after: [Int64: Entry]) async {
+        let activated = after.filter { before[$0.key] == nil }.values.map(\.trigger)
+        let deactivated = before.filter { after[$0.key] == nil }.values.map(\.trigger)
+        guard !activated.isEmpty || !deactivated.isEmpty else { return }
+        guard activated.count + deactivated.count <= 20 else {
+            return log(.activationsChanged(activated: activated.count, deactivated: deactivated.count))
+        }
+        for (trigger, active) in activated.map({ ($0, true) }) + deactivated.map({ ($0, false) }) {
+            // A trigger the deploy deleted is no longer there: the deploy's own line says so.
+            guard let status = try? await store.trigger(task: trigger.task, name: trigger.name), status.active == active else { continue }
+            log(.activationChanged(task: trigger.task, trigger: trigger.name, active: active, by: status.updatedBy))
+        }
     }
 
     /// Collects the slots of `entry` that came due and decides what becomes of each (catch-up,
@@ -411,6 +433,10 @@ public enum SchedulerEvent: Sendable {
     case notRun(task: String, trigger: String, slot: Instant, state: RunState, reason: String)
     case failedToRun(task: String, trigger: String, run: Int64, reason: String)
     case unschedulable(task: String, trigger: String, reason: String)
+    /// A trigger was activated or deactivated, noticed in the database; `by` is its `updated_by`.
+    case activationChanged(task: String, trigger: String, active: Bool, by: String?)
+    /// Many at once (a deploy): the counts.
+    case activationsChanged(activated: Int, deactivated: Int)
     case clockJump(seconds: Double)
     case resumed(task: String, trigger: String, run: Int64, attempts: Int)
     case orphansTerminated(groups: [Int32])

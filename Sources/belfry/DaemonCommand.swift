@@ -137,7 +137,7 @@ struct DaemonCommand: AsyncParsableCommand {
         let service = DaemonService(
             scheduler: scheduler, executor: executor, membership: membership, logger: log, shutdownGrace: .milliseconds(grace)
         ) {
-            if deploys { try await Self.deploy(schedules, to: store, log: log) }
+            if deploys { try await Self.deploy(schedules, to: store, log: log, cause: "SIGHUP") }
         }
         let stateDirectory = (store.logDirectory as NSString).deletingLastPathComponent
         let http = try httpOptions.server(store: store, stateDirectory: stateDirectory, metrics: metrics, health: { () async -> String? in
@@ -210,16 +210,34 @@ struct DaemonCommand: AsyncParsableCommand {
         }
     }
 
-    private static func deploy(_ schedules: SchedulesOptions, to store: any Store, log: Logger) async throws {
-        let summary = try await schedules.deploy(to: store, owner: "belfry daemon") { notice in
-            log.log(level: notice.severity == .warning ? .warning : .info, "\(notice.severity.rawValue) in the schedules", metadata: [
-                "position": "\(notice.file):\(notice.line):\(notice.column)", "message": "\(notice.message)",
-            ])
+    /// Deploys the directory at start or on SIGHUP (`cause`), and says what changed. On SIGHUP a
+    /// bad directory's problems are logged one per line (at start they go to stderr, and the
+    /// daemon does not start).
+    private static func deploy(_ schedules: SchedulesOptions, to store: any Store, log: Logger, cause: String = "start") async throws {
+        let summary: DeploySummary
+        do {
+            summary = try await schedules.deploy(to: store, owner: "belfry daemon") { notice in
+                log.log(level: notice.severity == .warning ? .warning : .info, "\(notice.severity.rawValue) in the schedules", metadata: [
+                    "position": "\(notice.file):\(notice.line):\(notice.column)", "message": "\(notice.message)",
+                ])
+            }
+        } catch let failure as CommandFailure where cause != "start" {
+            for line in failure.lines { log.error("problem in the schedules", metadata: ["problem": "\(line)", "cause": "\(cause)"]) }
+            throw failure
         }
-        log.notice("schedules deployed", metadata: [
-            "directory": "\(schedules.path)", "added": "\(summary.added.count)", "changed": "\(summary.changed.count)",
+        /// Up to 10 names, then how many more.
+        func names(_ triggers: [String]) -> Logger.MetadataValue {
+            "\(triggers.prefix(10).joined(separator: ", "))\(triggers.count > 10 ? " (and \(triggers.count - 10) more)" : "")"
+        }
+        var metadata: Logger.Metadata = [
+            "directory": "\(schedules.path)", "cause": "\(cause)", "added": "\(summary.added.count)", "changed": "\(summary.changed.count)",
             "deleted": "\(summary.deleted.count)", "active": "\(summary.active)",
-        ])
+        ]
+        for (key, triggers) in [("added_triggers", summary.added), ("changed_triggers", summary.changed), ("deleted_triggers", summary.deleted)]
+        where !triggers.isEmpty {
+            metadata[key] = names(triggers)
+        }
+        log.notice("schedules deployed", metadata: metadata)
     }
 }
 

@@ -261,6 +261,35 @@ struct DaemonProcessTests {
         #expect(first("attempt failed", "s.hang", ["outcome": "timed_out", "signal": "SIGKILL (9)"]) != nil, "\(text)")
     }
 
+    @Test("the log says who activated or deactivated a trigger, and what a SIGHUP deployed or why it did not")
+    func activationAndHangUpStory() async throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("schedules/s.yaml", "environment: { name: s }\ntasks:\n  - { name: job, command: [\"/bin/true\"], triggers: [hourly] }\n")
+        let log = directory.path + "/daemon.log"
+        let daemon = try Self.start(directory, log: log, arguments: ["--log-format", "json"])
+        defer { Self.stop(daemon) }
+        _ = try await Self.waitForLog(log, containing: "daemon started")
+        let database = directory.path + "/belfry.sqlite"
+        #expect(try BelfryCommand.run("trigger", "deactivate", "s.job", "hourly", "--database", database, "--by", "alice").status == 0)
+        _ = try await Self.waitForLog(log, containing: "\"trigger deactivated\"")
+        // A broken file: each problem is logged, and the running schedule is kept.
+        try directory.write("schedules/s.yaml", "environment: { name: s }\ntasks:\n  - { name: job, command: [\"/bin/true\"], triggers: [{ name: t, cron: \"61 * * * *\" }] }\n")
+        kill(daemon.processIdentifier, SIGHUP)
+        _ = try await Self.waitForLog(log, containing: "re-deploy failed")
+        try directory.write("schedules/s.yaml", "environment: { name: s }\ntasks:\n  - { name: job, command: [\"/bin/true\"], triggers: [hourly, daily] }\n")
+        kill(daemon.processIdentifier, SIGHUP)
+        let text = try await Self.waitForLog(log, containing: "\"trigger activated\"")
+        let lines = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+        func first(_ message: String, _ pairs: [String: String] = [:]) -> [String: String]? {
+            lines.first { line in line["message"] == message && pairs.allSatisfy { line[$0.key] == $0.value } }
+        }
+        #expect(first("trigger deactivated", ["task": "s.job", "trigger": "hourly", "by": "alice"])?["level"] == "notice", "\(text)")
+        #expect(first("problem in the schedules", ["cause": "SIGHUP"])?["problem"]?.contains("s.yaml:3:") == true, "\(text)")
+        #expect(first("re-deploy failed; the running schedule is kept")?["level"] == "error")
+        #expect(first("schedules deployed", ["cause": "SIGHUP", "added": "1", "added_triggers": "s.job daily"]) != nil, "\(text)")
+        #expect(first("trigger activated", ["task": "s.job", "trigger": "daily", "by": "belfry daemon"]) != nil, "\(text)")
+    }
+
     @Test("a second daemon on the same database refuses to start")
     func secondDaemon() async throws {
         let directory = try TemporaryDirectory()
