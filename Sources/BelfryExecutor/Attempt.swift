@@ -75,7 +75,6 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
         let executable: Executable = command.executable.contains("/") ? .path(FilePath(command.executable)) : .name(command.executable)
         var ending: AttemptOutcome.Ending
         var timedOut = false
-        var group: ProcessGroup?
         do {
             let result = try await Subprocess.run(
                 executable, arguments: Arguments(command.arguments),
@@ -88,10 +87,16 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
             ) { execution in
                 let pid = execution.processIdentifier.value
                 try await onStart(pid)
-                return await supervise(ProcessGroup(id: pid), onTimeout: onTimeout)
+                let group = ProcessGroup(id: pid)
+                let timedOut = await supervise(group, onTimeout: onTimeout)
+                // Whatever the attempt left behind in its group goes with it, now: the process
+                // has ended but is not reaped until this closure returns, so its pid (the
+                // group's id) cannot have been given to another process. Once reaped, a new
+                // attempt may get it, and a signal to the group would kill that attempt.
+                if group.exists { await group.terminate(killAt: .now + killGrace) }
+                return timedOut
             }
             close(pipe.write)
-            group = ProcessGroup(id: result.processIdentifier.value)
             timedOut = result.closureResult
             switch result.terminationStatus {
             case .exited(let code): ending = .exited(code)
@@ -100,10 +105,6 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
         } catch {
             close(pipe.write)
             ending = .couldNotStart(Self.describe(error, command: command))
-        }
-        // Whatever the attempt left behind in its group goes with it.
-        if let group, group.exists {
-            await group.terminate(killAt: .now + killGrace)
         }
         await pump.finish(patience: .seconds(2))
         return AttemptOutcome(ending: ending, timedOut: timedOut, outputTail: log.finish())

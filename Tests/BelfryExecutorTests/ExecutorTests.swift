@@ -133,6 +133,19 @@ struct ExecutorTests {
                                "run timed_out"])
     }
 
+    @Test("what an attempt leaves running in its group is taken down when it ends, SIGTERM ignored or not")
+    func leftoversTakenDown() async throws {
+        let harness = try Harness()
+        let pidFile = harness.directory.path + "/left.pid"
+        // Both streams away from the attempt's pipe: nothing but the group ties it to the attempt.
+        let job = try task(shell("(trap \"\" TERM; exec sleep 60) >/dev/null 2>&1 & echo $! > \(pidFile); exit 0", retries: 0,
+                                 extra: "    kill_grace: 300ms"))
+        let result = try await harness.executor(ManualClock()).run(RunRequest(task: job, origin: .manual))
+        #expect(result.state == .succeeded)
+        let pid = try #require((try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        #expect(!isAlive(pid), "the attempt's leftover survived it")
+    }
+
     @Test("output past the cap keeps the beginning and the end; the database keeps the last 4 KiB")
     func outputCap() async throws {
         let harness = try Harness()

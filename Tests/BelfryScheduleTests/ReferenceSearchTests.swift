@@ -31,10 +31,14 @@ struct ReferenceSearchTests {
         var weekdays: Set<Int>
         var domStar: Bool
         var dowStar: Bool
+        /// Day items that depend on the month (`L`, `nW`, `nL`, `n#k`...), given (day, weekday,
+        /// the month's length), each written here from the manual's table.
+        var monthDayRules: [(Int, Int, Int) -> Bool] = []
+        var weekdayRules: [(Int, Int, Int) -> Bool] = []
 
-        func dayMatches(day: Int, weekday: Int) -> Bool {
-            let byMonthDay = daysOfMonth.contains(day)
-            let byWeekday = weekdays.contains(weekday)
+        func dayMatches(day: Int, weekday: Int, monthLength: Int) -> Bool {
+            let byMonthDay = daysOfMonth.contains(day) || monthDayRules.contains { $0(day, weekday, monthLength) }
+            let byWeekday = weekdays.contains(weekday) || weekdayRules.contains { $0(day, weekday, monthLength) }
             return domStar || dowStar ? byMonthDay && byWeekday : byMonthDay || byWeekday
         }
     }
@@ -85,23 +89,23 @@ struct ReferenceSearchTests {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
         // Foundation decomposes each day once; the time of day is plain division.
-        var days: [Int64: (month: Int, day: Int, weekday: Int)] = [:]
-        func matches(local: Int64) -> Bool {
+        var days: [Int64: (month: Int, day: Int, weekday: Int, length: Int)] = [:]
+        func matches(local: Int64, ignoringSecond: Bool = false) -> Bool {
             let dayNumber = local >= 0 ? local / 86400 : (local - 86399) / 86400
             let secondOfDay = Int(local - dayNumber * 86400)
-            guard e.seconds.contains(secondOfDay % 60), e.minutes.contains(secondOfDay / 60 % 60),
+            guard ignoringSecond || e.seconds.contains(secondOfDay % 60), e.minutes.contains(secondOfDay / 60 % 60),
                 e.hours.contains(secondOfDay / 3600)
             else { return false }
-            let date: (month: Int, day: Int, weekday: Int)
+            let date: (month: Int, day: Int, weekday: Int, length: Int)
             if let known = days[dayNumber] {
                 date = known
             } else {
-                let c = calendar.dateComponents(
-                    [.month, .day, .weekday], from: Date(timeIntervalSince1970: TimeInterval(dayNumber * 86400)))
-                date = (c.month!, c.day!, c.weekday! - 1)
+                let instant = Date(timeIntervalSince1970: TimeInterval(dayNumber * 86400))
+                let c = calendar.dateComponents([.month, .day, .weekday], from: instant)
+                date = (c.month!, c.day!, c.weekday! - 1, calendar.range(of: .day, in: .month, for: instant)!.count)
                 days[dayNumber] = date
             }
-            return e.months.contains(date.month) && e.dayMatches(day: date.day, weekday: date.weekday)
+            return e.months.contains(date.month) && e.dayMatches(day: date.day, weekday: date.weekday, monthLength: date.length)
         }
         func offset(_ u: Int64) -> Int64 { Int64(zone.offset(at: Instant(secondsSinceEpoch: u))) }
         // Every offset the zone uses within two days of the window.
@@ -111,6 +115,15 @@ struct ReferenceSearchTests {
         let seconds = e.seconds.sorted()
         var minute = start
         while minute <= after + horizon {
+            // A minute with no change of offset in or just before it, whose wall-clock minute
+            // does not match, holds no slot: skip its seconds.
+            let minuteOffset = offset(minute)
+            if minuteOffset % 60 == 0, minuteOffset == offset(minute - 1), minuteOffset == offset(minute + 59) {
+                if !matches(local: minute + minuteOffset, ignoringSecond: true) {
+                    minute += 60
+                    continue
+                }
+            }
             for s in seconds {
                 let u = minute + Int64(s)
                 guard u > after, u <= after + horizon else { continue }
@@ -169,6 +182,157 @@ struct ReferenceSearchTests {
                 #expect(fast == reference, "\(e.text) in \(zoneName) after @\(after) \(policy)")
             } else {
                 #expect(fast.map { $0 > after + horizon } ?? true, "\(e.text) in \(zoneName) after @\(after) \(policy): engine gave @\(fast ?? 0), reference none within 2 days")
+            }
+        }
+        #expect(compared > 1000)
+        #expect(found > 500, "too few expressions fired inside the window to mean anything")
+    }
+}
+
+/// The same search for the forms that came from other crons: `L`, `L-n`, `nW`, `LW`, `n-L`,
+/// `nL`, `n#k` and Jenkins' `H`. The day items are written from the manual's table; `H` resolves
+/// with `CronHash.value` (pinned by its own test) to the range and step the manual gives.
+@Suite("Dialects against a brute-force reference")
+struct DialectReferenceTests {
+    typealias Rule = (Int, Int, Int) -> Bool
+
+    /// One day-of-month item that depends on the month, with its rule.
+    static func monthDayItem(using rng: inout some RandomNumberGenerator) -> (String, Rule) {
+        switch Int.random(in: 0..<5, using: &rng) {
+        case 0: return ("L", { day, _, length in day == length })
+        case 1:
+            let n = Int.random(in: 0...30, using: &rng)
+            return ("L-\(n)", { day, _, length in day == length - n })
+        case 2:
+            let n = Int.random(in: 1...31, using: &rng)
+            return ("\(n)W", { day, weekday, length in
+                guard n <= length else { return false }
+                // The weekday of day n, from this day's.
+                let weekdayOfN = ((weekday + n - day) % 7 + 7) % 7
+                switch weekdayOfN {
+                case 6: return day == (n == 1 ? 3 : n - 1)  // Saturday: the Friday before, or Monday the 3rd
+                case 0: return day == (n == length ? n - 2 : n + 1)  // Sunday: the Monday after, or the Friday before
+                default: return day == n
+                }
+            })
+        case 3:
+            return ("LW", { day, weekday, length in
+                let weekdayOfLast = ((weekday + length - day) % 7 + 7) % 7
+                let last = length - (weekdayOfLast == 6 ? 1 : weekdayOfLast == 0 ? 2 : 0)
+                return day == last
+            })
+        default:
+            let n = Int.random(in: 1...31, using: &rng)
+            return ("\(n)-L", { day, _, _ in day >= n })
+        }
+    }
+
+    /// One day-of-week item that depends on the month.
+    static func weekdayItem(using rng: inout some RandomNumberGenerator) -> (String, Rule) {
+        let n = Int.random(in: 0...6, using: &rng)
+        if Bool.random(using: &rng) {
+            return ("\(n)L", { day, weekday, length in weekday == n && day + 7 > length })
+        }
+        let k = Int.random(in: 1...5, using: &rng)
+        return ("\(n)#\(k)", { day, weekday, _ in weekday == n && (day - 1) / 7 + 1 == k })
+    }
+
+    /// An `H` item for field `index` (second 0 ... day of week 5), with the values it stands for.
+    static func hashItem(field index: Int, key: String, using rng: inout some RandomNumberGenerator) -> (String, Set<Int>) {
+        let whole: [ClosedRange<Int>] = [0...59, 0...59, 0...23, 1...28, 1...12, 0...6]
+        var range = whole[index]
+        var text = "H"
+        if Bool.random(using: &rng) {
+            let full: [ClosedRange<Int>] = [0...59, 0...59, 0...23, 1...31, 1...12, 0...6]
+            let a = Int.random(in: full[index], using: &rng)
+            let b = Int.random(in: a...full[index].upperBound, using: &rng)
+            range = a...b
+            text += "(\(a)-\(b))"
+        }
+        let x = CronHash.value(key: key, field: index)
+        if Bool.random(using: &rng) {
+            let step = Int.random(in: 1...max(1, range.count), using: &rng)
+            text += "/\(step)"
+            let start = range.lowerBound + Int(x % UInt64(step))
+            return (text, start <= range.upperBound ? Set(stride(from: start, through: range.upperBound, by: step)) : [range.lowerBound])
+        }
+        return (text, [range.lowerBound + Int(x % UInt64(range.count))])
+    }
+
+    static func randomExpression(key: String, using rng: inout some RandomNumberGenerator) -> ReferenceSearchTests.RandomExpression {
+        var e = ReferenceSearchTests.randomExpression(using: &rng)
+        var fields = e.text.split(separator: " ").map(String.init)
+        let hasSeconds = fields.count == 6
+        if !hasSeconds { fields.insert("0", at: 0) }
+        // Day of month: month-dependent items, alone or beside a plain day.
+        if Int.random(in: 0..<3, using: &rng) > 0 {
+            let (item, rule) = monthDayItem(using: &rng)
+            e.monthDayRules = [rule]
+            if Bool.random(using: &rng) {
+                let plain = Int.random(in: 1...31, using: &rng)
+                fields[3] = "\(item),\(plain)"
+                e.daysOfMonth = [plain]
+            } else {
+                fields[3] = item
+                e.daysOfMonth = []
+            }
+            e.domStar = false
+        }
+        if Int.random(in: 0..<3, using: &rng) == 0 {
+            let (item, rule) = weekdayItem(using: &rng)
+            (fields[5], e.weekdays, e.weekdayRules, e.dowStar) = (item, [], [rule], false)
+        }
+        // H in one or two fields (not the seconds of a five-field expression).
+        for _ in 0..<Int.random(in: 1...2, using: &rng) {
+            let index = Int.random(in: hasSeconds ? 0...5 : 1...5, using: &rng)
+            let (item, values) = hashItem(field: index, key: key, using: &rng)
+            fields[index] = item
+            switch index {
+            case 0: e.seconds = values
+            case 1: e.minutes = values
+            case 2: e.hours = values
+            case 3: (e.daysOfMonth, e.monthDayRules, e.domStar) = (values, [], false)
+            case 4: e.months = values
+            default: (e.weekdays, e.weekdayRules, e.dowStar) = (values, [], false)
+            }
+        }
+        e.text = fields.dropFirst(hasSeconds ? 0 : 1).joined(separator: " ")
+        return e
+    }
+
+    @Test("random expressions with L, W, nL, #k and H, around DST transitions, agree with the reference")
+    func randomAgreement() throws {
+        var rng = SplitMix64(seed: 20_261_201)
+        let policies = [DSTPolicy.default, DSTPolicy(skipped: .shift, repeated: .once),
+                        DSTPolicy(skipped: .skip, repeated: .twice), DSTPolicy(skipped: .shift, repeated: .twice)]
+        var (compared, found) = (0, 0)
+        for round in 0..<1500 {
+            let key = "env\(round % 7).task\(round) trigger"
+            let e = Self.randomExpression(key: key, using: &rng)
+            let zoneName = ReferenceSearchTests.zones.randomElement(using: &rng)!
+            let zone = try TimeZoneDatabase.system.rules(for: zoneName)
+            let policy = policies.randomElement(using: &rng)!
+            let year = Int64.random(in: 1995...2045, using: &rng)
+            let from = CivilTime.days(year: year, month: 1, day: 1) * 86400
+            let changes = zone.transitions(from: Instant(secondsSinceEpoch: from), to: Instant(secondsSinceEpoch: from + 366 * 86400))
+            let pivot = changes.randomElement(using: &rng)?.instant.secondsSinceEpoch ?? from + Int64.random(in: 0..<(365 * 86400), using: &rng)
+            let after = pivot + Int64.random(in: -(36 * 3600)...(12 * 3600), using: &rng)
+            // Month-dependent days are sparse: look 40 days ahead.
+            let horizon: Int64 = 40 * 86400
+            let schedule: CronSchedule
+            do {
+                schedule = try CronSchedule(parsing: e.text, zone: zone, dst: policy, hashKey: key)
+            } catch {
+                continue  // never fires (the parser's own tests check which)
+            }
+            let fast = schedule.nextSlot(after: Instant(secondsSinceEpoch: after))?.secondsSinceEpoch
+            let reference = ReferenceSearchTests.referenceSlot(e, zone: zone, policy: policy, after: after, horizon: horizon)
+            compared += 1
+            if let reference {
+                found += 1
+                #expect(fast == reference, "\(e.text) [\(key)] in \(zoneName) after @\(after) \(policy)")
+            } else {
+                #expect(fast.map { $0 > after + horizon } ?? true, "\(e.text) [\(key)] in \(zoneName) after @\(after) \(policy): engine gave @\(fast ?? 0), reference none within 40 days")
             }
         }
         #expect(compared > 1000)
