@@ -6,13 +6,18 @@ import Synchronization
 /// This daemon's lease as it can trust it: the instant of its last renewal on the monotonic
 /// clock. The database decides when a lease expires (its `now()`); the daemon, which cannot
 /// read that clock while it is cut off, stops trusting its own lease one second earlier.
+///
+/// On SQLite (`expires` false) the lease is always trusted: the file's lock keeps any other
+/// daemon out, so nobody can take this one's runs over, and a daemon slowed down (a burst of
+/// 100,000 runs due at once starves the beat) must not take its own attempts down.
 public final class Lease<C: Clock>: Sendable where C.Duration == Duration {
     public let duration: Duration
     let clock: C
+    let expires: Bool
     private let renewed: Mutex<C.Instant>
 
-    public init(duration: Duration, clock: C) {
-        (self.duration, self.clock) = (duration, clock)
+    public init(duration: Duration, clock: C, expires: Bool = true) {
+        (self.duration, self.clock, self.expires) = (duration, clock, expires)
         renewed = Mutex(clock.now)
     }
 
@@ -27,6 +32,7 @@ public final class Lease<C: Clock>: Sendable where C.Duration == Duration {
 
     /// How much longer the lease may be trusted.
     public var remaining: Duration {
+        guard expires else { return duration }
         let last = renewed.withLock { $0 }
         return duration - .seconds(1) - last.duration(to: clock.now)
     }

@@ -53,7 +53,7 @@ struct DaemonCommand: AsyncParsableCommand {
         let store = try await database.open()
         let name = nodeName ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
         let clock = ContinuousClock()
-        let lease = Lease(duration: .milliseconds(leaseMilliseconds), clock: clock)
+        let lease = Lease(duration: .milliseconds(leaseMilliseconds), clock: clock, expires: database.isShared)
         do { try await store.join(name: name, lease: lease.duration) } catch { throw CommandFailure("\(error)") }
         lease.markRenewed()
 

@@ -18,4 +18,12 @@ struct LeaseTests {
         clock.advance(by: .seconds(12))  // a SIGSTOP longer than the lease
         #expect(!lease.isTrusted && lease.remaining == .seconds(-8))
     }
+
+    @Test("on SQLite the lease never expires: no other daemon can take the runs over, so a slow daemon keeps its attempts")
+    func sqliteLease() {
+        let clock = ManualClock()
+        let lease = Lease(duration: .seconds(5), clock: clock, expires: false)
+        clock.advance(by: .seconds(60))
+        #expect(lease.isTrusted && lease.remaining > .zero)
+    }
 }
