@@ -57,4 +57,37 @@ struct QueueTests {
         #expect(try await first.value.state == .succeeded)
         #expect(await gate.load(of: "default") == (0, 0))
     }
+
+    @Test("thousands waiting at once are let in in order of arrival, those that gave up left out")
+    func manyWaiters() async throws {
+        let clock = ManualClock()
+        let gate = QueueGate(limits: ["q": 1], clock: clock)
+        #expect(await gate.enter("q", maxWait: nil))
+        let admitted = Admissions()
+        let count = 3000
+        var waiters: [Task<Void, Never>] = []
+        for index in 0..<count {
+            // Every third gives up after a second of waiting.
+            let maxWait: Duration? = index % 3 == 1 ? .seconds(1) : nil
+            waiters.append(Task {
+                if await gate.enter("q", maxWait: maxWait) {
+                    await admitted.add(index)
+                    await gate.leave("q")
+                }
+            })
+            while await gate.load(of: "q").waiting < index + 1 { await Task.yield() }
+        }
+        while clock.sleeperCount < count / 3 { try await Task.sleep(for: .milliseconds(5)) }
+        clock.advance(by: .seconds(1))
+        while await gate.load(of: "q").waiting > count - count / 3 { try await Task.sleep(for: .milliseconds(5)) }
+        await gate.leave("q")
+        for waiter in waiters { await waiter.value }
+        #expect(await admitted.order == (0..<count).filter { $0 % 3 != 1 })
+        #expect(await gate.load(of: "q") == (0, 0))
+    }
+}
+
+private actor Admissions {
+    var order: [Int] = []
+    func add(_ index: Int) { order.append(index) }
 }
