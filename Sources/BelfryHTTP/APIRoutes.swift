@@ -234,7 +234,9 @@ struct APIRoutes: Sendable {
             let schedule: any SlotSchedule
             switch (query["cron"], query["every"]) {
             case (let cron?, nil):
-                schedule = try CronSchedule(parsing: PredefinedTrigger(rawValue: String(cron))?.expression ?? String(cron), zone: zone)
+                schedule = try CronSchedule(
+                    parsing: PredefinedTrigger(rawValue: String(cron))?.expression ?? String(cron), zone: zone,
+                    hashKey: query["hash_key"].map(String.init))
             case (nil, let every?):
                 let interval = try DurationText.wholeSeconds(String(every), field: "every")
                 let start = try query["start_time"].map { try InstantText.parse(String($0), zone: zone, field: "start_time") }

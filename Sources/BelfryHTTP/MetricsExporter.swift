@@ -34,11 +34,22 @@ public final class MetricsExporter: Sendable {
     /// From a slot to its first attempt's start: milliseconds, or seconds when something is wrong.
     static let latenessBuckets: [Duration] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60].map { .milliseconds(Int64($0 * 1000)) }
 
-    /// `build` labels `belfry_build_info` (version, commit...); `read` is called at each scrape.
+    /// The tasks with series of their own (in order of first use); runs of later tasks are counted
+    /// under `task="_other"`. Every label set is a series kept for good, and the registry copies a
+    /// family's series to add one: 100,000 tasks made each new one cost a copy of 100,000.
+    private let labelledTasks = Mutex<Set<String>>([])
+    let maxTasks: Int
+    /// The `task` label of tasks past `maxTasks` (a task's name always holds a dot).
+    static let otherTasks = "_other"
+
+    /// `build` labels `belfry_build_info` (version, commit...); `read` is called at each scrape;
+    /// `maxTasks` tasks get series of their own.
     public init(
         build: [(String, String)], read: @escaping @Sendable () async -> Reading,
-        perTrigger: (@Sendable () async -> [(task: String, trigger: String, next: Instant?, lastSuccess: Date?)])? = nil
+        perTrigger: (@Sendable () async -> [(task: String, trigger: String, next: Instant?, lastSuccess: Date?)])? = nil,
+        maxTasks: Int = 5_000
     ) {
+        self.maxTasks = maxTasks
         self.read = read
         self.perTrigger = perTrigger
         registry.makeGauge(descriptor: Self.name("build", "info", "Always 1: the running version, its commit, Swift and SQLite."), labels: build).set(to: 1)
@@ -52,34 +63,45 @@ public final class MetricsExporter: Sendable {
 
     /// A run ended (or went back to the queue).
     public func runFinished(task: String, state: String) {
-        registry.makeCounter(descriptor: Self.name("runs", "total", "Runs that ended, by task and state."), labels: [("task", task), ("state", state)])
+        registry.makeCounter(descriptor: Self.name("runs", "total", "Runs that ended, by task and state."), labels: [("task", taskLabel(task)), ("state", state)])
             .increment()
     }
 
     /// A slot recorded `missed` or `skipped`.
     public func slotNotRun(task: String, state: String, reason: String) {
         let name = Self.name(state == "missed" ? "slots_missed" : "slots_skipped", "total", "Slots not run, by task and reason.")
-        registry.makeCounter(descriptor: name, labels: [("task", task), ("reason", Self.reasonLabel(reason))]).increment()
+        registry.makeCounter(descriptor: name, labels: [("task", taskLabel(task)), ("reason", Self.reasonLabel(reason))]).increment()
     }
 
     /// An attempt ended: `succeeded`, `failed`, `timed_out`, `killed` or `not_started`.
     public func attemptEnded(task: String, outcome: String) {
         registry.makeCounter(descriptor: Self.name("attempts", "total", "Attempts that ended, by task and outcome."),
-                             labels: [("task", task), ("outcome", outcome)]).increment()
+                             labels: [("task", taskLabel(task)), ("outcome", outcome)]).increment()
     }
 
     /// A run whose attempts ran ended after `duration`.
     public func runDuration(task: String, _ duration: Duration) {
         registry.makeDurationHistogram(
             descriptor: Self.name("run_duration", "seconds", "From a run's first attempt's start to its end, by task."),
-            labels: [("task", task)], buckets: Self.durationBuckets
+            labels: [("task", taskLabel(task))], buckets: Self.durationBuckets
         ).record(duration)
     }
 
     /// A slot's first attempt started `late` after the slot.
     public func slotLateness(_ late: Duration) { lateness.record(max(.zero, late)) }
 
-    /// The task's circuit breaker is open (1) or not (0).
+    /// `task`, or `_other` once `maxTasks` other tasks have series.
+    func taskLabel(_ task: String) -> String {
+        labelledTasks.withLock { tasks in
+            if tasks.contains(task) { return task }
+            guard tasks.count < maxTasks else { return Self.otherTasks }
+            tasks.insert(task)
+            return task
+        }
+    }
+
+    /// The task's circuit breaker is open (1) or not (0). Always the task's own series: a gauge
+    /// of several tasks would say nothing.
     public func circuit(task: String, open: Bool) {
         registry.makeGauge(descriptor: Self.name("circuit_open", "", "1 while the task's circuit breaker is open."), labels: [("task", task)])
             .set(to: open ? 1 : 0)

@@ -278,6 +278,7 @@ enum OpenAPIDocument {
                 - { name: timezone, in: query, schema: { type: string, default: UTC } }
                 - { name: after, in: query, schema: { type: string } }
                 - { name: start_time, in: query, schema: { type: string } }
+                - { name: hash_key, in: query, description: "The key that places H (ENV.TASK TRIGGER), as belfry next --hash-key.", schema: { type: string } }
                 - { name: count, in: query, schema: { type: integer, minimum: 1, maximum: 1000, default: 10 } }
               responses:
                 "200": { description: The slots., content: { application/json: { schema: { type: array, items: { $ref: "#/components/schemas/Slot" } } } } }

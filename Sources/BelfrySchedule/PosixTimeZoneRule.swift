@@ -37,6 +37,15 @@ struct PosixTimeZoneRule: Hashable, Sendable {
         return changes.sorted { $0.0 < $1.0 }
     }
 
+    /// The two offset changes of `year` as (UTC instant, offset from then on), ascending, for a
+    /// rule with daylight time: `changes(inYear:)` without the names and the array.
+    @inline(__always)
+    func offsetChanges(inYear year: Int64) -> ((instant: Int64, offset: Int32), (instant: Int64, offset: Int32)) {
+        let start = (instant: daylightStart.unsafelyUnwrapped.localSeconds(inYear: year) - Int64(standardOffset), offset: daylightOffset)
+        let end = (instant: daylightEnd.unsafelyUnwrapped.localSeconds(inYear: year) - Int64(daylightOffset), offset: standardOffset)
+        return start.instant <= end.instant ? (start, end) : (end, start)
+    }
+
     /// Parses a TZ string; nil when it is not one this reader understands.
     init?(_ text: String) {
         var scanner = Scanner(Array(text.utf8))

@@ -89,17 +89,26 @@ public struct ZoneRules: Sendable {
         return low
     }
 
-    /// A segment past the table, from the zone's POSIX rule.
+    /// A segment past the table, from the zone's POSIX rule: the changes of the year around
+    /// `instant` and of the years either side, computed without allocating (this runs for every
+    /// slot past 2100).
     private func ruleSegment(containing instant: Int64) -> Segment {
-        let rule = rule!
+        let rule = rule.unsafelyUnwrapped
         let year = CivilTime.components(instant + Int64(rule.standardOffset)).year
-        var changes: [(instant: Int64, offset: Int32, name: String)] = []
-        for y in (year - 1)...(year + 1) { changes += rule.changes(inYear: y) }
-        var index = changes.count - 1
-        while index > 0, changes[index].instant > instant { index -= 1 }
-        return Segment(
-            start: changes[index].instant, end: changes[index + 1].instant, offset: changes[index].offset,
-            previousOffset: changes[index == 0 ? 0 : index - 1].offset)
+        return withUnsafeTemporaryAllocation(of: (instant: Int64, offset: Int32).self, capacity: 6) { changes in
+            var count = 0
+            for y in (year - 1)...(year + 1) {
+                let (first, second) = rule.offsetChanges(inYear: y)
+                changes[count] = first
+                changes[count + 1] = second
+                count += 2
+            }
+            var index = count - 1
+            while index > 0, changes[index].instant > instant { index -= 1 }
+            return Segment(
+                start: changes[index].instant, end: changes[index + 1].instant, offset: changes[index].offset,
+                previousOffset: changes[index == 0 ? 0 : index - 1].offset)
+        }
     }
 
     /// Seconds east of UTC in effect at `instant`.

@@ -199,7 +199,12 @@ struct APITests {
             #expect(try json(api) as? NSArray == (try JSONSerialization.jsonObject(with: Data(cli.stdout.utf8)) as? NSArray))
             let rate = try #require(try json(try await client.execute(uri: "/api/v1/next?every=90m&after=2026-01-01T00:00:00Z&count=2&start_time=2026-01-01T00:00:00Z", method: .get, headers: bearer(APIHarness.reader))) as? [[String: Any]])
             #expect(rate.map { $0["slot"] as? String } == ["2026-01-01T01:30:00Z", "2026-01-01T03:00:00Z"])
-            for bad in ["/api/v1/next?cron=61%20*%20*%20*%20*", "/api/v1/next", "/api/v1/next?cron=*%20*%20*%20*%20*&timezone=Mars/Olympus", "/api/v1/next?every=0s"] {
+            // H, placed by the key as belfry next --hash-key places it (the manual's example: minute 4).
+            let hashed = try #require(try json(try await client.execute(
+                uri: "/api/v1/next?cron=H%203%20*%20*%20*&hash_key=ops.backup%20nightly&after=2027-01-01T00:00:00Z&count=1", method: .get,
+                headers: bearer(APIHarness.reader))) as? [[String: Any]])
+            #expect(hashed.first?["slot"] as? String == "2027-01-01T03:04:00Z")
+            for bad in ["/api/v1/next?cron=61%20*%20*%20*%20*", "/api/v1/next", "/api/v1/next?cron=H%20*%20*%20*%20*", "/api/v1/next?cron=*%20*%20*%20*%20*&timezone=Mars/Olympus", "/api/v1/next?every=0s"] {
                 let response = try await client.execute(uri: bad, method: .get, headers: bearer(APIHarness.reader))
                 #expect(response.status == .badRequest, "\(bad)")
                 #expect((try json(response) as? [String: String])?["error"] == "bad_request")
@@ -283,6 +288,21 @@ struct MetricsTests {
         #expect(!text.contains("ops.odd"), "a trigger without a next slot or a success has no series")
         #expect(MetricsExporter.label("q\"u\\o\nte") == "q\\\"u\\\\o\\nte")
         #expect(text.contains("belfry_slots_missed_total{task=\"ops.job\",reason=\"catch_up latest\"} 1"))
+    }
+
+    @Test("past the task budget, runs of further tasks are counted under task=\"_other\"")
+    func taskBudget() async throws {
+        let metrics = MetricsExporter(build: [("version", "1")], read: { .init(activeTriggers: 3, queues: [:]) }, maxTasks: 2)
+        for task in ["a.one", "b.two", "c.three", "d.four", "a.one"] {
+            metrics.runFinished(task: task, state: "succeeded")
+            metrics.attemptEnded(task: task, outcome: "succeeded")
+        }
+        let text = String(decoding: await metrics.scrape(), as: UTF8.self)
+        for line in ["belfry_runs_total{task=\"a.one\",state=\"succeeded\"} 2", "belfry_runs_total{task=\"b.two\",state=\"succeeded\"} 1",
+                     "belfry_runs_total{task=\"_other\",state=\"succeeded\"} 2", "belfry_attempts_total{task=\"_other\",outcome=\"succeeded\"} 2"] {
+            #expect(text.contains(line + "\n"), "\(line)")
+        }
+        #expect(!text.contains("c.three"))
     }
 
     @Test("every family of the daemon: attempts, histograms, queues, circuits, nodes; promtool finds nothing to say when installed")
