@@ -102,9 +102,9 @@ def run_case(args, work, name, cron_for):
         started = sum(1 for slot, _ in read_stamps(out) if first <= slot <= last)
         if started != progress:
             (progress, progressed) = (started, time.time())
-        # Every slot started, or none for 30 s after the window (a run that failed to start
+        # Every slot started, or none for 60 s after the first did (a run that failed to start
         # writes no stamp: the report says how many are missing).
-        if time.time() > last and (started >= expected or time.time() - progressed > 30):
+        if time.time() > last and (started >= expected or (started > 0 and time.time() - progressed > 60)):
             break
     cpu = cpu_seconds(daemon.pid)
     print(f"{name}: daemon's resident memory at most {peak:.0f} MiB (sampled every 5 s)", flush=True)

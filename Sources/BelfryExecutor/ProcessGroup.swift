@@ -9,11 +9,25 @@ struct ProcessGroup: Sendable {
     /// Whether a live process of the group is still there. Zombies do not count: once a member's
     /// parent has died it is reparented, and where PID 1 does not reap (containers) it stays a
     /// zombie for good.
+    ///
+    /// Asked at the end of every attempt, so it is cheap: `getpgid(2)` of each process in
+    /// `/proc` (one system call each, no file read), and `/proc/PID/stat` only for members.
     var exists: Bool {
         guard kill(-id, 0) == 0 else { return false }
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return true }
-        for entry in entries where entry.first?.isNumber == true {
-            if let process = ProcessStatus(pid: entry), process.group == id, !process.isZombie { return true }
+        guard let directory = opendir("/proc") else { return true }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            let pid = withUnsafeBytes(of: entry.pointee.d_name) { name -> Int32 in
+                var value: Int32 = 0
+                for byte in name {
+                    if byte == 0 { break }
+                    guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return 0 }
+                    value = value &* 10 &+ Int32(byte - UInt8(ascii: "0"))
+                }
+                return value
+            }
+            guard pid > 0, getpgid(pid) == id else { continue }
+            if let process = ProcessStatus(pid: String(pid)), process.group == id, !process.isZombie { return true }
         }
         return false
     }

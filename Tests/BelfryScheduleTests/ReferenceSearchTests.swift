@@ -306,7 +306,7 @@ struct DialectReferenceTests {
         let policies = [DSTPolicy.default, DSTPolicy(skipped: .shift, repeated: .once),
                         DSTPolicy(skipped: .skip, repeated: .twice), DSTPolicy(skipped: .shift, repeated: .twice)]
         var (compared, found) = (0, 0)
-        for round in 0..<1500 {
+        for round in 0..<1000 {
             let key = "env\(round % 7).task\(round) trigger"
             let e = Self.randomExpression(key: key, using: &rng)
             let zoneName = ReferenceSearchTests.zones.randomElement(using: &rng)!
@@ -335,8 +335,8 @@ struct DialectReferenceTests {
                 #expect(fast.map { $0 > after + horizon } ?? true, "\(e.text) [\(key)] in \(zoneName) after @\(after) \(policy): engine gave @\(fast ?? 0), reference none within 40 days")
             }
         }
-        #expect(compared > 1000)
-        #expect(found > 500, "too few expressions fired inside the window to mean anything")
+        #expect(compared > 700)
+        #expect(found > 350, "too few expressions fired inside the window to mean anything")
     }
 }
 
