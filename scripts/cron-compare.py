@@ -31,23 +31,25 @@ SHOW = 'printf "args=%s\\n" "$*"; printf "greeting=%s\\n" "$GREETING"; printf "p
 
 
 def crontabs(out):
-    """The user crontab and the system crontab, each job writing to OUT/<name>.<who>."""
+    """The user crontab and the system crontab, each job writing to OUT/<name>.<who>. In a
+    crontab `%` ends the command (the rest is stdin): the job's own are written `\\%`."""
+    show = SHOW.replace("%", "\\%")
     user = f"""# A user crontab: variables, quoting, tabs, % as stdin
 GREETING = "hello  world"
 MAILTO=""
 # plain
-* * * * *\t{{ {SHOW}; }} > {out}/plain.WHO 2>&1
+* * * * *\t{{ {show}; }} > {out}/plain.WHO 2>&1
 # percent signs: the first starts stdin, the others are newlines; \\% is a literal %
-*/1 * * * * {{ {SHOW}; }} > {out}/percent.WHO 2>&1 %first line%second line, 100\\% sure%
+*/1 * * * * {{ {show}; }} > {out}/percent.WHO 2>&1 %first line%second line, 100\\% sure%
 # a macro and odd spacing
 @hourly    true
-*   *   *   *   *   {{ {SHOW}; }} > {out}/spacing.WHO 2>&1 < /dev/null
+*   *   *   *   *   {{ {show}; }} > {out}/spacing.WHO 2>&1 < /dev/null
 """
     system = f"""SHELL=/bin/bash
 PATH=/usr/local/bin:/usr/bin:/bin
 GREETING=system
-* * * * * root {{ {SHOW}; echo "bash=$BASH_VERSION" | cut -c1-6; }} > {out}/system.WHO 2>&1
-* * * * * root cd /tmp && {{ {SHOW}; }} > {out}/system-cd.WHO 2>&1 %in%put
+* * * * * root {{ {show}; echo "bash=$BASH_VERSION" | cut -c1-6; }} > {out}/system.WHO 2>&1
+* * * * * root cd /tmp && {{ {show}; }} > {out}/system-cd.WHO 2>&1 %in%put
 """
     return user, system
 

@@ -37,9 +37,12 @@ public struct CrontabImport: Sendable {
     /// Reads `text`. `system`: lines have a user field (`/etc/crontab`, `/etc/cron.d`);
     /// `user`, with `system`, imports only that user's lines (a definitions file runs as one user).
     /// `zone`: the zone of lines before any `CRON_TZ`/`TZ` (cron reads them in the machine's).
+    /// `owner`: whose user crontab it is (a system crontab's lines name theirs). Cron gives every
+    /// job `SHELL=/bin/sh`, the owner's `LOGNAME` and `HOME` (from the password database), and
+    /// starts it in `HOME`: the import writes the same.
     public static func convert(
         _ text: String, source: String, environment: String, zone: String, system: Bool, user onlyUser: String? = nil,
-        zones: TimeZoneDatabase = .system
+        owner: String? = nil, zones: TimeZoneDatabase = .system, home: (String) -> String? = homeDirectory
     ) -> CrontabImport {
         var problems: [Problem] = []
         var jobs: [Job] = []
@@ -129,8 +132,14 @@ public struct CrontabImport: Sendable {
                 continue
             }
             let (command, stdin) = splitPercent(String(rest))
+            var jobEnv = env
+            if !jobEnv.contains(where: { $0.0 == "SHELL" }) { jobEnv.insert(("SHELL", "/bin/sh"), at: 0) }
+            if let account = user ?? owner {
+                if !jobEnv.contains(where: { $0.0 == "HOME" }), let directory = home(account) { set(&jobEnv, "HOME", directory) }
+                set(&jobEnv, "LOGNAME", account)  // cron's own: a crontab cannot change it
+            }
             jobs.append(Job(line: number, schedule: schedule, user: user, command: command, stdin: stdin, zone: currentZone,
-                            env: env, shell: shell, description: comment))
+                            env: jobEnv, shell: shell, description: comment))
         }
         let users = Set(jobs.compactMap(\.user))
         if users.count > 1 {
@@ -199,7 +208,15 @@ public struct CrontabImport: Sendable {
                 stdin!.append(c)
             }
         }
+        // Cron ends a job's input with a newline when the last `%` did not.
+        if let text = stdin, !text.isEmpty, !text.hasSuffix("\n") { stdin = text + "\n" }
         return (command, stdin)
+    }
+
+    /// The home directory of `user` in the password database.
+    public static func homeDirectory(_ user: String) -> String? {
+        guard let entry = getpwnam(user), let directory = entry.pointee.pw_dir else { return nil }
+        return String(cString: directory)
     }
 
     /// A task name from the command: its program's base name in snake_case.
@@ -246,6 +263,9 @@ public struct CrontabImport: Sendable {
         var out = "# Imported from \(source) by `belfry import crontab`: one task per job line.\n"
         out += "environment:\n  name: \(environment)\n"
         if let user { out += "  user: \(quote(user))\n" }
+        // Cron starts each job in its HOME.
+        let homes = Set(jobs.compactMap { job in job.env.last { $0.0 == "HOME" }?.1 })
+        if homes.count == 1, let home = homes.first { out += "  working_directory: \(quote(home))\n" }
         // Cron gives every job PATH=/usr/bin:/bin unless the crontab sets PATH.
         let sharedEnv = jobs.first.map { first in jobs.allSatisfy { $0.env.elementsEqual(first.env) { $0 == $1 } } } ?? true
         func envBlock(_ env: [(String, String)], indent: String) -> String {
@@ -263,6 +283,7 @@ public struct CrontabImport: Sendable {
             out += "  - name: \(name)\n"
             out += "    description: \(quote(job.description ?? "line \(job.line) of \(source)"))\n"
             var script = job.command
+            if homes.count > 1 { script = "cd \"$HOME\" || exit 1\n" + script }  // HOME changes between its jobs
             if let stdin = job.stdin {
                 script = "printf '%s' '\(stdin.replacingOccurrences(of: "'", with: "'\\''"))' | {\n\(job.command)\n}"
             }

@@ -25,7 +25,7 @@ struct ImportCommand: ParsableCommand {
         @Flag(help: "Lines have a user field after the schedule (/etc/crontab, /etc/cron.d).")
         var system = false
 
-        @Option(help: "With --system: import only this user's lines (a definitions file runs as one user).")
+        @Option(help: "With --system: import only this user's lines (a definitions file runs as one user). Without: whose crontab it is (default: you), for its jobs' HOME and LOGNAME.")
         var user: String?
 
         @Option(help: "The environment's name. Default: the file's name, in snake_case.")
@@ -49,7 +49,7 @@ struct ImportCommand: ParsableCommand {
             do { _ = try TimeZoneDatabase.system.rules(for: zone) } catch { throw CommandFailure("--timezone: \(error)") }
             let name = environment ?? Self.environmentName(file)
             let result = CrontabImport.convert(text, source: file == "-" ? "standard input" : file, environment: name, zone: zone,
-                                               system: system, user: user)
+                                               system: system, user: user, owner: system ? nil : user ?? currentUser())
             // What is printed must deploy: check it as `validate` would.
             do {
                 _ = try DefinitionLoader.load(files: [("\(name).yaml", Array(result.yaml.utf8))])

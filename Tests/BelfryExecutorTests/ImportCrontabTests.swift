@@ -38,6 +38,13 @@ struct ImportCrontabTests {
         #expect(tasks[0].env["GREETING"] == "hello  world" && tasks[0].env["PATH"] == "/usr/bin:/bin")
         #expect(CrontabImport.splitPercent("a\\%b%c%d\\%e%") == ("a%b", "c\nd%e\n"))
         #expect(CrontabImport.splitPercent("no input") == ("no input", nil))
+        // Debian's cron ends the input with a newline when the last % did not (seen under cron itself).
+        #expect(CrontabImport.splitPercent("cat%in%put") == ("cat", "in\nput\n"))
+        // The owner's LOGNAME and HOME, SHELL=/bin/sh, and HOME as the working directory, as cron gives them.
+        let owned = CrontabImport.convert("* * * * * pwd\n", source: "c", environment: "e", zone: "UTC", system: false, owner: "alice",
+                                          home: { $0 == "alice" ? "/home/alice" : nil })
+        #expect(owned.yaml.contains("  working_directory: \"/home/alice\"\n"))
+        #expect(owned.yaml.contains("    SHELL: \"/bin/sh\"\n") && owned.yaml.contains("    LOGNAME: \"alice\"\n") && owned.yaml.contains("    HOME: \"/home/alice\"\n"))
     }
 
     @Test("a system crontab: the user field becomes the environment's user; several users are imported one at a time")
@@ -68,8 +75,8 @@ struct ImportCrontabTests {
         let echo = try BelfryCommand.run("run", "mine.echo", "--database", database)
         #expect(echo.stdout == "hello  world from /usr/bin:/bin\n")
         let cat = try BelfryCommand.run("run", "mine.cat", "--database", database)
-        // No `%` after the last line: cron gives it without a newline, and so does Belfry.
-        #expect(cat.stdout == "     1\tfirst line\n     2\tsecond line100% done\n")
+        // No `%` after the last line: cron ends the input with a newline all the same, and so does Belfry.
+        #expect(cat.stdout == "     1\tfirst line\n     2\tsecond line\n100% done\n")
         let printf = try BelfryCommand.run("run", "mine.printf", "--database", database)
         #expect(printf.stdout == "hello  world\n")
     }
