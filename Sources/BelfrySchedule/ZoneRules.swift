@@ -89,26 +89,24 @@ public struct ZoneRules: Sendable {
         return low
     }
 
-    /// A segment past the table, from the zone's POSIX rule: the changes of the year around
-    /// `instant` and of the years either side, computed without allocating (this runs for every
-    /// slot past 2100).
+    /// A segment past the table, from the zone's POSIX rule: the two changes of the instant's
+    /// year, and one of the year before or after, computed without allocating (this runs for
+    /// every slot past 2100). The rule alternates between two offsets, so the offset before a
+    /// segment is the other one.
     private func ruleSegment(containing instant: Int64) -> Segment {
         let rule = rule.unsafelyUnwrapped
         let year = CivilTime.components(instant + Int64(rule.standardOffset)).year
-        return withUnsafeTemporaryAllocation(of: (instant: Int64, offset: Int32).self, capacity: 6) { changes in
-            var count = 0
-            for y in (year - 1)...(year + 1) {
-                let (first, second) = rule.offsetChanges(inYear: y)
-                changes[count] = first
-                changes[count + 1] = second
-                count += 2
-            }
-            var index = count - 1
-            while index > 0, changes[index].instant > instant { index -= 1 }
-            return Segment(
-                start: changes[index].instant, end: changes[index + 1].instant, offset: changes[index].offset,
-                previousOffset: changes[index == 0 ? 0 : index - 1].offset)
+        let (first, second) = rule.offsetChanges(inYear: year)
+        let segment: (start: Int64, end: Int64, offset: Int32)
+        if instant < first.instant {
+            segment = (rule.offsetChanges(inYear: year - 1).1.instant, first.instant, second.offset)
+        } else if instant < second.instant {
+            segment = (first.instant, second.instant, first.offset)
+        } else {
+            segment = (second.instant, rule.offsetChanges(inYear: year + 1).0.instant, second.offset)
         }
+        let other = segment.offset == rule.daylightOffset ? rule.standardOffset : rule.daylightOffset
+        return Segment(start: segment.start, end: segment.end, offset: segment.offset, previousOffset: other)
     }
 
     /// Seconds east of UTC in effect at `instant`.

@@ -6,6 +6,7 @@ import Foundation
 /// `belfry validate [DIR]`: checks the definition files without touching the database.
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "validate",
         abstract: "Check the definition files; report every problem with file, line and column.")
 
     @OptionGroup var schedules: SchedulesOptions
@@ -63,6 +64,7 @@ struct ValidationReport: Encodable {
 /// `belfry deploy [DIR]`: validates, then replaces the deployed definitions in one transaction.
 struct Deploy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "deploy",
         abstract: "Validate the definition files and deploy them to the database, all or nothing.")
 
     @OptionGroup var schedules: SchedulesOptions

@@ -10,6 +10,7 @@ struct ImportCommand: ParsableCommand {
 
     struct Crontab: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "crontab",
             abstract: "Print a crontab as a definitions file, with cron's meaning kept.",
             discussion: """
                 One task per job line. Environment lines become env, CRON_TZ= and TZ= the zone of the lines \

@@ -5,6 +5,7 @@ import Foundation
 /// `belfry next`: the next slots of a cron expression or a fixed rate (SPEC §1.5).
 struct Next: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "next",
         abstract: "Print the next slots of a cron expression or a fixed rate.",
         discussion: """
             Each line starts with the slot's UTC instant in RFC 3339, then the wall-clock time in the \

@@ -6,6 +6,7 @@ import Foundation
 /// `belfry nodes`: the daemons sharing a PostgreSQL database.
 struct Nodes: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "nodes",
         abstract: "List the daemons (nodes) sharing the database, with their lease and running runs.",
         discussion: "A node whose lease is past is lost: another node takes its runs over once the lease has been expired for the task's kill_grace. A SQLite database has no nodes.")
     @OptionGroup var database: DatabaseOptions

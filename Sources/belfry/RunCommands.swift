@@ -60,10 +60,11 @@ struct RunTask: AsyncParsableCommand {
 /// `belfry runs` and `belfry runs show RUN`: run history.
 struct Runs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "runs",
         abstract: "List runs, newest first.", subcommands: [List.self, Show.self], defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List runs, newest first.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List runs, newest first.")
         @OptionGroup var database: DatabaseOptions
         @Option(help: "Only runs of this task (ENV.TASK).") var task: String?
         @Option(help: "Only runs of this trigger.") var trigger: String?
@@ -102,7 +103,7 @@ struct Runs: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a run with its attempts and steps.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a run with its attempts and steps.")
         @OptionGroup var database: DatabaseOptions
         @Argument(help: "The run's id.") var runID: Int64
         @Flag(help: "Print JSON.") var json = false
@@ -131,7 +132,7 @@ struct Runs: AsyncParsableCommand {
 
 /// `belfry logs RUN`: the log of an attempt.
 struct Logs: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print the log of a run's attempt (the last one by default).")
+    static let configuration = CommandConfiguration(commandName: "logs", abstract: "Print the log of a run's attempt (the last one by default).")
     @OptionGroup var database: DatabaseOptions
     @Argument(help: "The run's id.") var runID: Int64
     @Option(help: "Which attempt (1-based).") var attempt: Int?

@@ -45,7 +45,7 @@ struct StepCommand: AsyncParsableCommand {
 
 /// `belfry stats`: per task success rate, attempts, retries and durations.
 struct Stats: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Per task: success rate, mean attempts, retry rate, p50/p95 duration.")
+    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Per task: success rate, mean attempts, retry rate, p50/p95 duration.")
     @OptionGroup var database: DatabaseOptions
     @Option(help: "Only this task (ENV.TASK).") var task: String?
     @Option(help: "Only runs queued at or after this time (RFC 3339 or local date-time).") var since: String?
@@ -72,6 +72,7 @@ struct Stats: AsyncParsableCommand {
 /// `belfry prune`: applies the history policy now (the daemon does it hourly).
 struct Prune: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "prune",
         abstract: "Delete finished runs beyond the history policy, with their attempts and logs (the daemon does this hourly).")
     @OptionGroup var database: DatabaseOptions
     @Option(help: "Runs kept per trigger (manual runs: per task).") var runsPerTrigger = 1000

@@ -12,7 +12,7 @@ struct TriggerCommand: AsyncParsableCommand {
         subcommands: [List.self, Show.self, Activate.self, Deactivate.self, Delete.self])
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List deployed triggers with their next slot and last run.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List deployed triggers with their next slot and last run.")
         @OptionGroup var database: DatabaseOptions
         @Option(help: "Only the triggers of this task (ENV.TASK).") var task: String?
         @Flag(help: "Print a JSON array.") var json = false
@@ -40,7 +40,7 @@ struct TriggerCommand: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show one trigger and its next slots.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one trigger and its next slots.")
         @OptionGroup var target: TriggerArguments
         @Flag(help: "Print JSON.") var json = false
 
@@ -78,7 +78,7 @@ struct TriggerCommand: AsyncParsableCommand {
     }
 
     struct Activate: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Activate a trigger (a fixed rate without start_time re-anchors now).")
+        static let configuration = CommandConfiguration(commandName: "activate", abstract: "Activate a trigger (a fixed rate without start_time re-anchors now).")
         @OptionGroup var target: TriggerArguments
         @Option(help: "Who makes the change. Default: $USER.") var by: String?
 
@@ -92,7 +92,7 @@ struct TriggerCommand: AsyncParsableCommand {
     }
 
     struct Deactivate: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Deactivate a trigger: no slot fires until it is activated again.")
+        static let configuration = CommandConfiguration(commandName: "deactivate", abstract: "Deactivate a trigger: no slot fires until it is activated again.")
         @OptionGroup var target: TriggerArguments
         @Option(help: "Who makes the change. Default: $USER.") var by: String?
 
@@ -106,6 +106,7 @@ struct TriggerCommand: AsyncParsableCommand {
 
     struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "delete",
             abstract: "Delete a deployed trigger (its runs stay in the history; the next deploy adds it back if it is still defined).")
         @OptionGroup var target: TriggerArguments
 
