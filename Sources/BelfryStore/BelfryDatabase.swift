@@ -70,14 +70,22 @@ public final class BelfryDatabase: Sendable {
 
     /// Opens (creating it, mode 0600, in a directory created 0700) and migrates the database.
     ///
-    /// `readOnly`: the caller only reads. A database that exists but that this process may not
-    /// write (the file, its directory or its file system is read-only) is then opened read-only,
-    /// without migrating; its schema must be current.
+    /// `readOnly`: the caller only reads. A database that exists is then opened read-only,
+    /// without migrating, when its schema is current; one that this process may not write (the
+    /// file, its directory or its file system is read-only) must have a current schema.
     public init(path: String, readOnly: Bool = false) throws(StoreError) {
         self.path = path
-        if readOnly, FileManager.default.fileExists(atPath: path), !Self.isWritable(path) {
-            pool = try Self.openReadOnly(path: path)
-            return
+        if readOnly, FileManager.default.fileExists(atPath: path) {
+            if !Self.isWritable(path) {
+                pool = try Self.openReadOnly(path: path)
+                return
+            }
+            // Writable too: read-only is quicker to open (no WAL set-up, no migration check), and
+            // a schema that is not current is brought up to date below as for any command.
+            if let readOnlyPool = try? Self.openReadOnly(path: path) {
+                pool = readOnlyPool
+                return
+            }
         }
         let directory = (path as NSString).deletingLastPathComponent
         do {
