@@ -1,5 +1,6 @@
 import BelfryConfig
 @testable import BelfryHTTP
+import BelfryListings
 import BelfryStore
 import BelfryTesting
 import BelfrySchedule
@@ -288,6 +289,14 @@ struct MetricsTests {
         #expect(!text.contains("ops.odd"), "a trigger without a next slot or a success has no series")
         #expect(MetricsExporter.label("q\"u\\o\nte") == "q\\\"u\\\\o\\nte")
         #expect(text.contains("belfry_slots_missed_total{task=\"ops.job\",reason=\"catch_up latest\"} 1"))
+    }
+
+    @Test("instants in listings: RFC 3339 in UTC, milliseconds when there are any, before 1970 too")
+    func instants() {
+        #expect(Listing.rfc3339(Date(timeIntervalSince1970: 1_700_000_000)) == "2023-11-14T22:13:20Z")
+        #expect(Listing.rfc3339(Date(timeIntervalSince1970: 1_700_000_000.5)) == "2023-11-14T22:13:20.500Z")
+        #expect(Listing.rfc3339(Date(timeIntervalSince1970: 1_700_000_000.007)) == "2023-11-14T22:13:20.007Z")
+        #expect(Listing.rfc3339(Date(timeIntervalSince1970: -0.25)) == "1969-12-31T23:59:59.750Z")
     }
 
     @Test("past the task budget, runs of further tasks are counted under task=\"_other\"")
