@@ -24,21 +24,9 @@ import subprocess
 import tempfile
 import time
 
+from measures import cpu_seconds, percentile, read_stamps, rss_mib
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def percentile(values, p):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def read_stamps(path):
-    result = []
-    if os.path.exists(path):
-        for line in open(path):
-            slot, started = line.split()
-            result.append((int(slot), (int(started) - int(slot) * 1_000_000_000) / 1e6))
-    return result
 
 
 def write_schedules(directory, triggers, cron, stamp, out):
@@ -52,18 +40,6 @@ def write_schedules(directory, triggers, cron, stamp, out):
                          f"    triggers: [{{ name: hourly, cron: \"{cron}\" }}]\n")
         with open(os.path.join(directory, f"env{f:03d}.yaml"), "w") as handle:
             handle.write("".join(lines))
-
-
-def rss_mib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_case(args, work, name, cron_for):

@@ -33,14 +33,10 @@ import sys
 import tempfile
 import time
 
+from measures import cpu_seconds, percentile, read_stamps
 from test_postgres import fresh_database
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def percentile(values, p):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def summary(name, latenesses_ms):
@@ -48,15 +44,6 @@ def summary(name, latenesses_ms):
         return f"{name}: no runs"
     return (f"{name}: {len(latenesses_ms)} starts, lateness p50 {percentile(latenesses_ms, 50):.2f} ms, "
             f"p99 {percentile(latenesses_ms, 99):.2f} ms, max {max(latenesses_ms):.2f} ms")
-
-
-def read_stamps(path):
-    result = []
-    if os.path.exists(path):
-        for line in open(path):
-            slot, started = line.split()
-            result.append((int(slot), (int(started) - int(slot) * 1_000_000_000) / 1e6))
-    return result
 
 
 def measure(args, commands, work, out, during=None):
@@ -79,11 +66,7 @@ def measure(args, commands, work, out, during=None):
     time.sleep(args.seconds)
     if load:
         load.wait()
-    cpu = 0.0
-    for daemon in daemons:
-        with open(f"/proc/{daemon.pid}/stat") as f:  # the daemon's own CPU time (user + system), its jobs not included
-            fields = f.read().rsplit(")", 1)[1].split()
-        cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    cpu = sum(cpu_seconds(daemon.pid) for daemon in daemons)  # the daemons' own, their jobs not included
     for daemon in daemons:
         daemon.send_signal(signal.SIGTERM)
     for daemon in daemons:

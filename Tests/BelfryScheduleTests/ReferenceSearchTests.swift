@@ -150,42 +150,54 @@ struct ReferenceSearchTests {
 
     @Test("random expressions around DST transitions agree with the reference")
     func randomAgreement() throws {
-        var rng = SplitMix64(seed: 20_261_123)
+        let (compared, found) = try Self.compare(rounds: 1500, seed: 20_261_123, horizonDays: 2) { _, rng in
+            (Self.randomExpression(using: &rng), nil)
+        }
+        #expect(compared > 1000)
+        #expect(found > 500, "too few expressions fired inside the window to mean anything")
+    }
+
+    /// The engine against the reference on `rounds` expressions from `make` (given the round,
+    /// returning the expression and its hash key), each in a random zone and DST policy, after
+    /// an instant near one of the zone's changes between 1995 and 2045. Returns how many were
+    /// compared and how many fired within `horizonDays`.
+    static func compare(
+        rounds: Int, seed: UInt64, horizonDays: Int64, make: (Int, inout SplitMix64) -> (RandomExpression, String?)
+    ) throws -> (compared: Int, found: Int) {
+        var rng = SplitMix64(seed: seed)
         let policies = [DSTPolicy.default, DSTPolicy(skipped: .shift, repeated: .once),
                         DSTPolicy(skipped: .skip, repeated: .twice), DSTPolicy(skipped: .shift, repeated: .twice)]
-        var compared = 0
-        var found = 0
-        for _ in 0..<1500 {
-            let e = Self.randomExpression(using: &rng)
-            let zoneName = Self.zones.randomElement(using: &rng)!
+        var (compared, found) = (0, 0)
+        for round in 0..<rounds {
+            let (e, key) = make(round, &rng)
+            let zoneName = zones.randomElement(using: &rng)!
             let zone = try TimeZoneDatabase.system.rules(for: zoneName)
             let policy = policies.randomElement(using: &rng)!
-            // An instant near a transition between 1995 and 2045 (or any instant, for fixed zones).
+            // An instant near a transition (or any instant, for fixed zones).
             let year = Int64.random(in: 1995...2045, using: &rng)
             let from = CivilTime.days(year: year, month: 1, day: 1) * 86400
             let changes = zone.transitions(from: Instant(secondsSinceEpoch: from), to: Instant(secondsSinceEpoch: from + 366 * 86400))
             let pivot = changes.randomElement(using: &rng)?.instant.secondsSinceEpoch ?? from + Int64.random(in: 0..<(365 * 86400), using: &rng)
             let after = pivot + Int64.random(in: -(36 * 3600)...(12 * 3600), using: &rng)
-            let horizon: Int64 = 2 * 86400
-
+            let horizon = horizonDays * 86400
             let schedule: CronSchedule
             do {
-                schedule = try CronSchedule(parsing: e.text, zone: zone, dst: policy)
+                schedule = try CronSchedule(parsing: e.text, zone: zone, dst: policy, hashKey: key)
             } catch {
-                continue  // a random expression that never fires (checked by the parser tests)
+                continue  // an expression that never fires (the parser's own tests check which)
             }
             let fast = schedule.nextSlot(after: Instant(secondsSinceEpoch: after))?.secondsSinceEpoch
-            let reference = Self.referenceSlot(e, zone: zone, policy: policy, after: after, horizon: horizon)
+            let reference = referenceSlot(e, zone: zone, policy: policy, after: after, horizon: horizon)
+            let context = "\(e.text)\(key.map { " [\($0)]" } ?? "") in \(zoneName) after @\(after) \(policy)"
             compared += 1
             if let reference {
                 found += 1
-                #expect(fast == reference, "\(e.text) in \(zoneName) after @\(after) \(policy)")
+                #expect(fast == reference, "\(context)")
             } else {
-                #expect(fast.map { $0 > after + horizon } ?? true, "\(e.text) in \(zoneName) after @\(after) \(policy): engine gave @\(fast ?? 0), reference none within 2 days")
+                #expect(fast.map { $0 > after + horizon } ?? true, "\(context): engine gave @\(fast ?? 0), reference none within \(horizonDays) days")
             }
         }
-        #expect(compared > 1000)
-        #expect(found > 500, "too few expressions fired inside the window to mean anything")
+        return (compared, found)
     }
 }
 
@@ -302,38 +314,10 @@ struct DialectReferenceTests {
 
     @Test("random expressions with L, W, nL, #k and H, around DST transitions, agree with the reference")
     func randomAgreement() throws {
-        var rng = SplitMix64(seed: 20_261_201)
-        let policies = [DSTPolicy.default, DSTPolicy(skipped: .shift, repeated: .once),
-                        DSTPolicy(skipped: .skip, repeated: .twice), DSTPolicy(skipped: .shift, repeated: .twice)]
-        var (compared, found) = (0, 0)
-        for round in 0..<1000 {
+        // Month-dependent days are sparse: look 40 days ahead.
+        let (compared, found) = try ReferenceSearchTests.compare(rounds: 1000, seed: 20_261_201, horizonDays: 40) { round, rng in
             let key = "env\(round % 7).task\(round) trigger"
-            let e = Self.randomExpression(key: key, using: &rng)
-            let zoneName = ReferenceSearchTests.zones.randomElement(using: &rng)!
-            let zone = try TimeZoneDatabase.system.rules(for: zoneName)
-            let policy = policies.randomElement(using: &rng)!
-            let year = Int64.random(in: 1995...2045, using: &rng)
-            let from = CivilTime.days(year: year, month: 1, day: 1) * 86400
-            let changes = zone.transitions(from: Instant(secondsSinceEpoch: from), to: Instant(secondsSinceEpoch: from + 366 * 86400))
-            let pivot = changes.randomElement(using: &rng)?.instant.secondsSinceEpoch ?? from + Int64.random(in: 0..<(365 * 86400), using: &rng)
-            let after = pivot + Int64.random(in: -(36 * 3600)...(12 * 3600), using: &rng)
-            // Month-dependent days are sparse: look 40 days ahead.
-            let horizon: Int64 = 40 * 86400
-            let schedule: CronSchedule
-            do {
-                schedule = try CronSchedule(parsing: e.text, zone: zone, dst: policy, hashKey: key)
-            } catch {
-                continue  // never fires (the parser's own tests check which)
-            }
-            let fast = schedule.nextSlot(after: Instant(secondsSinceEpoch: after))?.secondsSinceEpoch
-            let reference = ReferenceSearchTests.referenceSlot(e, zone: zone, policy: policy, after: after, horizon: horizon)
-            compared += 1
-            if let reference {
-                found += 1
-                #expect(fast == reference, "\(e.text) [\(key)] in \(zoneName) after @\(after) \(policy)")
-            } else {
-                #expect(fast.map { $0 > after + horizon } ?? true, "\(e.text) [\(key)] in \(zoneName) after @\(after) \(policy): engine gave @\(fast ?? 0), reference none within 40 days")
-            }
+            return (Self.randomExpression(key: key, using: &rng), key)
         }
         #expect(compared > 700)
         #expect(found > 350, "too few expressions fired inside the window to mean anything")
