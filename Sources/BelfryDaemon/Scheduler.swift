@@ -3,6 +3,7 @@ import BelfryExecutor
 import BelfrySchedule
 import BelfryStore
 import Foundation
+import Synchronization
 
 /// The scheduling loop (SPEC §4 and §7): keeps the next slot of every active trigger in a
 /// priority queue, sleeps until the earliest, and for each trigger whose slots came due records
@@ -38,6 +39,11 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     private var stopped = false
     /// The definitions of recent launches, decoded once for the runs that follow.
     private let decoded = DecodedDefinitions()
+    /// Each queue's limit, as deployed (others: `QueueGate.defaultLimit`).
+    private let queueLimits: [String: Int]
+    /// Per queue: the runs let on to the executor, and those held back until one of them ends.
+    private var admitted: [String: Int] = [:]
+    private var held: [String: HeldRuns] = [:]
 
     /// How the loop waits between wakes; nil: `clock.sleep`.
     let wait: (@Sendable (Duration) async throws -> Void)?
@@ -58,9 +64,10 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         store: any Store, executor: RunExecutor<C>, clock: C, wallClock: @escaping @Sendable () -> Date,
         zones: TimeZoneDatabase = .system, changePoll: Duration = .seconds(1),
         wait: (@Sendable (Duration) async throws -> Void)? = nil, leaseTrusted: @escaping @Sendable () -> Bool = { true },
-        log: @escaping @Sendable (SchedulerEvent) -> Void
+        queueLimits: [String: Int] = [:], log: @escaping @Sendable (SchedulerEvent) -> Void
     ) {
         (self.store, self.executor, self.clock, self.wallClock, self.zones) = (store, executor, clock, wallClock, zones)
+        self.queueLimits = queueLimits
         (self.changePoll, self.wait, self.leaseTrusted, self.log) = (changePoll, wait, leaseTrusted, log)
     }
 
@@ -376,27 +383,45 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     /// the slot was claimed) off the scheduler.
     private func start(_ launch: SlotLaunch, trigger: ScheduledTrigger, previousAttempts: Int = 0) {
         log(.queued(task: trigger.task, trigger: trigger.name, slot: launch.slot, run: launch.runID, origin: launch.origin))
-        let (executor, log, decoded, term) = (self.executor, self.log, self.decoded, store.term)
-        let task = Task {
+        let (executor, log, decoded, term, clock) = (self.executor, self.log, self.decoded, store.term, self.clock)
+        // Beyond what its queue will take soon (its limit + `launchSlack`), a run is held back as
+        // a small task: the frames of a run on its way (about 16 KB) are made only once its queue
+        // is close to a place. 100,000 runs due at once held 1.8 GB without this.
+        let queue = (try? launch.definitions.decode(cache: decoded))?.trigger.queue ?? "default"
+        var place: Place?
+        if admitted[queue, default: 0] < (queueLimits[queue] ?? QueueGate<C>.defaultLimit) + Self.launchSlack {
+            admitted[queue, default: 0] += 1
+        } else {
+            place = Place()
+            held[queue, default: HeldRuns()].append(place!)
+        }
+        let task = Task { [place] in
+            let heldSince = clock.now
+            await place?.wait()
+            let heldFor = heldSince.duration(to: clock.now)
             let failure = await StoreTerm.$current.withValue(term) {
-                await Self.run(launch, trigger: trigger, previousAttempts: previousAttempts, executor: executor, decoded: decoded, log: log)
+                await Self.run(launch, trigger: trigger, previousAttempts: previousAttempts, heldFor: heldFor, executor: executor, decoded: decoded, log: log)
             }
             if let failure, !executor.interrupting.isSet { self.unrecorded.append((launch.runID, failure)) }
-            self.finished(run: launch.runID, trigger: trigger.id)
+            self.finished(run: launch.runID, trigger: trigger.id, queue: queue)
         }
         running[trigger.id, default: [:]][launch.runID] = task
     }
 
+    /// Runs past their queue's limit let on to the executor, where they wait for a place in order.
+    static var launchSlack: Int { 32 }
+
     @concurrent
     private static func run(
-        _ launch: SlotLaunch, trigger: ScheduledTrigger, previousAttempts: Int, executor: RunExecutor<C>,
+        _ launch: SlotLaunch, trigger: ScheduledTrigger, previousAttempts: Int, heldFor: Duration, executor: RunExecutor<C>,
         decoded: DecodedDefinitions, log: @Sendable (SchedulerEvent) -> Void
     ) async -> String? {
         do {
             let definitions = try launch.definitions.decode(cache: decoded)
-            let request = RunRequest(
+            var request = RunRequest(
                 task: definitions.task, trigger: definitions.trigger, slot: launch.slot, origin: launch.origin,
                 runID: launch.runID, previousAttempts: previousAttempts)
+            request.heldFor = heldFor
             let result = try await executor.run(request)
             log(.finished(task: trigger.task, trigger: trigger.name, run: result.runID, state: result.state, reason: result.reason))
             return nil
@@ -413,7 +438,11 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         }
     }
 
-    private func finished(run: Int64, trigger: Int64) {
+    private func finished(run: Int64, trigger: Int64, queue: String? = nil) {
+        if let queue {
+            // Its place goes to the first run held back for the queue, if any.
+            if let next = held[queue]?.removeFirst() { next.open() } else { admitted[queue, default: 1] -= 1 }
+        }
         finishedRuns += 1
         running[trigger]?[run] = nil
         if running[trigger]?.isEmpty == true { running[trigger] = nil }
@@ -490,3 +519,49 @@ struct SlotQueue {
     }
 }
 
+
+/// A run held back by the scheduler until its queue is close to a place: `open` lets it go on,
+/// before or after it starts to `wait`.
+final class Place: Sendable {
+    private let state = Mutex<(opened: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    func open() {
+        let waiter = state.withLock { state in
+            state.opened = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let go = state.withLock { state in
+                if state.opened { return true }
+                state.waiter = continuation
+                return false
+            }
+            if go { continuation.resume() }
+        }
+    }
+}
+
+/// The places held back for one queue, in order; taking the first is O(1).
+struct HeldRuns {
+    private var places: [Place?] = []
+    private var head = 0
+
+    mutating func append(_ place: Place) { places.append(place) }
+
+    mutating func removeFirst() -> Place? {
+        guard head < places.count else { return nil }
+        let place = places[head]
+        places[head] = nil
+        head += 1
+        if head > 1024, head * 2 > places.count {
+            places.removeFirst(head)
+            head = 0
+        }
+        return place
+    }
+}

@@ -17,6 +17,9 @@ public struct RunRequest: Sendable {
     /// Attempts an interrupted run had started already: numbering goes on from there, and they
     /// do not count against the task's retries (they were system retries).
     public var previousAttempts: Int
+    /// How long the run already waited before it reached the executor (held by the scheduler
+    /// until its queue was close to having a place): it counts against `max_queued_time`.
+    public var heldFor: Duration = .zero
 
     public init(
         task: TaskDefinition, trigger: TriggerDefinition? = nil, slot: Instant? = nil, origin: RunOrigin,
@@ -127,8 +130,8 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         var result: RunResult
         let queue = request.trigger?.queue ?? task.queue
         let maxWait = task.timeout.maxQueuedMilliseconds.map { Duration.milliseconds($0) }
-        let queuedAt = clock.now
-        if await queues.enter(queue, maxWait: maxWait) {
+        let queuedAt = clock.now.advanced(by: .zero - request.heldFor)
+        if await queues.enter(queue, maxWait: maxWait.map { max(.zero, $0 - request.heldFor) }) {
             let placed: Bool
             do {
                 placed = try await placeAmongDaemons(queue, run: runID, since: queuedAt, maxWait: maxWait)

@@ -106,7 +106,7 @@ struct DaemonCommand: AsyncParsableCommand {
             }
         }
         let scheduler = Scheduler(store: store, executor: executor, clock: clock, wallClock: { Date() }, wait: pollWait,
-                                  leaseTrusted: { lease.isTrusted }) { event in
+                                  leaseTrusted: { lease.isTrusted }, queueLimits: try await store.queueLimits()) { event in
             log.log(event)
             switch event {
             case .scheduled(let triggers, _): activeTriggers.withLock { $0 = triggers }

@@ -249,6 +249,20 @@ struct OverlapTests {
         #expect(runs.map(\.state) == [.succeeded, .skipped, .skipped, .skipped])
     }
 
+    @Test("runs due at once beyond their queue's limit are held back, then all run", .timeLimit(.minutes(1)))
+    func burstBeyondTheQueue() async throws {
+        // The default queue lets 16 in; the scheduler lets 16 + 32 on to the executor and holds the rest.
+        let count = 70
+        let yaml = (0..<count).map { "  - { name: job\($0), command: [\"/bin/true\"], triggers: [{ name: t, cron: \"1 0 * * *\" }] }\n" }.joined()
+        let daemon = try VirtualDaemon(yaml: yaml, startingAt: "2026-06-01T00:00:30Z")
+        try await daemon.run(until: "2026-06-01T00:01:30Z")
+        var filter = RunFilter()
+        filter.limit = 1000
+        let runs = try daemon.store.runs(matching: filter)
+        #expect(runs.count == count)
+        #expect(runs.allSatisfy { $0.state == .succeeded }, "\(runs.map(\.state))")
+    }
+
     @Test("replace cancels the running run and starts the new one")
     func replace() async throws {
         let runs = try await Self.runsWhileBlocked("replace", until: "2026-06-01T00:02:30Z")
