@@ -60,7 +60,19 @@ final class VirtualDaemon: Sendable {
         await scheduler.stop()
         loop.cancel()
         _ = try? await loop.value
-        for task in await scheduler.runningTasks { await task.value }
+        // The runs still going may sleep on the virtual clock too (a run polling for a place in
+        // its queue, 200 ms at a time, until the last one's leave is written): keep time moving.
+        let done = Mutex(false)
+        let running = await scheduler.runningTasks
+        let waiter = Task {
+            for task in running { await task.value }
+            done.withLock { $0 = true }
+        }
+        while !done.withLock({ $0 }) {
+            if clock.sleeperCount > 0 { clock.advance(by: .seconds(1)) }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        await waiter.value
     }
 
     /// (slot, state, origin) of every run of a trigger, by slot.

@@ -107,7 +107,9 @@ struct ExecutorTests {
         let harness = try Harness()
         let clock = ManualClock()
         let pidFile = harness.directory.path + "/grandchild.pid"
-        let job = try task(shell("(trap \"\" TERM; exec sleep 60) & echo $! > \(pidFile); sleep 60", retries: 0,
+        // The grandchild writes its pid once its trap is set: written by the parent (`$!`), the
+        // file could appear before the trap, and a loaded machine's SIGTERM then killed it.
+        let job = try task(shell("(trap \"\" TERM; sh -c ''echo $PPID'' > \(pidFile); exec sleep 60) & sleep 60", retries: 0,
                                  extra: "    timeout: 10s\n    kill_grace: 300ms"))
         var configured = harness.executor(clock)
         let events = EventRecorder()
