@@ -43,7 +43,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     private let queueLimits: [String: Int]
     /// Per queue: the runs let on to the executor, and those held back until one of them ends.
     private var admitted: [String: Int] = [:]
-    private var held: [String: HeldRuns] = [:]
+    private var held: [String: ArrivalQueue<Place>] = [:]
 
     /// How the loop waits between wakes; nil: `clock.sleep`.
     let wait: (@Sendable (Duration) async throws -> Void)?
@@ -393,7 +393,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
             admitted[queue, default: 0] += 1
         } else {
             place = Place()
-            held[queue, default: HeldRuns()].append(place!)
+            held[queue, default: ArrivalQueue()].append(place!)
         }
         let task = Task { [place] in
             let heldSince = clock.now
@@ -543,25 +543,5 @@ final class Place: Sendable {
             }
             if go { continuation.resume() }
         }
-    }
-}
-
-/// The places held back for one queue, in order; taking the first is O(1).
-struct HeldRuns {
-    private var places: [Place?] = []
-    private var head = 0
-
-    mutating func append(_ place: Place) { places.append(place) }
-
-    mutating func removeFirst() -> Place? {
-        guard head < places.count else { return nil }
-        let place = places[head]
-        places[head] = nil
-        head += 1
-        if head > 1024, head * 2 > places.count {
-            places.removeFirst(head)
-            head = 0
-        }
-        return place
     }
 }

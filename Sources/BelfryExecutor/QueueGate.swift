@@ -1,65 +1,14 @@
-import Foundation
-
 /// Named queues, each letting at most `limit` runs through at once (SPEC §4); the others wait in
 /// order of arrival. A run that waits longer than its `max_queued_time` gives up.
 public actor QueueGate<C: Clock> where C.Duration == Duration {
     private struct Queue {
         var limit: Int
         var running = 0
-        var waiting = Waiters()
-    }
-
-    /// Runs waiting for a place, in order of arrival: taking the first and giving one up are
-    /// O(1) (100,000 runs due at once wait here).
-    private struct Waiters {
-        private var entries: [(id: Int, continuation: CheckedContinuation<Bool, Never>)?] = []
-        private var head = 0
-        private var positions: [Int: Int] = [:]  // id → index in entries
-        private(set) var count = 0
-
-        var isEmpty: Bool { count == 0 }
-
-        mutating func append(_ id: Int, _ continuation: CheckedContinuation<Bool, Never>) {
-            positions[id] = entries.count
-            entries.append((id, continuation))
-            count += 1
-        }
-
-        mutating func removeFirst() -> CheckedContinuation<Bool, Never>? {
-            while head < entries.count {
-                let entry = entries[head]
-                entries[head] = nil
-                head += 1
-                if let entry {
-                    positions[entry.id] = nil
-                    count -= 1
-                    compact()
-                    return entry.continuation
-                }
-            }
-            return nil
-        }
-
-        mutating func remove(_ id: Int) -> CheckedContinuation<Bool, Never>? {
-            guard let index = positions.removeValue(forKey: id), let entry = entries[index] else { return nil }
-            entries[index] = nil
-            count -= 1
-            return entry.continuation
-        }
-
-        /// Drops the taken entries once they are half of the array.
-        private mutating func compact() {
-            guard head > 1024, head * 2 > entries.count else { return }
-            entries.removeFirst(head)
-            head = 0
-            positions = [:]
-            for (index, entry) in entries.enumerated() { if let entry { positions[entry.id] = index } }
-        }
+        var waiting = ArrivalQueue<CheckedContinuation<Bool, Never>>()
     }
 
     private let clock: C
     private var queues: [String: Queue] = [:]
-    private var nextID = 0
     /// The limit of a queue nobody declared.
     public static var defaultLimit: Int { 16 }
 
@@ -80,16 +29,14 @@ public actor QueueGate<C: Clock> where C.Duration == Duration {
             queues[queue]!.running += 1
             return true
         }
-        nextID += 1
-        let id = nextID
-        if let maxWait {
-            Task { [clock] in
-                try? await clock.sleep(for: maxWait)
-                self.giveUp(id, in: queue)
-            }
-        }
         return await withCheckedContinuation { continuation in
-            queues[queue]!.waiting.append(id, continuation)
+            let ticket = queues[queue]!.waiting.append(continuation)
+            if let maxWait {
+                Task { [clock] in
+                    try? await clock.sleep(for: maxWait)
+                    self.giveUp(ticket, in: queue)
+                }
+            }
         }
     }
 
@@ -116,7 +63,7 @@ public actor QueueGate<C: Clock> where C.Duration == Duration {
         queues.mapValues { ($0.running, $0.waiting.count) }
     }
 
-    private func giveUp(_ id: Int, in queue: String) {
-        queues[queue]?.waiting.remove(id)?.resume(returning: false)
+    private func giveUp(_ ticket: Int, in queue: String) {
+        queues[queue]?.waiting.remove(ticket: ticket)?.resume(returning: false)
     }
 }
