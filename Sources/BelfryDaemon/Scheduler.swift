@@ -379,15 +379,16 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         return SlotClaim(trigger: trigger, outcomes: outcomes)
     }
 
-    /// Runs the launch in a task of its own, which decodes its definitions (as they were when
-    /// the slot was claimed) off the scheduler.
+    /// Runs the launch in a task of its own, with its definitions as they were when the slot was
+    /// claimed (decoded here, once: their queue decides whether the run is held back).
     private func start(_ launch: SlotLaunch, trigger: ScheduledTrigger, previousAttempts: Int = 0) {
         log(.queued(task: trigger.task, trigger: trigger.name, slot: launch.slot, run: launch.runID, origin: launch.origin))
-        let (executor, log, decoded, term, clock) = (self.executor, self.log, self.decoded, store.term, self.clock)
+        let (executor, log, term, clock) = (self.executor, self.log, store.term, self.clock)
+        let definitions = Result { try launch.definitions.decode(cache: decoded) }
         // Beyond what its queue will take soon (its limit + `launchSlack`), a run is held back as
         // a small task: the frames of a run on its way (about 16 KB) are made only once its queue
         // is close to a place. 100,000 runs due at once held 1.8 GB without this.
-        let queue = (try? launch.definitions.decode(cache: decoded))?.trigger.queue ?? "default"
+        let queue = (try? definitions.get())?.trigger.queue ?? "default"
         var place: Place?
         if admitted[queue, default: 0] < (queueLimits[queue] ?? QueueGate<C>.defaultLimit) + Self.launchSlack {
             admitted[queue, default: 0] += 1
@@ -400,7 +401,8 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
             await place?.wait()
             let heldFor = heldSince.duration(to: clock.now)
             let failure = await StoreTerm.$current.withValue(term) {
-                await Self.run(launch, trigger: trigger, previousAttempts: previousAttempts, heldFor: heldFor, executor: executor, decoded: decoded, log: log)
+                await Self.run(launch, definitions: definitions, trigger: trigger, previousAttempts: previousAttempts, heldFor: heldFor,
+                               executor: executor, log: log)
             }
             if let failure, !executor.interrupting.isSet { self.unrecorded.append((launch.runID, failure)) }
             self.finished(run: launch.runID, trigger: trigger.id, queue: queue)
@@ -413,11 +415,11 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
 
     @concurrent
     private static func run(
-        _ launch: SlotLaunch, trigger: ScheduledTrigger, previousAttempts: Int, heldFor: Duration, executor: RunExecutor<C>,
-        decoded: DecodedDefinitions, log: @Sendable (SchedulerEvent) -> Void
+        _ launch: SlotLaunch, definitions: Result<(task: TaskDefinition, trigger: TriggerDefinition), any Error>, trigger: ScheduledTrigger,
+        previousAttempts: Int, heldFor: Duration, executor: RunExecutor<C>, log: @Sendable (SchedulerEvent) -> Void
     ) async -> String? {
         do {
-            let definitions = try launch.definitions.decode(cache: decoded)
+            let definitions = try definitions.get()
             var request = RunRequest(
                 task: definitions.task, trigger: definitions.trigger, slot: launch.slot, origin: launch.origin,
                 runID: launch.runID, previousAttempts: previousAttempts)
