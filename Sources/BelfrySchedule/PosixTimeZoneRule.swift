@@ -24,25 +24,26 @@ struct PosixTimeZoneRule: Hashable, Sendable {
 
     /// Offset changes in the given year, as (UTC instant, offset from then on, name), sorted.
     func changes(inYear year: Int64) -> [(instant: Int64, offset: Int32, name: String)] {
-        guard hasDaylightTime, let start = daylightStart, let end = daylightEnd, let daylightName else {
-            return []
-        }
-        // The start is given in standard local time, the end in daylight local time.
-        let startInstant = start.localSeconds(inYear: year) - Int64(standardOffset)
-        let endInstant = end.localSeconds(inYear: year) - Int64(daylightOffset)
-        let changes = [
-            (startInstant, daylightOffset, daylightName),
-            (endInstant, standardOffset, standardName),
-        ]
-        return changes.sorted { $0.0 < $1.0 }
+        guard hasDaylightTime, let daylightName else { return [] }
+        let (start, end) = changeInstants(inYear: year)
+        return [(start, daylightOffset, daylightName), (end, standardOffset, standardName)].sorted { $0.0 < $1.0 }
+    }
+
+    /// When daylight time starts and ends in `year`, as UTC instants: the start is given in
+    /// standard local time, the end in daylight local time.
+    @inline(__always)
+    private func changeInstants(inYear year: Int64) -> (start: Int64, end: Int64) {
+        (daylightStart.unsafelyUnwrapped.localSeconds(inYear: year) - Int64(standardOffset),
+         daylightEnd.unsafelyUnwrapped.localSeconds(inYear: year) - Int64(daylightOffset))
     }
 
     /// The two offset changes of `year` as (UTC instant, offset from then on), ascending, for a
     /// rule with daylight time: `changes(inYear:)` without the names and the array.
     @inline(__always)
     func offsetChanges(inYear year: Int64) -> ((instant: Int64, offset: Int32), (instant: Int64, offset: Int32)) {
-        let start = (instant: daylightStart.unsafelyUnwrapped.localSeconds(inYear: year) - Int64(standardOffset), offset: daylightOffset)
-        let end = (instant: daylightEnd.unsafelyUnwrapped.localSeconds(inYear: year) - Int64(daylightOffset), offset: standardOffset)
+        let instants = changeInstants(inYear: year)
+        let start = (instant: instants.start, offset: daylightOffset)
+        let end = (instant: instants.end, offset: standardOffset)
         return start.instant <= end.instant ? (start, end) : (end, start)
     }
 
