@@ -1,8 +1,16 @@
-"""What the measuring harnesses share: a process's memory and CPU time, the stamps that
-scripts/stamp.c writes, and percentiles."""
+"""What the Python harnesses share: a free port, a process's memory and CPU time, the stamps
+that scripts/stamp.c writes, and percentiles."""
 import os
+import socket
 
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def percentile(values, p):

@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 
-from measures import cpu_seconds, percentile, read_stamps, rss_mib
+from harness import cpu_seconds, percentile, read_stamps, rss_mib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -27,13 +27,12 @@ minute is printed beside Belfry's.
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-from measures import cpu_seconds, percentile, read_stamps
+from harness import cpu_seconds, free_port, percentile, read_stamps
 from test_postgres import fresh_database
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -87,9 +86,7 @@ def http_load(args, schedules, work, out, unloaded):
     with open(tokens, "w") as f:
         f.write(f"load admin {token}\n")
     os.chmod(tokens, 0o600)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     wrk_out = os.path.join(work, "wrk.out")
 
     def start_load():

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 
-from measures import cpu_seconds, rss_mib
+from harness import cpu_seconds, rss_mib
 from test_postgres import fresh_database
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
