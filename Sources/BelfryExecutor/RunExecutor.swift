@@ -131,7 +131,10 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         let queue = request.trigger?.queue ?? task.queue
         let maxWait = task.timeout.maxQueuedMilliseconds.map { Duration.milliseconds($0) }
         let queuedAt = clock.now.advanced(by: .zero - request.heldFor)
-        if await queues.enter(queue, maxWait: maxWait.map { max(.zero, $0 - request.heldFor) }) {
+        // A run held back by the scheduler past its max_queued_time is not admitted at all.
+        let remaining = maxWait.map { $0 - request.heldFor }
+        let entered = if let remaining, remaining <= .zero { false } else { await queues.enter(queue, maxWait: remaining) }
+        if entered {
             let placed: Bool
             do {
                 placed = try await placeAmongDaemons(queue, run: runID, since: queuedAt, maxWait: maxWait)

@@ -58,6 +58,21 @@ struct QueueTests {
         #expect(await gate.load(of: "default") == (0, 0))
     }
 
+    @Test("a run the scheduler held back past its max_queued_time fails as queue_timeout, even with a place free")
+    func heldPastMaxQueuedTime() async throws {
+        let harness = try Harness()
+        let hurried = try task("  - { name: hurried, command: [\"/bin/true\"], timeout: { max_queued_time: 200ms } }\n")
+        let executor = RunExecutor(store: harness.store, clock: ContinuousClock(), now: { Date() }, random: { 0.5 },
+                                   logDirectory: harness.directory.path + "/logs")
+        var held = RunRequest(task: hurried, origin: .manual)
+        held.heldFor = .milliseconds(300)
+        let result = try await executor.run(held)
+        #expect(result.state == .failed && result.reason == "queue_timeout")
+        var briefly = RunRequest(task: hurried, origin: .manual)
+        briefly.heldFor = .milliseconds(100)
+        #expect(try await executor.run(briefly).state == .succeeded)
+    }
+
     @Test("thousands waiting at once are let in in order of arrival, those that gave up left out")
     func manyWaiters() async throws {
         let clock = ManualClock()
