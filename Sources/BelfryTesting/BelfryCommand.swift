@@ -153,3 +153,10 @@ public func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) 
         Thread { continuation.resume(with: Result { try body() }) }.start()
     }
 }
+
+extension Process {
+    /// Waits for the process to end, off the cooperative threads (see `offThePool`).
+    public func ended() async {
+        _ = try? await offThePool { self.waitUntilExit() }
+    }
+}

@@ -103,12 +103,12 @@ struct DaemonProcessTests {
         }
         let orphan = try #require(Int32((try String(contentsOfFile: marker, encoding: .utf8)).split(separator: "\n").first ?? ""))
         kill(first.processIdentifier, SIGKILL)
-        first.waitUntilExit()
+        await first.ended()
         let second = try Self.start(directory, log: directory.path + "/second.log")
         defer { Self.stop(second) }
         let resumed = try await Self.waitForRun(directory, log: directory.path + "/second.log") { $0["id"] as? Int == runID && $0["state"] as? String == "succeeded" }
         second.terminate()
-        second.waitUntilExit()
+        await second.ended()
         #expect(second.terminationStatus == 0)
         #expect(!isAlive(orphan), "the interrupted attempt's process survived the restart")
         #expect(resumed?["state"] as? String == "succeeded")
@@ -132,7 +132,7 @@ struct DaemonProcessTests {
         defer { Self.stop(first) }
         let runID = try #require(try await Self.waitForRun(directory, log: directory.path + "/first.log") { $0["state"] as? String == "running" }?["id"] as? Int)
         first.terminate()
-        first.waitUntilExit()
+        await first.ended()
         #expect(first.terminationStatus == 0)
         let stopped = try #require(try Self.runs(directory).first { $0["id"] as? Int == runID })
         #expect(stopped["state"] as? String == "queued")
@@ -141,7 +141,7 @@ struct DaemonProcessTests {
         defer { Self.stop(second) }
         let resumed = try await Self.waitForRun(directory, log: directory.path + "/second.log") { $0["id"] as? Int == runID && $0["state"] as? String == "succeeded" }
         second.terminate()
-        second.waitUntilExit()
+        await second.ended()
         #expect(resumed?["state"] as? String == "succeeded")
         #expect(resumed?["attempts"] as? Int == 2)
     }
@@ -157,19 +157,29 @@ struct DaemonProcessTests {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let process = try Self.start(directory, log: directory.path + "/daemon.log",
                                      environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "1000000"])
-        func receive() -> String {
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            let count = recv(fd, &buffer, buffer.count, 0)
-            return count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self) : ""
+        // Each receive waits up to 10 s: off the cooperative threads.
+        func receive() async throws -> String {
+            try await offThePool {
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                let count = recv(fd, &buffer, buffer.count, 0)
+                return count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self) : ""
+            }
         }
-        let ready = receive()
+        let ready = try await receive()
         #expect(ready.hasPrefix("READY=1\nSTATUS=1 active triggers, 0 running, next slot "), "\(ready)")
-        #expect(receive().hasPrefix("WATCHDOG=1\nSTATUS="))
+        #expect(try await receive().hasPrefix("WATCHDOG=1\nSTATUS="))
         process.terminate()
         var stopping = false
-        for _ in 0..<5 where !stopping { stopping = receive() == "STOPPING=1" }
-        process.waitUntilExit()
-        #expect(stopping)
+        var after: [String] = []
+        // Watchdog messages sent before SIGTERM may still be queued ahead of it; none for 10 s ends the wait.
+        while !stopping {
+            let message = try await receive()
+            if message.isEmpty { break }
+            after.append(message)
+            stopping = message == "STOPPING=1"
+        }
+        await process.ended()
+        #expect(stopping, "after SIGTERM: \(after)")
     }
 
     @Test("a notify socket nobody reads does not freeze the daemon: it still stops on SIGTERM")
@@ -191,7 +201,7 @@ struct DaemonProcessTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         if !stopped { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        await process.ended()
         #expect(stopped, "the daemon did not stop within 15 s of SIGTERM")
     }
 
@@ -208,13 +218,13 @@ struct DaemonProcessTests {
             let daemon = try Self.start(directory, log: directory.path + "/round-\(round).log")
             try await Task.sleep(for: .milliseconds(Int.random(in: 700...2500)))
             kill(daemon.processIdentifier, SIGKILL)
-            daemon.waitUntilExit()
+            await daemon.ended()
         }
         // A last, clean run lets interrupted runs finish.
         let last = try Self.start(directory, log: directory.path + "/last.log")
         try await Task.sleep(for: .seconds(3))
         last.terminate()
-        last.waitUntilExit()
+        await last.ended()
         let runs = try Self.runs(directory)
         let slots = runs.compactMap { $0["slot"] as? String }.sorted()
         #expect(Set(slots).count == slots.count, "a slot was recorded twice")

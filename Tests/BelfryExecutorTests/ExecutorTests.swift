@@ -303,10 +303,10 @@ struct ExecutorTests {
         #expect(orphans.count == 2 && others.count == 2)
         let groups = await terminateOrphanedAttempts(database: directory.path + "/db.sqlite", runs: [7], grace: .seconds(2))
         #expect(groups == [orphans[0]])
-        orphan.waitUntilExit()
+        await orphan.ended()
         #expect(orphans.allSatisfy { !isAlive($0) }, "the orphan or its child survived")
         #expect(others.allSatisfy { isAlive($0) }, "another run's process was taken down")
         for pid in others { kill(pid, SIGKILL) }
-        other.waitUntilExit()
+        await other.ended()
     }
 }

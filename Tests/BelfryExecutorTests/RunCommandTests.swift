@@ -78,7 +78,7 @@ struct RunCommandTests {
         }
         let pid = try #require(child)
         process.interrupt()
-        process.waitUntilExit()
+        await process.ended()
         #expect(process.terminationStatus == 130)
         #expect(!isAlive(pid), "the job's child survived Ctrl-C")
         let runs = try #require(try Self.json(BelfryCommand.run("runs", "--json", "--database", database).stdout) as? [[String: Any]])
