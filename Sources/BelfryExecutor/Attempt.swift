@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Subprocess
 import SystemPackage
 
@@ -61,9 +62,16 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
             return AttemptOutcome(ending: .couldNotStart("cannot create a pipe: \(String(cString: strerror(errno)))"), timedOut: false, outputTail: log.finish())
         }
         let echo = self.echo
-        let pump = OutputPump(fd: pipe.read) { chunk in
-            log.append(chunk)
-            echo?(chunk)
+        // Made once the process is there, with its descriptor: the pipe keeps what it prints
+        // until then.
+        let pump = Mutex<OutputPump?>(nil)
+        let startPump = { @Sendable (process: Int32?) -> OutputPump in
+            let made = OutputPump(fd: pipe.read, processDescriptor: process) { chunk in
+                log.append(chunk)
+                echo?(chunk)
+            }
+            pump.withLock { $0 = made }
+            return made
         }
         var options = PlatformOptions()
         options.createSession = true
@@ -86,14 +94,15 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
                 error: .fileDescriptor(FileDescriptor(rawValue: pipe.write), closeAfterSpawningProcess: false)
             ) { execution in
                 let pid = execution.processIdentifier.value
+                let output = startPump(execution.processIdentifier.processDescriptor)
                 try await onStart(pid)
                 let group = ProcessGroup(id: pid)
-                let timedOut = await supervise(group, onTimeout: onTimeout)
+                let timedOut = await supervise(group, output: output, onTimeout: onTimeout)
                 // Whatever the attempt left behind in its group goes with it, now: the process
                 // has ended but is not reaped until this closure returns, so its pid (the
                 // group's id) cannot have been given to another process. Once reaped, a new
                 // attempt may get it, and a signal to the group would kill that attempt.
-                if group.exists { await group.terminate(killAt: .now + killGrace) }
+                if group.outlivesLeader { await group.terminate(killAt: .now + killGrace) }
                 return timedOut
             }
             close(pipe.write)
@@ -106,16 +115,21 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
             close(pipe.write)
             ending = .couldNotStart(Self.describe(error, command: command))
         }
-        await pump.finish(patience: .seconds(2))
+        // Not started if the process never was: the pipe is drained (of nothing) and closed.
+        await (pump.withLock { $0 } ?? startPump(nil)).finish(patience: .seconds(2))
         return AttemptOutcome(ending: ending, timedOut: timedOut, outputTail: log.finish())
     }
 
     /// Waits for the attempt's process to end; past `maxRuntime`, terminates its group. Returns
     /// whether it timed out.
-    private func supervise(_ group: ProcessGroup, onTimeout: @escaping @Sendable (TimeoutStep) -> Void) async -> Bool {
+    private func supervise(_ group: ProcessGroup, output: OutputPump, onTimeout: @escaping @Sendable (TimeoutStep) -> Void) async -> Bool {
         await withTaskGroup(of: Bool.self) { tasks in
             tasks.addTask {
-                await ProcessGroup.waitForExit(of: group.id)
+                if output.watchesExit {
+                    await output.exited()
+                } else {
+                    await ProcessGroup.waitForExit(of: group.id)
+                }
                 return false
             }
             if let maxRuntime {

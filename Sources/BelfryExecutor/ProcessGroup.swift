@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The process group of one attempt: the attempt's process is a session leader, so its pid is
 /// the group's id, and every process it starts belongs to the group unless it makes a session
@@ -12,7 +13,13 @@ struct ProcessGroup: Sendable {
     ///
     /// Asked at the end of every attempt, so it is cheap: `getpgid(2)` of each process in
     /// `/proc` (one system call each, no file read), and `/proc/PID/stat` only for members.
-    var exists: Bool {
+    var exists: Bool { hasLiveMember(leaderEnded: false) }
+
+    /// `exists`, once the leader (the attempt's process) has ended but is not yet reaped: its
+    /// `/proc` entry is not read, which in the usual case (nothing left) is the only one found.
+    var outlivesLeader: Bool { hasLiveMember(leaderEnded: true) }
+
+    private func hasLiveMember(leaderEnded: Bool) -> Bool {
         guard kill(-id, 0) == 0 else { return false }
         guard let directory = opendir("/proc") else { return true }
         defer { closedir(directory) }
@@ -26,7 +33,7 @@ struct ProcessGroup: Sendable {
                 }
                 return value
             }
-            guard pid > 0, getpgid(pid) == id else { continue }
+            guard pid > 0, !(leaderEnded && pid == id), getpgid(pid) == id else { continue }
             if let process = ProcessStatus(pid: String(pid)), process.group == id, !process.isZombie { return true }
         }
         return false
@@ -116,12 +123,18 @@ struct ProcessStatus {
     var session: Int32
 
     init?(pid: String) {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
-            return nil
-        }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 3, let parent = Int32(fields[1]), let group = Int32(fields[2]), let session = Int32(fields[3]) else { return nil }
-        (isZombie, self.parent, self.group, self.session) = (fields[0] == "Z", parent, group, session)
+        // Read with one system call into a buffer: asked for every member of a group at the end
+        // of every attempt. The fields wanted are within the first few hundred bytes.
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+        guard count > 0, let close = buffer[..<count].lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let fields = buffer[(close + 1)..<count].split(separator: UInt8(ascii: " "))
+        func number(_ field: ArraySlice<UInt8>) -> Int32? { Int32(String(decoding: field, as: UTF8.self)) }
+        guard fields.count > 3, let parent = number(fields[1]), let group = number(fields[2]), let session = number(fields[3]) else { return nil }
+        (isZombie, self.parent, self.group, self.session) = (fields[0] == [UInt8(ascii: "Z")], parent, group, session)
     }
 }
 
@@ -135,60 +148,115 @@ func makePipe() -> (read: Int32, write: Int32)? {
 }
 
 /// Reads a pipe until every writer has closed it, handing each chunk to `sink`, on a thread of
-/// its own (blocking reads see every byte up to end-of-file, however the writers end).
+/// its own (blocking reads see every byte up to end-of-file, however the writers end). Given a
+/// process descriptor (pidfd), the same thread tells when that process has ended (`exited()`):
+/// one thread per attempt, not one for the output and one for the exit.
 final class OutputPump: @unchecked Sendable {
     private let fd: Int32
     private let sink: @Sendable (UnsafeRawBufferPointer) -> Void
-    private let done = DispatchSemaphore(value: 0)
-    private let stopLock = NSLock()
-    private var stopRequested = false
+    private let state = Mutex(State())
 
-    init(fd: Int32, sink: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) {
+    private struct State {
+        /// The watched process's descriptor (our own duplicate), -1 once it ended or if none.
+        var process: Int32 = -1
+        var exited = false
+        var exitWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Set by `finish`: past it the pump stops even without end-of-file.
+        var stopAt: ContinuousClock.Instant?
+        var done = false
+        var doneWaiter: CheckedContinuation<Void, Never>?
+    }
+
+    /// `processDescriptor`: a pidfd of the process whose end `exited()` waits for; duplicated
+    /// here, so the caller's may be closed whenever.
+    init(fd: Int32, processDescriptor: Int32? = nil, sink: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) {
         self.fd = fd
         self.sink = sink
+        let own = processDescriptor.map { fcntl($0, F_DUPFD_CLOEXEC, 0) } ?? -1
+        watchesExit = own >= 0
+        state.withLock { state in
+            state.process = own
+            state.exited = own < 0
+        }
         let thread = Thread { [self] in pump() }
         thread.name = "belfry-output"
         thread.start()
     }
 
+    /// Whether `exited()` tells when the process ended: false without a process descriptor, or
+    /// when it could not be duplicated (`exited()` then returns at once).
+    let watchesExit: Bool
+
     private func pump() {
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        var pipeOpen = true
+        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: -1, events: Int16(POLLIN), revents: 0)]
         while true {
-            let ready = poll(&poller, 1, 100)
-            if ready == 0 {
-                if stopLock.withLock({ stopRequested }) { break }
-                continue
-            }
+            let (process, stopAt) = state.withLock { ($0.process, $0.stopAt) }
+            if !pipeOpen && process < 0 { break }
+            if let stopAt, ContinuousClock.now >= stopAt { break }
+            fds[0].fd = pipeOpen ? fd : -1
+            fds[1].fd = process
+            fds[0].revents = 0
+            fds[1].revents = 0
+            let ready = poll(&fds, 2, 100)
             if ready < 0 { if errno == EINTR { continue } else { break } }
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { break }  // every writer has closed the pipe
-            buffer.withUnsafeBytes { raw in sink(UnsafeRawBufferPointer(rebasing: raw[0..<count])) }
+            if fds[1].revents != 0 { processEnded() }
+            if pipeOpen, fds[0].revents != 0 {
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+                if count < 0, errno == EINTR { continue }
+                if count > 0 {
+                    buffer.withUnsafeBytes { raw in sink(UnsafeRawBufferPointer(rebasing: raw[0..<count])) }
+                } else {
+                    pipeOpen = false  // every writer has closed the pipe
+                }
+            }
         }
         close(fd)
-        done.signal()
+        processEnded()  // stopped early: nobody waits any longer
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.done = true
+            defer { state.doneWaiter = nil }
+            return state.doneWaiter
+        }
+        waiter?.resume()
+    }
+
+    private func processEnded() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            if state.process >= 0 { close(state.process) }
+            state.process = -1
+            state.exited = true
+            defer { state.exitWaiters = [] }
+            return state.exitWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Waits until the watched process has ended (it is not reaped: the process library reaps
+    /// it afterwards).
+    func exited() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state -> Bool in
+                if state.exited { return true }
+                state.exitWaiters.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
     }
 
     /// Waits until the pipe is drained. A process that escaped the group (its own session) may
     /// hold the pipe open: after `patience` the pump stops anyway.
     func finish(patience: Duration) async {
-        let gotEOF = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            let thread = Thread { [done] in
-                let seconds = Double(patience.components.seconds) + Double(patience.components.attoseconds) / 1e18
-                continuation.resume(returning: done.wait(timeout: .now() + seconds) == .success)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = state.withLock { state -> Bool in
+                if state.done { return true }
+                state.stopAt = .now + patience
+                state.doneWaiter = continuation
+                return false
             }
-            thread.start()
-        }
-        if !gotEOF {
-            stopLock.withLock { stopRequested = true }
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let thread = Thread { [done] in
-                    done.wait()
-                    continuation.resume()
-                }
-                thread.start()
-            }
+            if done { continuation.resume() }
         }
     }
 }
