@@ -3,7 +3,6 @@ import BelfryExecutor
 import BelfrySchedule
 import BelfryStore
 import Foundation
-import Synchronization
 
 /// The scheduling loop (SPEC §4 and §7): keeps the next slot of every active trigger in a
 /// priority queue, sleeps until the earliest, and for each trigger whose slots came due records
@@ -43,7 +42,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     private let queueLimits: [String: Int]
     /// Per queue: the runs let on to the executor, and those held back until one of them ends.
     private var admitted: [String: Int] = [:]
-    private var held: [String: ArrivalQueue<Place>] = [:]
+    private var held: [String: ArrivalQueue<Latch>] = [:]
 
     /// How the loop waits between wakes; nil: `clock.sleep`.
     let wait: (@Sendable (Duration) async throws -> Void)?
@@ -389,11 +388,11 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         // a small task: the frames of a run on its way (about 16 KB) are made only once its queue
         // is close to a place. 100,000 runs due at once held 1.8 GB without this.
         let queue = (try? definitions.get())?.trigger.queue ?? "default"
-        var place: Place?
+        var place: Latch?
         if admitted[queue, default: 0] < (queueLimits[queue] ?? QueueGate<C>.defaultLimit) + Self.launchSlack {
             admitted[queue, default: 0] += 1
         } else {
-            place = Place()
+            place = Latch()
             held[queue, default: ArrivalQueue()].append(place!)
         }
         let task = Task { [place] in
@@ -518,32 +517,5 @@ struct SlotQueue {
             parent = smallest
         }
         return top
-    }
-}
-
-
-/// A run held back by the scheduler until its queue is close to a place: `open` lets it go on,
-/// before or after it starts to `wait`.
-final class Place: Sendable {
-    private let state = Mutex<(opened: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
-
-    func open() {
-        let waiter = state.withLock { state in
-            state.opened = true
-            defer { state.waiter = nil }
-            return state.waiter
-        }
-        waiter?.resume()
-    }
-
-    func wait() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let go = state.withLock { state in
-                if state.opened { return true }
-                state.waiter = continuation
-                return false
-            }
-            if go { continuation.resume() }
-        }
     }
 }

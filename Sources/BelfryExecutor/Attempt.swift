@@ -65,7 +65,7 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
         // Made once the process is there, with its descriptor: the pipe keeps what it prints
         // until then.
         let pump = Mutex<OutputPump?>(nil)
-        let startPump = { @Sendable (process: Int32?) -> OutputPump in
+        let startPump = { @Sendable (process: Int32) -> OutputPump in
             let made = OutputPump(fd: pipe.read, processDescriptor: process) { chunk in
                 log.append(chunk)
                 echo?(chunk)
@@ -115,8 +115,11 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
             close(pipe.write)
             ending = .couldNotStart(Self.describe(error, command: command))
         }
-        // Not started if the process never was: the pipe is drained (of nothing) and closed.
-        await (pump.withLock { $0 } ?? startPump(nil)).finish(patience: .seconds(2))
+        if let output = pump.withLock({ $0 }) {
+            await output.finish(patience: .seconds(2))
+        } else {
+            close(pipe.read)  // the process never started: nothing was written
+        }
         return AttemptOutcome(ending: ending, timedOut: timedOut, outputTail: log.finish())
     }
 

@@ -154,18 +154,11 @@ func makePipe() -> (read: Int32, write: Int32)? {
 final class OutputPump: @unchecked Sendable {
     private let fd: Int32
     private let sink: @Sendable (UnsafeRawBufferPointer) -> Void
-    private let state = Mutex(State())
-
-    private struct State {
-        /// The watched process's descriptor (our own duplicate), -1 once it ended or if none.
-        var process: Int32 = -1
-        var exited = false
-        var exitWaiters: [CheckedContinuation<Void, Never>] = []
-        /// Set by `finish`: past it the pump stops even without end-of-file.
-        var stopAt: ContinuousClock.Instant?
-        var done = false
-        var doneWaiter: CheckedContinuation<Void, Never>?
-    }
+    /// The watched process's descriptor (our own duplicate), -1 once it ended or if none; and,
+    /// once `finish` is called, when the pump stops even without end-of-file.
+    private let state: Mutex<(process: Int32, stopAt: ContinuousClock.Instant?)>
+    private let processEnd = Latch()
+    private let outputEnd = Latch()
 
     /// `processDescriptor`: a pidfd of the process whose end `exited()` waits for; duplicated
     /// here, so the caller's may be closed whenever.
@@ -174,10 +167,8 @@ final class OutputPump: @unchecked Sendable {
         self.sink = sink
         let own = processDescriptor.map { fcntl($0, F_DUPFD_CLOEXEC, 0) } ?? -1
         watchesExit = own >= 0
-        state.withLock { state in
-            state.process = own
-            state.exited = own < 0
-        }
+        state = Mutex((own, nil))
+        if own < 0 { processEnd.open() }
         let thread = Thread { [self] in pump() }
         thread.name = "belfry-output"
         thread.start()
@@ -214,50 +205,26 @@ final class OutputPump: @unchecked Sendable {
         }
         close(fd)
         processEnded()  // stopped early: nobody waits any longer
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            state.done = true
-            defer { state.doneWaiter = nil }
-            return state.doneWaiter
-        }
-        waiter?.resume()
+        outputEnd.open()
     }
 
     private func processEnded() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        state.withLock { state in
             if state.process >= 0 { close(state.process) }
             state.process = -1
-            state.exited = true
-            defer { state.exitWaiters = [] }
-            return state.exitWaiters
         }
-        for waiter in waiters { waiter.resume() }
+        processEnd.open()
     }
 
     /// Waits until the watched process has ended (it is not reaped: the process library reaps
     /// it afterwards).
-    func exited() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { state -> Bool in
-                if state.exited { return true }
-                state.exitWaiters.append(continuation)
-                return false
-            }
-            if now { continuation.resume() }
-        }
-    }
+    func exited() async { await processEnd.wait() }
 
     /// Waits until the pipe is drained. A process that escaped the group (its own session) may
     /// hold the pipe open: after `patience` the pump stops anyway.
     func finish(patience: Duration) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let done = state.withLock { state -> Bool in
-                if state.done { return true }
-                state.stopAt = .now + patience
-                state.doneWaiter = continuation
-                return false
-            }
-            if done { continuation.resume() }
-        }
+        state.withLock { $0.stopAt = .now + patience }
+        await outputEnd.wait()
     }
 }
 
