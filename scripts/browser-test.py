@@ -74,16 +74,21 @@ tasks:
         for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
                      f"--user-data-dir={work}/chromium-profile"):
             options.add_argument(flag)
-        options.binary_location = "/usr/bin/chromium"
-        # Chromium sometimes exits at start on a loaded machine (the test suite runs beside it): try again.
-        for attempt in range(3):
-            try:
-                driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-                break
-            except Exception:  # noqa: BLE001
-                if attempt == 2:
-                    raise
-                time.sleep(2)
+        # Through a shell that records how Chromium ended: "Chrome instance exited" says nothing
+        # more (exit 133, SIGTRAP, was a umask of 0177 inherited from the test process).
+        wrapper = f"{work}/chromium-wrapper"
+        with open(wrapper, "w") as f:
+            f.write(f'#!/bin/sh\n/usr/bin/chromium "$@"\necho "exit status $?" >> {work}/chromium-exits\n')
+        os.chmod(wrapper, 0o755)
+        options.binary_location = wrapper
+        driver_log = f"{work}/chromedriver.log"
+        try:
+            service = Service("/usr/bin/chromedriver", service_args=["--verbose"], log_output=driver_log)
+            driver = webdriver.Chrome(service=service, options=options)
+        except Exception as error:  # noqa: BLE001
+            lines = open(driver_log, errors="replace").read().splitlines()
+            ended = open(f"{work}/chromium-exits").read() if os.path.exists(f"{work}/chromium-exits") else "still running\n"
+            raise RuntimeError(f"{error}\nChromium: {ended}chromedriver's log, last lines:\n" + "\n".join(lines[-40:])) from None
         driver.set_page_load_timeout(30)
         base = f"http://127.0.0.1:{port}"
 

@@ -53,16 +53,29 @@ public final class StepChannel: Sendable {
         guard path.utf8.count < 108 else {
             throw StepChannelError(description: "the step socket's path is longer than a Unix socket allows (107 bytes): \(path)")
         }
-        // 0600 from the start: no moment when another user could connect.
-        let mask = umask(0o177)
-        defer { umask(mask) }
+        // No moment when another user could connect: the socket is bound inside a directory of
+        // its own (0700), made 0600, then moved into place. (Not with umask: it is the whole
+        // process's, and a job or file made meanwhile on another thread would get it.)
+        var template = Array((path + ".XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw StepChannelError(description: "cannot create a directory beside \(path): \(String(cString: strerror(errno)))")
+        }
+        let privateDirectory = String(cString: made)
+        defer { rmdir(privateDirectory) }
+        let bound = privateDirectory + "/s"
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { channel in
+            .bind(unixDomainSocketPath: bound) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
+        guard chmod(bound, 0o600) == 0, rename(bound, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(bound)
+            try? await server.channel.close()
+            throw StepChannelError(description: "cannot put the step socket at \(path): \(reason)")
+        }
         return StepChannel(path: path, store: store, server: server)
     }
 

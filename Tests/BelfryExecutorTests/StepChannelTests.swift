@@ -2,6 +2,7 @@
 import BelfryStore
 import BelfryTesting
 import Foundation
+import Synchronization
 import Testing
 
 @Suite("the step socket")
@@ -32,5 +33,34 @@ struct StepChannelTests {
         channel.revoke(token)
         await #expect(throws: StepChannelError.self) { try await client.record("late", exitCode: 0, stdout: Data()) }
         #expect(try store.step(run: first, name: "late") == nil)
+    }
+
+    @Test("opening the socket leaves the process's umask alone: a job or file made meanwhile on another thread is not made 0600")
+    func umaskUntouched() async throws {
+        let harness = try Harness()
+        // The process's umask, read without setting it, over and over while sockets are opened.
+        @Sendable func currentMask() -> String? {
+            let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+            return status.split(separator: "\n").first { $0.hasPrefix("Umask:") }.map { String($0.dropFirst(6)).trimmingCharacters(in: .whitespaces) }
+        }
+        let before = try #require(currentMask())
+        let seen = Mutex<Set<String>>([])
+        let done = Atomic<Bool>(false)
+        let watcher = Thread {
+            while !done.load(ordering: .relaxed) {
+                if let mask = currentMask() { seen.withLock { _ = $0.insert(mask) } }
+            }
+        }
+        watcher.start()
+        for index in 0..<20 {
+            let channel = try await StepChannel.open(directory: harness.directory.path + "/logs-\(index)", store: harness.store)
+            var status = stat()
+            #expect(stat(channel.path, &status) == 0 && status.st_mode & 0o777 == 0o600)
+            let serving = Task { await channel.run() }
+            serving.cancel()
+            await serving.value
+        }
+        done.store(true, ordering: .relaxed)
+        #expect(seen.withLock { $0 } == [before])
     }
 }
