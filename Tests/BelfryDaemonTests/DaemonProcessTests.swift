@@ -156,7 +156,7 @@ struct DaemonProcessTests {
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let process = try Self.start(directory, log: directory.path + "/daemon.log",
-                                     environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "1000000"])
+                                     environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "4000000"])
         // Each receive waits up to 10 s: off the cooperative threads.
         func receive() async throws -> String {
             try await offThePool {
@@ -172,6 +172,8 @@ struct DaemonProcessTests {
         var stopping = false
         var after: [String] = []
         // Watchdog messages sent before SIGTERM may still be queued ahead of it; none for 10 s ends the wait.
+        // One every 2 s: a test process slowed by the others must not let the socket's queue
+        // (10 datagrams) fill, or STOPPING=1, sent without waiting as sd_notify does, is lost.
         while !stopping {
             let message = try await receive()
             if message.isEmpty { break }
@@ -179,7 +181,7 @@ struct DaemonProcessTests {
             stopping = message == "STOPPING=1"
         }
         await process.ended()
-        #expect(stopping, "after SIGTERM: \(after)")
+        #expect(stopping, "after SIGTERM: \(after); the daemon's log: \((try? String(contentsOfFile: directory.path + "/daemon.log", encoding: .utf8)) ?? "")")
     }
 
     @Test("a notify socket nobody reads does not freeze the daemon: it still stops on SIGTERM")

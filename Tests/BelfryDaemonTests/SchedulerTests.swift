@@ -35,10 +35,12 @@ final class VirtualDaemon: Sendable {
     }
 
     /// Runs a scheduler until the wall clock reaches `end`, jumping from one wake to the next;
-    /// `during` is called once the wall clock has passed `at` (a redeploy in the middle, say).
+    /// `during` is called once the wall clock has passed `at` (a redeploy in the middle, say);
+    /// `stopped` once the scheduler has stopped, before waiting for the runs still going.
     func run(
         until end: String, at: String? = nil, changePoll: Duration = .seconds(3600),
-        log: @escaping @Sendable (SchedulerEvent) -> Void = { _ in }, during: (() throws -> Void)? = nil
+        log: @escaping @Sendable (SchedulerEvent) -> Void = { _ in }, during: (() throws -> Void)? = nil,
+        stopped: () -> Void = {}
     ) async throws {
         let utc = try TimeZoneDatabase.system.rules(for: "UTC")
         let endDate = Date(timeIntervalSince1970: TimeInterval(try InstantText.parse(end, zone: utc, field: "t").secondsSinceEpoch))
@@ -60,6 +62,7 @@ final class VirtualDaemon: Sendable {
         await scheduler.stop()
         loop.cancel()
         _ = try? await loop.value
+        stopped()
         // The runs still going may sleep on the virtual clock too (a run polling for a place in
         // its queue, 200 ms at a time, until the last one's leave is written): keep time moving.
         let done = Mutex(false)
@@ -239,18 +242,13 @@ struct OverlapTests {
         """
     }
 
-    /// The runs of a minutely trigger whose first run blocks for a second of real time while
-    /// virtual minutes pass, until `end`.
+    /// The runs of a minutely trigger whose first run blocks while virtual minutes pass, until
+    /// `end`.
     static func runsWhileBlocked(_ policy: String, until end: String) async throws -> [(slot: String, state: RunState, origin: RunOrigin)] {
         let release = FileManager.default.temporaryDirectory.path + "/belfry-release-\(UUID())"
         defer { try? FileManager.default.removeItem(atPath: release) }
         let daemon = try VirtualDaemon(yaml: Self.yaml(policy, release: release), startingAt: "2026-06-01T00:00:30Z")
-        let finishing = Task {
-            try await Task.sleep(for: .seconds(1))
-            _ = FileManager.default.createFile(atPath: release, contents: nil)
-        }
-        try await daemon.run(until: end)
-        try await finishing.value
+        try await daemon.run(until: end, stopped: { _ = FileManager.default.createFile(atPath: release, contents: nil) })
         return try daemon.runs("minutely")
     }
 
