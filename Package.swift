@@ -79,10 +79,11 @@ let package = Package(
             plugins: ["BuildInfo"]
         ),
         .plugin(name: "BuildInfo", capability: .buildTool()),
+        .target(name: "CBelfrySpawn"),
         .target(
             name: "BelfryExecutor",
             dependencies: [
-                "BelfryConfig", "BelfryStore",
+                "BelfryConfig", "BelfryStore", "CBelfrySpawn",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "NIOCore", package: "swift-nio"),

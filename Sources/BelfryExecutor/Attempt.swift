@@ -1,3 +1,4 @@
+import CBelfrySpawn
 import Foundation
 import Synchronization
 import Subprocess
@@ -65,24 +66,139 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
         // Made once the process is there, with its descriptor: the pipe keeps what it prints
         // until then.
         let pump = Mutex<OutputPump?>(nil)
-        let startPump = { @Sendable (process: Int32) -> OutputPump in
-            let made = OutputPump(fd: pipe.read, processDescriptor: process) { chunk in
+        // What follows the start, on either launch path: returns whether the attempt timed out.
+        let attend = { @Sendable (pid: Int32, processDescriptor: Int32?) async throws -> Bool in
+            let output = OutputPump(fd: pipe.read, processDescriptor: processDescriptor) { chunk in
                 log.append(chunk)
                 echo?(chunk)
             }
-            pump.withLock { $0 = made }
-            return made
+            pump.withLock { $0 = output }
+            try await onStart(pid)
+            let group = ProcessGroup(id: pid)
+            let timedOut = await supervise(group, output: output, onTimeout: onTimeout)
+            // Whatever the attempt left behind in its group goes with it, now: the process
+            // has ended but is not reaped yet, so its pid (the group's id) cannot have been
+            // given to another process. Once reaped, a new attempt may get it, and a signal to
+            // the group would kill that attempt.
+            if group.outlivesLeader { await group.terminate(killAt: .now + killGrace) }
+            return timedOut
         }
+        let (ending, timedOut) =
+            if let user = command.user {
+                await launchAsUser(command, user: user, output: pipe.write, attend: attend)
+            } else {
+                await launch(command, output: pipe.write, attend: attend)
+            }
+        if let output = pump.withLock({ $0 }) {
+            await output.finish(patience: .seconds(2))
+        } else {
+            close(pipe.read)  // the process never started: nothing was written
+        }
+        return AttemptOutcome(ending: ending, timedOut: timedOut, outputTail: log.finish())
+    }
+
+    /// Starts the attempt with `posix_spawn` (about half the cost of swift-subprocess's fork
+    /// per launch, which is what a burst of due triggers waits on), attends it, and reaps it.
+    /// Closes `output`, the pipe's writing end, once the process has it.
+    private func launch(
+        _ command: AttemptCommand, output: Int32, attend: @Sendable (Int32, Int32?) async throws -> Bool
+    ) async -> (AttemptOutcome.Ending, Bool) {
+        let started = Self.spawn(command, output: output)
+        close(output)
+        let pid: Int32
+        switch started {
+        case .failure(let error): return (.couldNotStart(Self.describe(error, command: command)), false)
+        case .success(let spawned): pid = spawned
+        }
+        let descriptor = belfry_pidfd_open(pid)
+        defer { if descriptor >= 0 { close(descriptor) } }
+        // Cancelled (the run is cancelled, the daemon stops): the group is taken down, as on a
+        // timeout, and the attempt ends as its process does. The teardown is over before the
+        // process is reaped: reaping frees its pid, the group's id, for another attempt.
+        let teardown = Mutex<(attended: Bool, task: Task<Void, Never>?)>((false, nil))
+        let killGrace = self.killGrace
+        let attended: Result<Bool, any Error> = await withTaskCancellationHandler {
+            do {
+                return .success(try await attend(pid, descriptor >= 0 ? descriptor : nil))
+            } catch {
+                return .failure(error)
+            }
+        } onCancel: {
+            teardown.withLock { state in
+                guard !state.attended else { return }
+                state.task = Task { await ProcessGroup(id: pid).terminate(killAt: .now + killGrace) }
+            }
+        }
+        let pending = teardown.withLock { (state: inout (attended: Bool, task: Task<Void, Never>?)) in
+            state.attended = true
+            return state.task
+        }
+        await pending?.value
+        if case .failure = attended {
+            await ProcessGroup(id: pid).terminate(killAt: .now + killGrace)
+            await ProcessGroup.waitForExit(of: pid)
+        }
+        // The process has ended (zombie): this does not block.
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        switch attended {
+        case .failure(let error):
+            return (.couldNotStart(Self.describe(error, command: command)), false)
+        case .success(let timedOut):
+            // wait(2)'s status: the exit code in bits 8-15 when the low 7 bits are 0, else the signal.
+            return (status & 0x7f == 0 ? .exited((status >> 8) & 0xff) : .signalled(status & 0x7f), timedOut)
+        }
+    }
+
+    /// The process of `command` started, or why not: `posix_spawn` with the program found as
+    /// `execvp` would, in the job's own `PATH`.
+    private static func spawn(_ command: AttemptCommand, output: Int32) -> Result<Int32, Errno> {
+        let path: String
+        switch resolve(command.executable, searchPath: command.environment["PATH"]) {
+        case .failure(let error): return .failure(error)
+        case .success(let found): path = found
+        }
+        let arguments = ([command.executable] + command.arguments).map { strdup($0) } + [nil]
+        let environment = command.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in arguments { free(pointer) }
+            for pointer in environment { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let error = belfry_spawn(path, arguments, environment, command.workingDirectory, output, &pid)
+        return error == 0 ? .success(pid) : .failure(Errno(rawValue: error))
+    }
+
+    /// The program a command names: a path (with a `/`) as it is; a name, the first executable
+    /// file of that name in the absolute directories of `searchPath` (the job's `PATH`, else
+    /// the daemon's).
+    static func resolve(_ executable: String, searchPath: String?) -> Result<String, Errno> {
+        if executable.contains("/") { return .success(executable) }
+        let directories = (searchPath ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+        var found = Errno.noSuchFileOrDirectory
+        for directory in directories where directory.hasPrefix("/") {
+            let candidate = "\(directory)/\(executable)"
+            var info = stat()
+            guard stat(candidate, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
+            if access(candidate, X_OK) == 0 { return .success(candidate) }
+            found = .permissionDenied
+        }
+        return .failure(found)
+    }
+
+    /// Starts the attempt of a task that runs as another user with swift-subprocess, which
+    /// changes the user between fork and exec; attends it, and reaps it.
+    private func launchAsUser(
+        _ command: AttemptCommand, user: (uid: UInt32, gid: UInt32), output: Int32,
+        attend: @Sendable (Int32, Int32?) async throws -> Bool
+    ) async -> (AttemptOutcome.Ending, Bool) {
         var options = PlatformOptions()
         options.createSession = true
         options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: killGrace)]
-        if let user = command.user {
-            options.userID = user.uid
-            options.groupID = user.gid
-        }
+        options.userID = user.uid
+        options.groupID = user.gid
         let executable: Executable = command.executable.contains("/") ? .path(FilePath(command.executable)) : .name(command.executable)
-        var ending: AttemptOutcome.Ending
-        var timedOut = false
+        defer { close(output) }
         do {
             let result = try await Subprocess.run(
                 executable, arguments: Arguments(command.arguments),
@@ -90,37 +206,18 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
                 workingDirectory: command.workingDirectory.map { FilePath($0) }, platformOptions: options,
                 // The same pipe for both streams, closed by us once the process is gone: with
                 // `.combinedWithOutput` the library keeps a duplicate of it open in this process.
-                input: .none, output: .fileDescriptor(FileDescriptor(rawValue: pipe.write), closeAfterSpawningProcess: false),
-                error: .fileDescriptor(FileDescriptor(rawValue: pipe.write), closeAfterSpawningProcess: false)
+                input: .none, output: .fileDescriptor(FileDescriptor(rawValue: output), closeAfterSpawningProcess: false),
+                error: .fileDescriptor(FileDescriptor(rawValue: output), closeAfterSpawningProcess: false)
             ) { execution in
-                let pid = execution.processIdentifier.value
-                let output = startPump(execution.processIdentifier.processDescriptor)
-                try await onStart(pid)
-                let group = ProcessGroup(id: pid)
-                let timedOut = await supervise(group, output: output, onTimeout: onTimeout)
-                // Whatever the attempt left behind in its group goes with it, now: the process
-                // has ended but is not reaped until this closure returns, so its pid (the
-                // group's id) cannot have been given to another process. Once reaped, a new
-                // attempt may get it, and a signal to the group would kill that attempt.
-                if group.outlivesLeader { await group.terminate(killAt: .now + killGrace) }
-                return timedOut
+                try await attend(execution.processIdentifier.value, execution.processIdentifier.processDescriptor)
             }
-            close(pipe.write)
-            timedOut = result.closureResult
             switch result.terminationStatus {
-            case .exited(let code): ending = .exited(code)
-            case .signaled(let signal): ending = .signalled(signal)
+            case .exited(let code): return (.exited(code), result.closureResult)
+            case .signaled(let signal): return (.signalled(signal), result.closureResult)
             }
         } catch {
-            close(pipe.write)
-            ending = .couldNotStart(Self.describe(error, command: command))
+            return (.couldNotStart(Self.describe(error, command: command)), false)
         }
-        if let output = pump.withLock({ $0 }) {
-            await output.finish(patience: .seconds(2))
-        } else {
-            close(pipe.read)  // the process never started: nothing was written
-        }
-        return AttemptOutcome(ending: ending, timedOut: timedOut, outputTail: log.finish())
     }
 
     /// Waits for the attempt's process to end; past `maxRuntime`, terminates its group. Returns
@@ -171,6 +268,9 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
             if stat(command.executable, &info) == 0, info.st_mode & 0o111 == 0 || (info.st_mode & S_IFMT) != S_IFREG {
                 return "\(command.executable): not executable"
             }
+        }
+        if !command.executable.contains("/"), let error = error as? Errno, error == .noSuchFileOrDirectory {
+            return "\(command.executable): not found in PATH \(command.environment["PATH"] ?? ProcessInfo.processInfo.environment["PATH"] ?? "")"
         }
         return "cannot start \(command.executable): \(error)"
     }

@@ -275,6 +275,48 @@ struct ExecutorTests {
         #expect(missing.state == .failed && missing.reason?.contains("needs input \"day\"") == true)
     }
 
+    @Test("a job starts clean: its own session, default signal dispositions, nothing blocked, no descriptor of the daemon's, input from /dev/null")
+    func cleanStart() async throws {
+        // What the daemon's process holds that a job must not inherit: an ignored signal, a
+        // descriptor opened without O_CLOEXEC.
+        let previous = signal(SIGUSR2, SIG_IGN)
+        defer { signal(SIGUSR2, previous) }
+        let leaked = open("/dev/null", O_RDONLY)
+        defer { close(leaked) }
+        let harness = try Harness()
+        func output(_ command: String) async throws -> [Substring] {
+            let job = try task("  - name: job\n    command: \(command)\n")
+            let result = try await harness.executor(ImmediateClock()).run(RunRequest(task: job, origin: .manual))
+            #expect(result.state == .succeeded)
+            return String(decoding: try #require(try harness.details(result.runID).attempts.first?.outputTail), as: UTF8.self).split(separator: "\n")
+        }
+        // The masks of the started program itself: a shell blocks every signal while it waits
+        // for a child, so it cannot be asked.
+        var masks: [String: UInt64] = [:]
+        for line in try await output(#"["/bin/grep", "^Sig", "/proc/self/status"]"#) {
+            let fields = line.split(separator: ":")
+            masks[String(fields[0])] = UInt64(fields[1].trimmingCharacters(in: .whitespaces), radix: 16)
+        }
+        #expect(masks["SigBlk"] == 0, "\(masks)")
+        // Signals 32 and 33 are glibc's own (thread cancellation, set*id): its posix_spawn
+        // leaves them ignored across exec; every glibc program sets its own handlers for them.
+        #expect(masks["SigIgn"].map { $0 & ~0x1_8000_0000 } == 0, "\(masks)")
+        let shell = #"["/bin/sh", "-c", "[ -e /proc/$$/fd/\#(leaked) ] && echo leaked; echo in $(readlink /proc/$$/fd/0); echo session $(($(ps -o sid= -p $$) - $$))"]"#
+        #expect(try await output(shell) == ["in /dev/null", "session 0"])
+    }
+
+    @Test("a task with user: runs as that user", .enabled(if: getuid() == 0, "needs root"))
+    func runsAsUser() async throws {
+        let harness = try Harness()
+        let definitions = try DefinitionLoader.load(files: [("t.yaml", Array("environment: { user: nobody }\ntasks:\n  - { name: job, command: [\"/bin/sh\", \"-c\", \"id -un; echo $$ $(ps -o sid= -p $$)\"] }\n".utf8))])
+        let result = try await harness.executor(ImmediateClock()).run(RunRequest(task: definitions.tasks[0], origin: .manual))
+        #expect(result.state == .succeeded)
+        let lines = String(decoding: try #require(try harness.details(result.runID).attempts.first?.outputTail), as: UTF8.self).split(separator: "\n")
+        #expect(lines.first == "nobody")
+        let ids = lines.last?.split(separator: " ")
+        #expect(ids?.count == 2 && ids?.first == ids?.last, "its own session")
+    }
+
     @Test("an orphaned attempt whose pid was never recorded is found by its environment, its whole group taken down")
     func orphansByEnvironment() async throws {
         let directory = try TemporaryDirectory()

@@ -1,0 +1,17 @@
+#ifndef BELFRY_SPAWN_H
+#define BELFRY_SPAWN_H
+
+#include <sys/types.h>
+
+/// Starts `path` with `argv` and `envp` in a session of its own (so its whole group can be
+/// signalled), with default signal dispositions and an empty signal mask, standard input on
+/// /dev/null, standard output and error on `output`, no other descriptor, in `directory` when
+/// not NULL. Returns 0 and the process's pid in `pid_out`, or the errno of what failed.
+int belfry_spawn(const char *path, char *const argv[], char *const envp[], const char *directory, int output,
+                 pid_t *pid_out);
+
+/// pidfd_open(2): a descriptor that becomes readable when the process `pid` ends; -1 (errno
+/// set) where the kernel has none.
+int belfry_pidfd_open(pid_t pid);
+
+#endif
