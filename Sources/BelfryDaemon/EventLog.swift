@@ -17,11 +17,14 @@ public struct BelfryLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     let format: Format
     let journal: Bool
-    private static let output = NSLock()
+    /// Where lines go: standard error, but for tests.
+    let output: Int32
+    private static let writing = NSLock()
 
-    public init(format: Format, environment: [String: String] = ProcessInfo.processInfo.environment) {
+    public init(format: Format, environment: [String: String] = ProcessInfo.processInfo.environment, output: Int32 = 2) {
         self.format = format
         self.journal = !(environment["JOURNAL_STREAM"] ?? "").isEmpty
+        self.output = output
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -38,7 +41,7 @@ public struct BelfryLogHandler: LogHandler {
             line += "\(time) \(event.level) \(event.message)"
             for (key, value) in all.sorted(by: { $0.key < $1.key }) {
                 let text = "\(value)"
-                line += " \(key)=" + (text.contains(" ") || text.isEmpty ? "\"\(text)\"" : text)
+                line += " \(key)=" + (text.isEmpty || text.utf8.contains(UInt8(ascii: " ")) ? "\"\(text)\"" : text)
             }
         case .json:
             var object = ["time": time, "level": "\(event.level)", "message": "\(event.message)"]
@@ -47,7 +50,22 @@ public struct BelfryLogHandler: LogHandler {
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             line += String(decoding: (try? encoder.encode(object)) ?? Data(), as: UTF8.self)
         }
-        Self.output.withLock { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        line += "\n"
+        Self.writing.withLock {
+            line.withUTF8 { bytes in
+                var offset = 0
+                while offset < bytes.count {
+                    let written = write(output, bytes.baseAddress! + offset, bytes.count - offset)
+                    if written > 0 {
+                        offset += written
+                    } else if written < 0, errno == EINTR {
+                        continue
+                    } else {
+                        break  // stderr is gone: nothing to tell it
+                    }
+                }
+            }
+        }
     }
 
     /// syslog priorities, as journald reads them from a `<N>` prefix.
@@ -166,10 +184,14 @@ extension Logger {
         }
     }
 
-    /// `2.413s`.
+    /// `2.413s`, rounded to the millisecond. (Not `String(format:)`: a few lines per run, and
+    /// Foundation's formatting was a visible share of the daemon's CPU in a burst.)
     static func seconds(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
-        return String(format: "%.3fs", Double(seconds) + Double(attoseconds) / 1e18)
+        let total = seconds * 1000 + (attoseconds + (attoseconds < 0 ? -500_000_000_000_000 : 500_000_000_000_000)) / 1_000_000_000_000_000
+        let milliseconds = total.magnitude % 1000
+        let padding = milliseconds < 10 ? "00" : milliseconds < 100 ? "0" : ""
+        return "\(total < 0 ? "-" : "")\(total.magnitude / 1000).\(padding)\(milliseconds)s"
     }
 
     /// `SIGKILL (9)`.
