@@ -55,10 +55,11 @@ public final class StepChannel: Sendable {
         }
         // No moment when another user could connect: the socket is bound inside a directory of
         // its own (0700), made 0600, then moved into place. (Not with umask: it is the whole
-        // process's, and a job or file made meanwhile on another thread would get it.)
-        var template = Array((path + ".XXXXXX").utf8CString)
+        // process's, and a job or file made meanwhile on another thread would get it.) The
+        // path it is bound at, `DIRECTORY/.XXXXXX/s`, is shorter than the final one.
+        var template = Array(((directory as NSString).appendingPathComponent(".XXXXXX")).utf8CString)
         guard let made = mkdtemp(&template) else {
-            throw StepChannelError(description: "cannot create a directory beside \(path): \(String(cString: strerror(errno)))")
+            throw StepChannelError(description: "cannot create a directory in \(directory): \(String(cString: strerror(errno)))")
         }
         let privateDirectory = String(cString: made)
         defer { rmdir(privateDirectory) }
