@@ -98,10 +98,25 @@ struct JobEnvironment {
         return result + rest
     }
 
-    /// The uid and gid of `user` (a name or a number).
-    static func user(_ name: String) throws(RunPreparationError) -> (uid: UInt32, gid: UInt32) {
-        if let entry = getpwnam(name) { return (entry.pointee.pw_uid, entry.pointee.pw_gid) }
-        if let uid = UInt32(name), let entry = getpwuid(uid) { return (entry.pointee.pw_uid, entry.pointee.pw_gid) }
-        throw RunPreparationError(description: "unknown user \"\(name)\" (from the environment's user:)")
+    /// The ids and groups of `user` (a name or a number).
+    static func user(_ name: String) throws(RunPreparationError) -> JobUser {
+        guard let entry = getpwnam(name) ?? UInt32(name).flatMap({ getpwuid($0) }) else {
+            throw RunPreparationError(description: "unknown user \"\(name)\" (from the environment's user:)")
+        }
+        let gid = entry.pointee.pw_gid
+        // Its groups, as a login gives them (initgroups): the daemon's own (root's) are not kept.
+        var count: Int32 = 32
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        while getgrouplist(entry.pointee.pw_name, gid, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+        }
+        return JobUser(uid: entry.pointee.pw_uid, gid: gid, groups: Array(groups.prefix(Int(count))))
     }
+}
+
+/// The user a task's jobs run as (`user:`): its ids and its supplementary groups.
+struct JobUser: Sendable {
+    var uid: UInt32
+    var gid: UInt32
+    var groups: [UInt32]
 }

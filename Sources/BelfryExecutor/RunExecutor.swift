@@ -215,7 +215,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     /// The primary command with its retries, then each fallback once.
-    private func attempts(_ label: RunLabel, request: RunRequest, job: JobEnvironment, user: (uid: UInt32, gid: UInt32)?) async throws -> RunResult {
+    private func attempts(_ label: RunLabel, request: RunRequest, job: JobEnvironment, user: JobUser?) async throws -> RunResult {
         let task = request.task
         let runID = label.run
         let events = self.events

@@ -305,16 +305,29 @@ struct ExecutorTests {
         #expect(try await output(shell) == ["in /dev/null", "session 0"])
     }
 
-    @Test("a task with user: runs as that user", .enabled(if: getuid() == 0, "needs root"))
+    @Test("a task with user: runs as that user, with that user's groups only, in a session of its own; many at once while threads start",
+          .enabled(if: getuid() == 0, "needs root"))
     func runsAsUser() async throws {
         let harness = try Harness()
-        let definitions = try DefinitionLoader.load(files: [("t.yaml", Array("environment: { user: nobody }\ntasks:\n  - { name: job, command: [\"/bin/sh\", \"-c\", \"id -un; echo $$ $(ps -o sid= -p $$)\"] }\n".utf8))])
-        let result = try await harness.executor(ImmediateClock()).run(RunRequest(task: definitions.tasks[0], origin: .manual))
-        #expect(result.state == .succeeded)
-        let lines = String(decoding: try #require(try harness.details(result.runID).attempts.first?.outputTail), as: UTF8.self).split(separator: "\n")
-        #expect(lines.first == "nobody")
-        let ids = lines.last?.split(separator: " ")
-        #expect(ids?.count == 2 && ids?.first == ids?.last, "its own session")
+        let command = #"id -un; id -G; echo $$ $(ps -o sid= -p $$); grep ^Sig /proc/self/status"#
+        let definitions = try DefinitionLoader.load(files: [("t.yaml", Array("environment: { user: nobody }\ntasks:\n  - { name: job, command: [\"/bin/sh\", \"-c\", \"\(command)\"] }\n".utf8))])
+        let expectedGroups = try #require(getpwnam("nobody")).pointee.pw_gid
+        let executor = harness.executor(ImmediateClock())
+        // Twenty at once: each attempt starts threads of its own while others fork (a child
+        // forked beside a thread being created once hung in glibc's setgid).
+        try await withThrowingTaskGroup(of: RunResult.self) { group in
+            for _ in 0..<20 { group.addTask { try await executor.run(RunRequest(task: definitions.tasks[0], origin: .manual)) } }
+            for try await result in group {
+                #expect(result.state == .succeeded)
+                let lines = String(decoding: try #require(try harness.details(result.runID).attempts.first?.outputTail), as: UTF8.self).split(separator: "\n")
+                try #require(lines.count >= 3)
+                #expect(lines[0] == "nobody")
+                #expect(lines[1] == "\(expectedGroups)", "nobody's groups, none of root's")
+                let ids = lines[2].split(separator: " ")
+                #expect(ids.count == 2 && ids.first == ids.last, "its own session")
+                #expect(lines.contains("SigBlk:\t0000000000000000"), "\(lines)")
+            }
+        }
     }
 
     @Test("an orphaned attempt whose pid was never recorded is found by its environment, its whole group taken down")
