@@ -216,13 +216,14 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         // Just unfenced, or failing: the triggers are read again first, so that no run is
         // taken for one whose trigger is gone.
         if entries.isEmpty { try await reload() }
+        var found: [Int32] = []
         for run in runs {
-            if let pid = run.orphanPID {
-                await terminateOrphanedAttempt(pid: pid, grace: .seconds(10))
+            if let pid = run.orphanPID, await terminateOrphanedAttempt(pid: pid, grace: .seconds(10)) {
+                found.append(pid)
             }
         }
         // Attempts whose pid was never recorded (killed between the start and the record).
-        let found = await terminateOrphanedAttempts(database: store.location, runs: Set(runs.filter(\.onThisHost).map(\.id)), grace: .seconds(10))
+        found += await terminateOrphanedAttempts(database: store.location, runs: Set(runs.filter(\.onThisHost).map(\.id)), grace: .seconds(10))
         if !found.isEmpty { log(.orphansTerminated(groups: found)) }
         for run in runs {
             guard let entry = entries.values.first(where: { $0.trigger.task == run.task && $0.trigger.name == run.trigger }) else {

@@ -79,10 +79,12 @@ struct ProcessGroup: Sendable {
 
 /// Takes down what an attempt of a previous daemon left running (the daemon was killed and its
 /// jobs' sessions outlived it). Only a session leader is taken for one: every attempt is one, and
-/// a reused pid seldom is.
-public func terminateOrphanedAttempt(pid: Int32, grace: Duration) async {
-    guard let process = ProcessStatus(pid: String(pid)), process.session == pid else { return }
+/// a reused pid seldom is. Returns whether one was found.
+@discardableResult
+public func terminateOrphanedAttempt(pid: Int32, grace: Duration) async -> Bool {
+    guard let process = ProcessStatus(pid: String(pid)), process.session == pid, !process.isZombie else { return false }
     await ProcessGroup(id: pid).terminate(killAt: .now + grace)
+    return true
 }
 
 /// Takes down the process groups of attempts of the given runs that are still alive, found by

@@ -117,6 +117,7 @@ struct DaemonProcessTests {
         #expect(Set(slots).count == slots.count, "a slot ran twice")
         let log = try String(contentsOfFile: directory.path + "/second.log", encoding: .utf8)
         #expect(log.contains("run resumed after an interruption"))
+        #expect(log.contains("took down process groups left running by a killed daemon groups=\(orphan)"), "the log does not say the orphan was taken down")
     }
 
     @Test("SIGTERM past the shutdown grace interrupts the running job; the next start resumes it")
