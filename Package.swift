@@ -34,7 +34,10 @@ let package = Package(
         .target(name: "BelfryConfig", dependencies: ["BelfrySchedule", "Yams"]),
         .target(
             name: "BelfryStore",
-            dependencies: ["BelfryConfig", "BelfrySchedule", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "BelfryConfig", "BelfrySchedule", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
         ),
         .target(
             name: "BelfryPostgres",

@@ -10,6 +10,7 @@ import HummingbirdTLS
 import NIOSSL
 import Logging
 import NIOCore
+import Synchronization
 
 /// The daemon's HTTP server: the API under `/api/v1` (a bearer token), `/healthz` and
 /// `/metrics` (open, as scrapers and probes expect). Off unless `--http` is given; loopback
@@ -171,27 +172,51 @@ struct ConcurrencyLimitMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         await gate.enter()
-        defer { Task { await gate.leave() } }
+        defer { gate.leave() }
         return try await next(request, context)
     }
 
-    actor Gate {
+    /// A lock, not an actor: entering and leaving cost no hop to another executor, and leaving
+    /// needs no task of its own.
+    final class Gate: Sendable {
         private let limit: Int
-        private var inside = 0
-        private var waiting: [CheckedContinuation<Void, Never>] = []
+        private let state = Mutex<(inside: Int, waiting: [CheckedContinuation<Void, Never>])>((0, []))
 
         init(limit: Int) { self.limit = limit }
 
         func enter() async {
-            if inside < limit {
-                inside += 1
-                return
+            if state.withLock({ state in
+                guard state.inside < limit else { return false }
+                state.inside += 1
+                return true
+            }) { return }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                // Looked at again under the lock: a request may have left meanwhile.
+                let admitted = state.withLock { state in
+                    guard state.inside < limit else {
+                        state.waiting.append(continuation)
+                        return false
+                    }
+                    state.inside += 1
+                    return true
+                }
+                if admitted { continuation.resume() }
             }
-            await withCheckedContinuation { waiting.append($0) }
         }
 
+        /// How many requests wait for a place.
+        var waiting: Int { state.withLock { $0.waiting.count } }
+
+        /// Hands the place to the longest waiting request, if any.
         func leave() {
-            if waiting.isEmpty { inside -= 1 } else { waiting.removeFirst().resume() }
+            let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                if state.waiting.isEmpty {
+                    state.inside -= 1
+                    return nil
+                }
+                return state.waiting.removeFirst()
+            }
+            next?.resume()
         }
     }
 }

@@ -1,6 +1,7 @@
 import BelfrySchedule
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// One process launch of a run.
 public struct AttemptRecord: Sendable, Hashable {
@@ -135,8 +136,14 @@ extension BelfryDatabase {
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         arguments += [filter.limit]
         return try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT \(Self.runColumns) FROM run \(whereClause) ORDER BY id DESC LIMIT ?", arguments: arguments)
-                .map(Self.runSummary)
+            let statement = try db.cachedStatement(sql: "SELECT \(Self.runColumns) FROM run \(whereClause) ORDER BY id DESC LIMIT ?")
+            // The cursor resets the statement when it goes: it lives until the last row is read.
+            let rows = try Row.fetchCursor(statement, arguments: arguments)
+            return try withExtendedLifetime(rows) {
+                var runs: [RunRecord] = []
+                while try rows.next() != nil { runs.append(try Self.runSummary(statement)) }
+                return runs
+            }
         }
     }
 
@@ -157,9 +164,9 @@ extension BelfryDatabase {
     /// One run with its attempts and steps, or nil.
     public func run(id: Int64) throws -> (run: RunRecord, attempts: [AttemptRecord], steps: [StepRecord])? {
         try pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.runColumns) FROM run WHERE id = ?", arguments: [id]) else {
-                return nil
-            }
+            let statement = try db.cachedStatement(sql: "SELECT \(Self.runColumns) FROM run WHERE id = ?")
+            let rows = try Row.fetchCursor(statement, arguments: [id])
+            guard let run = try withExtendedLifetime(rows, { try rows.next() == nil ? nil : try Self.runSummary(statement) }) else { return nil }
             let attempts = try Row.fetchAll(db, sql: """
                 SELECT number, started_at, finished_at, pid, exit_code, signal, timed_out, output_tail, log_path
                 FROM attempt WHERE run_id = ? ORDER BY number
@@ -168,18 +175,31 @@ extension BelfryDatabase {
                     number: row[0], startedAt: date(row[1]), finishedAt: (row[2] as Int64?).map(date), pid: row[3],
                     exitCode: row[4], signal: row[5], timedOut: row[6], outputTail: row[7], logPath: row[8])
             }
-            return (try Self.runSummary(row), attempts, try Self.steps(db, run: id))
+            return (run, attempts, try Self.steps(db, run: id))
         }
     }
 
-    private static func runSummary(_ row: Row) throws -> RunRecord {
-        guard let origin = RunOrigin(rawValue: row[4]), let state = RunState(rawValue: row[5]) else {
-            throw DatabaseError(message: "run \(row[0] as Int64) has an unknown origin or state")
+    /// The run in the current row of `statement` (a selection of `runColumns`), read with
+    /// SQLite's own column functions: GRDB's generic decoding of its 13 columns was 9 % of the
+    /// daemon's CPU serving `GET /api/v1/runs`.
+    private static func runSummary(_ statement: Statement) throws -> RunRecord {
+        let row = statement.sqliteStatement
+        func integer(_ column: Int32) -> Int64? {
+            sqlite3_column_type(row, column) == SQLITE_NULL ? nil : sqlite3_column_int64(row, column)
+        }
+        func text(_ column: Int32) -> String? {
+            guard let characters = sqlite3_column_text(row, column) else { return nil }
+            return String(decoding: UnsafeBufferPointer(start: characters, count: Int(sqlite3_column_bytes(row, column))), as: UTF8.self)
+        }
+        let id = sqlite3_column_int64(row, 0)
+        guard let origin = text(4).flatMap(RunOrigin.init(rawValue:)), let state = text(5).flatMap(RunState.init(rawValue:)) else {
+            throw DatabaseError(message: "run \(id) has an unknown origin or state")
         }
         return RunRecord(
-            id: row[0], task: row[1], trigger: row[2], slot: (row[3] as Int64?).map(Instant.init(secondsSinceEpoch:)),
-            origin: origin, state: state, reason: row[6], attempts: row[7], exitCode: row[8], queuedAt: date(row[9]),
-            startedAt: (row[10] as Int64?).map(date), finishedAt: (row[11] as Int64?).map(date), commandUsed: row[12])
+            id: id, task: text(1) ?? "", trigger: text(2), slot: integer(3).map(Instant.init(secondsSinceEpoch:)),
+            origin: origin, state: state, reason: text(6), attempts: Int(sqlite3_column_int64(row, 7)),
+            exitCode: integer(8).map { Int32(truncatingIfNeeded: $0) }, queuedAt: date(sqlite3_column_int64(row, 9)),
+            startedAt: integer(10).map(date), finishedAt: integer(11).map(date), commandUsed: text(12))
     }
 
     private static func steps(_ db: Database, run: Int64) throws -> [StepRecord] {

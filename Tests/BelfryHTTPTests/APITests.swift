@@ -408,3 +408,38 @@ struct TokensTests {
         #expect(throws: HTTPSetupError.self) { try HTTPTokens.load(path: path) }
     }
 }
+
+@Suite("JSON and the request gate")
+struct JSONAndGateTests {
+    @Test("strings with quotes, backslashes, control characters and non-ASCII text read back as written")
+    func escapes() throws {
+        let texts = ["plain", "", "say \"hi\"", "C:\\path\\", "line\nbreak\r\ttab", "\u{01}\u{1f}\u{7f}", "été 東京 🕰", "\"\\\n", "end\""]
+        var bytes: [UInt8] = []
+        JSONValue.array(texts.map(JSONValue.string)).write(to: &bytes)
+        let decoded = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String]
+        #expect(decoded == texts)
+        #expect(!bytes.contains { $0 < 0x20 && $0 != UInt8(ascii: "\n") }, "a control character left raw")
+        #expect(String(decoding: bytes, as: UTF8.self).contains(#""\u0001\u001f"#))
+    }
+
+    @Test("the gate lets `limit` in at once and the others in order, as places free up")
+    func gate() async {
+        let gate = ConcurrencyLimitMiddleware.Gate(limit: 2)
+        let order = Recorder()
+        await gate.enter()
+        await gate.enter()
+        // Each waiter is queued before the next is started, so that the order is known.
+        var waiters: [Task<Void, Never>] = []
+        for index in 0..<5 {
+            waiters.append(Task {
+                await gate.enter()
+                order.record(String(index))
+            })
+            while gate.waiting < index + 1 { await Task.yield() }
+        }
+        #expect(order.items.isEmpty, "nobody gets in while both places are taken")
+        for _ in 0..<5 { gate.leave() }
+        for waiter in waiters { await waiter.value }
+        #expect(order.items == ["0", "1", "2", "3", "4"])
+    }
+}
