@@ -23,6 +23,20 @@ public enum DefinitionKeys {
     public static let dst = ["skipped", "repeated"]
     public static let catchUp = ["policy", "limit"]
 
+    /// Keys that users of other schedulers write, and the key that says the same here: the hint
+    /// for an unknown key when spelling alone does not find it ("rate" is not near "every").
+    public static let synonyms: [String: String] = [
+        "rate": "every", "fixed_rate": "every", "interval": "every", "period": "every", "repeat_interval": "every",
+        "schedule": "cron", "crontab": "cron", "cron_expression": "cron", "expression": "cron",
+        "tz": "timezone", "time_zone": "timezone", "zone": "timezone",
+        "cmd": "command", "run": "command", "exec": "command", "script": "command", "args": "command",
+        "environment": "env", "env_vars": "env", "variables": "env",
+        "retry": "retries", "max_retries": "retries", "attempts": "retries",
+        "concurrency_policy": "overlap", "concurrency": "queue",
+        "enabled": "auto_activate", "active": "auto_activate",
+        "timezone_dst": "dst", "misfire": "catch_up", "misfire_policy": "catch_up",
+    ]
+
     /// Each mapping (named as the manual's headings name it) with its keys.
     public static let all: [(mapping: String, keys: [String])] = [
         ("file", file), ("environment", environment), ("queues", queue), ("task", task), ("command", shellCommand),

@@ -41,7 +41,8 @@ struct YAMLFile {
                 continue
             }
             if !allowed.contains(key) {
-                let hint = closest(to: key, in: allowed).map { "did you mean \"\($0)\"?" }
+                let synonym = DefinitionKeys.synonyms[key].flatMap { allowed.contains($0) ? $0 : nil }
+                let hint = (synonym ?? closest(to: key, in: allowed)).map { "did you mean \"\($0)\"?" }
                     ?? "allowed keys: \(allowed.joined(separator: ", "))"
                 error(keyNode, "unknown key \"\(key)\" in \(what)", hint: hint)
                 continue

@@ -104,6 +104,9 @@ struct DefinitionLoaderTests {
         "bad files: each problem at its file, line and column",
         arguments: [
             ("tasks:\n  - name: a\n    comand: [x]\n    command: [x]\n", "t.yaml:3:5: unknown key \"comand\" in task; did you mean \"command\"?"),
+            // A word from another scheduler, not a misspelling: the key that says the same here.
+            ("tasks:\n  - name: a\n    command: [x]\n    triggers: [{ name: t, rate: 5m }]\n", "t.yaml:4:27: unknown key \"rate\" in trigger; did you mean \"every\"?"),
+            ("tasks:\n  - name: a\n    command: [x]\n    triggers: [{ name: t, cron: \"* * * * *\", tz: UTC }]\n", "t.yaml:4:46: unknown key \"tz\" in trigger; did you mean \"timezone\"?"),
             // At the duplicate, naming the first.
             ("tasks:\n  - name: a\n    command: [x]\n    command: [y]\n", "t.yaml:4:5: duplicate key \"command\" in a mapping (first at 3:5)"),
             ("tasks:\n  - name: a\n    command: [x]\n    triggers:\n      - name: t\n        cron: \"0 * * * *\"\n        # again\n\n        cron: \"5 * * * *\"\n",
