@@ -2,7 +2,7 @@ import Foundation
 
 /// A JSON value for listings: written straight to bytes, because `JSONEncoder` took 40 % of
 /// `trigger list --json` over 100,000 triggers. Keys keep the order they are given in.
-public indirect enum JSONValue: Sendable {
+public enum JSONValue: Sendable {
     case string(String)
     case int(Int64)
     case number(Double)
