@@ -136,14 +136,7 @@ extension BelfryDatabase {
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         arguments += [filter.limit]
         return try pool.read { db in
-            let statement = try db.cachedStatement(sql: "SELECT \(Self.runColumns) FROM run \(whereClause) ORDER BY id DESC LIMIT ?")
-            // The cursor resets the statement when it goes: it lives until the last row is read.
-            let rows = try Row.fetchCursor(statement, arguments: arguments)
-            return try withExtendedLifetime(rows) {
-                var runs: [RunRecord] = []
-                while try rows.next() != nil { runs.append(try Self.runSummary(statement)) }
-                return runs
-            }
+            try Self.fetchRuns(db.cachedStatement(sql: "SELECT \(Self.runColumns) FROM run \(whereClause) ORDER BY id DESC LIMIT ?"), arguments: arguments)
         }
     }
 
@@ -164,9 +157,8 @@ extension BelfryDatabase {
     /// One run with its attempts and steps, or nil.
     public func run(id: Int64) throws -> (run: RunRecord, attempts: [AttemptRecord], steps: [StepRecord])? {
         try pool.read { db in
-            let statement = try db.cachedStatement(sql: "SELECT \(Self.runColumns) FROM run WHERE id = ?")
-            let rows = try Row.fetchCursor(statement, arguments: [id])
-            guard let run = try withExtendedLifetime(rows, { try rows.next() == nil ? nil : try Self.runSummary(statement) }) else { return nil }
+            guard let run = try Self.fetchRuns(db.cachedStatement(sql: "SELECT \(Self.runColumns) FROM run WHERE id = ?"), arguments: [id]).first
+            else { return nil }
             let attempts = try Row.fetchAll(db, sql: """
                 SELECT number, started_at, finished_at, pid, exit_code, signal, timed_out, output_tail, log_path
                 FROM attempt WHERE run_id = ? ORDER BY number
@@ -176,6 +168,17 @@ extension BelfryDatabase {
                     exitCode: row[4], signal: row[5], timedOut: row[6], outputTail: row[7], logPath: row[8])
             }
             return (run, attempts, try Self.steps(db, run: id))
+        }
+    }
+
+    /// The runs a selection of `runColumns` finds.
+    private static func fetchRuns(_ statement: Statement, arguments: StatementArguments) throws -> [RunRecord] {
+        // The cursor resets the statement when it goes: it lives until the last row is read.
+        let rows = try Row.fetchCursor(statement, arguments: arguments)
+        return try withExtendedLifetime(rows) {
+            var runs: [RunRecord] = []
+            while try rows.next() != nil { runs.append(try runSummary(statement)) }
+            return runs
         }
     }
 
