@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "BelfryTesting", targets: ["BelfryTesting"]),
         .library(name: "BelfryHTTP", targets: ["BelfryHTTP"]),
         .executable(name: "belfry", targets: ["belfry"]),
+        .executable(name: "belfry-daemon", targets: ["belfry-daemon"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -61,25 +62,48 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        .target(
+            name: "BelfryCommandLine",
+            dependencies: [
+                "BelfrySchedule", "BelfryConfig", "BelfryStore", "BelfryListings",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            plugins: ["BuildInfo"]
+        ),
+        // `belfry`: next, validate, deploy and the listings on SQLite, in a program without the
+        // executor, the HTTP server or the PostgreSQL client; everything else is handed to
+        // `belfry-daemon`. Release builds link it fully statically (no dynamic loader, no
+        // relocations at start): `belfry next` starts in 4 ms instead of 10 (docs/performance.md).
+        // Foundation's static archives need their C parts named in one group; lld, unlike gold,
+        // does not print glibc's link-time warnings (mktemp, getpwuid in a static program).
         .executableTarget(
             name: "belfry",
+            dependencies: ["BelfryCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            linkerSettings: [
+                .unsafeFlags(
+                    ["-static-executable", "-use-ld=lld", "-Xlinker", "--start-group", "-lCoreFoundation", "-l_FoundationCShims",
+                     "-l_FoundationCollections", "-l_FoundationICU", "-Xlinker", "--end-group"],
+                    .when(platforms: [.linux], configuration: .release))
+            ]
+        ),
+        // `belfry-daemon`: every command. It stays linked to the system's C library: user and
+        // group look-ups (a job's `user:`) go through NSS modules that a static program could only
+        // load from the very glibc it was built with. The Swift runtime and Foundation are static.
+        .executableTarget(
+            name: "belfry-daemon",
             dependencies: [
-                "BelfrySchedule", "BelfryConfig", "BelfryStore", "BelfryPostgres", "BelfryExecutor", "BelfryDaemon", "BelfryListings", "BelfryHTTP",
+                "BelfryCommandLine", "BelfrySchedule", "BelfryConfig", "BelfryStore", "BelfryPostgres", "BelfryExecutor", "BelfryDaemon",
+                "BelfryListings", "BelfryHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            // Release builds link the Swift runtime and Foundation statically: `belfry next` and
-            // the listing commands start in about 9 ms instead of 14 (docs/performance.md), for a
-            // larger binary. Foundation's static archives need their C parts named in one group;
-            // lld, unlike gold, does not print glibc's link-time warning about Foundation's mktemp.
             linkerSettings: [
                 .unsafeFlags(
-                    ["-static-stdlib", "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--start-group", "-lCoreFoundation", "-l_FoundationCShims", "-l_FoundationCollections",
-                     "-l_FoundationICU", "-Xlinker", "--end-group"],
+                    ["-static-stdlib", "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--start-group",
+                     "-lCoreFoundation", "-l_FoundationCShims", "-l_FoundationCollections", "-l_FoundationICU", "-Xlinker", "--end-group"],
                     .when(platforms: [.linux], configuration: .release))
-            ],
-            plugins: ["BuildInfo"]
+            ]
         ),
         .plugin(name: "BuildInfo", capability: .buildTool()),
         .target(name: "CBelfrySpawn"),
@@ -103,18 +127,18 @@ let package = Package(
             ]
         ),
         .target(name: "BelfryTesting", dependencies: ["BelfrySchedule", "BelfryConfig"]),
-        .testTarget(name: "BelfryScheduleTests", dependencies: ["BelfrySchedule", "BelfryTesting", "belfry"]),
+        .testTarget(name: "BelfryScheduleTests", dependencies: ["BelfrySchedule", "BelfryTesting", "belfry", "belfry-daemon"]),
         .testTarget(name: "BelfryConfigTests", dependencies: ["BelfryConfig", "BelfryTesting"]),
-        .testTarget(name: "DocsTests", dependencies: ["BelfryConfig", "BelfryTesting", "belfry"]),
+        .testTarget(name: "DocsTests", dependencies: ["BelfryConfig", "BelfryTesting", "belfry", "belfry-daemon"]),
         .testTarget(
             name: "BelfryHTTPTests",
             dependencies: ["BelfryHTTP", "BelfryStore", "BelfryConfig", "BelfrySchedule", "BelfryTesting", .product(name: "HummingbirdTesting", package: "hummingbird")]
         ),
         .testTarget(
             name: "BelfryDaemonTests",
-            dependencies: ["BelfryDaemon", "BelfryExecutor", "BelfryStore", "BelfryConfig", "BelfrySchedule", "BelfryTesting", "belfry"]
+            dependencies: ["BelfryDaemon", "BelfryExecutor", "BelfryStore", "BelfryConfig", "BelfrySchedule", "BelfryTesting", "belfry", "belfry-daemon"]
         ),
-        .testTarget(name: "BelfryExecutorTests", dependencies: ["BelfryExecutor", "BelfryStore", "BelfryConfig", "BelfryTesting", "belfry"]),
-        .testTarget(name: "BelfryStoreTests", dependencies: ["BelfryStore", "BelfryPostgres", "BelfryConfig", "BelfryTesting", "belfry"]),
+        .testTarget(name: "BelfryExecutorTests", dependencies: ["BelfryExecutor", "BelfryStore", "BelfryConfig", "BelfryTesting", "belfry", "belfry-daemon"]),
+        .testTarget(name: "BelfryStoreTests", dependencies: ["BelfryStore", "BelfryPostgres", "BelfryConfig", "BelfryTesting", "belfry", "belfry-daemon"]),
     ]
 )

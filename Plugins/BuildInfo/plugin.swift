@@ -1,7 +1,7 @@
 import Foundation
 import PackagePlugin
 
-/// Writes `BuildInfo.swift` into the `belfry` target: the git commit the binary was built from and
+/// Writes `BuildInfo.swift` into the `BelfryCommandLine` target: the git commit the binary was built from and
 /// the Swift compiler that built it, for `belfry --version` and `belfry_build_info`. It runs again
 /// whenever `.git/logs/HEAD` changes (every commit, checkout or reset appends to it).
 @main

@@ -81,3 +81,36 @@ struct VersionTests {
         #expect(result.stdout.wholeMatch(of: pattern) != nil, "\(result.stdout)")
     }
 }
+
+/// `belfry` serves the light commands itself and hands the rest to `belfry-daemon` beside it.
+@Suite("belfry and belfry-daemon")
+struct HandOffTests {
+    @Test("alone in a directory, belfry still answers next; a command it hands off names the program it needs")
+    func withoutTheDaemonProgram() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("belfry-alone-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let alone = directory.appendingPathComponent("belfry")
+        try FileManager.default.copyItem(at: BelfryCommand.executable, to: alone)
+
+        let next = try BelfryCommand.run(["next", "0 12 * * *", "--after", "2026-01-01T00:00:00Z", "--count", "1"], executable: alone)
+        #expect(next.status == 0)
+        #expect(next.stdout.hasPrefix("2026-01-01T12:00:00Z"))
+
+        for arguments in [["daemon"], ["--version"], ["runs", "--database", "postgresql://belfry@127.0.0.1:1/belfry"]] {
+            let handedOff = try BelfryCommand.run(arguments, executable: alone)
+            #expect(handedOff.status == 127, "\(arguments)")
+            #expect(handedOff.stderr.contains("\(directory.path)/belfry-daemon"), "\(handedOff.stderr)")
+            #expect(handedOff.stderr.contains("installed beside belfry"), "\(handedOff.stderr)")
+        }
+    }
+
+    @Test("the help beside belfry-daemon lists every command, the daemon's among them")
+    func fullHelp() throws {
+        let help = try BelfryCommand.run(["--help"])
+        #expect(help.status == 0)
+        for command in ["next", "validate", "deploy", "trigger", "runs", "daemon", "run", "step", "http-token"] {
+            #expect(help.stdout.contains("\n  \(command) "), "\(command)")
+        }
+    }
+}

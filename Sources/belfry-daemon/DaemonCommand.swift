@@ -1,4 +1,5 @@
 import ArgumentParser
+import BelfryCommandLine
 import BelfryConfig
 import BelfryDaemon
 import BelfryHTTP
@@ -176,10 +177,7 @@ struct DaemonCommand: AsyncParsableCommand {
     }
 
     private static func startAttemptGuard(log: Logger) -> AttemptGuardChannel? {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let executable = length > 0 ? String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
-        guard let channel = AttemptGuardChannel(executable: executable, arguments: ["guard-attempts", "--daemon", "\(getpid())"]) else {
+        guard let channel = AttemptGuardChannel(executable: CommandLineMain.executable, arguments: ["guard-attempts", "--daemon", "\(getpid())"]) else {
             log.error("the attempt guard could not be started: a frozen daemon's jobs would run on until it wakes")
             return nil
         }

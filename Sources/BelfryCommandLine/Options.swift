@@ -1,11 +1,17 @@
 import ArgumentParser
 import BelfryConfig
-import BelfryPostgres
 import BelfryStore
 import Foundation
 
 /// `--database PATH_OR_URL`, shared by every command that uses the state database.
-struct DatabaseOptions: ParsableArguments {
+public struct DatabaseOptions: ParsableArguments, Sendable {
+    /// Connects to a PostgreSQL database (its location, the directory of this machine's attempt
+    /// logs). Set by `belfry-daemon`, which has the PostgreSQL client, before any command runs;
+    /// nil in `belfry`, whose commands then hand themselves to `belfry-daemon` (`NeedsPostgreSQL`).
+    nonisolated(unsafe) public static var connectPostgreSQL: (@Sendable (PostgresLocation, String) async throws -> any Store)?
+
+    public init() {}
+
     @Option(help: ArgumentHelp(
         "The SQLite database file, or a postgres:// URL. Default: $BELFRY_DATABASE, else $XDG_STATE_HOME/belfry/belfry.sqlite.",
         discussion: "A URL's password is better given through $PGPASSWORD, --database-password-file or systemd's $CREDENTIALS_DIRECTORY/database-password: other users can read command lines."))
@@ -15,15 +21,15 @@ struct DatabaseOptions: ParsableArguments {
     var databasePasswordFile: String?
 
     /// The database given, else the default.
-    var text: String { database ?? BelfryDatabase.defaultPath() }
+    public var text: String { database ?? BelfryDatabase.defaultPath() }
 
     /// Whether several daemons may share it (a PostgreSQL URL).
-    var isShared: Bool { PostgresLocation.isURL(text) }
+    public var isShared: Bool { PostgresLocation.isURL(text) }
 
     /// What jobs inherit of `environment`: without any credential of the database — no
     /// `PGPASSWORD`, no password file or credentials directory, no variable holding the
     /// password — and with `BELFRY_DATABASE` naming the database without its password.
-    func jobEnvironment(_ environment: [String: String]) -> [String: String] {
+    public func jobEnvironment(_ environment: [String: String]) -> [String: String] {
         guard isShared else { return environment }
         let password = (try? PostgresLocation(text, environment: environment, passwordFile: databasePasswordFile))?.password
         return environment.filter { key, value in
@@ -34,18 +40,21 @@ struct DatabaseOptions: ParsableArguments {
 
     /// `readOnly`: the command only reads, so a SQLite file this user may not write is opened
     /// read-only rather than refused.
-    func open(readOnly: Bool = false) async throws -> any Store {
+    public func open(readOnly: Bool = false) async throws -> any Store {
         try await Self.open(text, passwordFile: databasePasswordFile, readOnly: readOnly)
     }
 
     /// Opens a SQLite file or connects to a PostgreSQL URL; errors never show a password.
-    static func open(_ text: String, passwordFile: String? = nil, readOnly: Bool = false) async throws -> any Store {
+    public static func open(_ text: String, passwordFile: String? = nil, readOnly: Bool = false) async throws -> any Store {
         do {
             if PostgresLocation.isURL(text) {
+                guard let connect = connectPostgreSQL else { throw NeedsPostgreSQL() }
                 let location = try PostgresLocation(text, passwordFile: passwordFile)
-                return try await PostgresStore.connect(location, logDirectory: localStateDirectory() + "/logs")
+                return try await connect(location, localStateDirectory() + "/logs")
             }
             return try BelfryDatabase(path: text, readOnly: readOnly)
+        } catch let handOff as NeedsPostgreSQL {
+            throw handOff
         } catch let error as StoreError {
             throw CommandFailure(error)
         } catch {
@@ -56,23 +65,25 @@ struct DatabaseOptions: ParsableArguments {
 
 /// This machine's state directory (`$XDG_STATE_HOME/belfry`): attempt logs of a daemon on
 /// PostgreSQL stay on the machine that ran the attempt.
-func localStateDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+public func localStateDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
     (BelfryDatabase.defaultPath(environment: environment.filter { $0.key != "BELFRY_DATABASE" }) as NSString).deletingLastPathComponent
 }
 
 /// The schedules directory: an argument, else `--schedules`, else `./schedules`.
-struct SchedulesOptions: ParsableArguments {
+public struct SchedulesOptions: ParsableArguments, Sendable {
+    public init() {}
+
     @Argument(help: "The directory of definition files (*.yaml). Default: --schedules, else ./schedules.")
     var directory: String?
 
     @Option(help: "The directory of definition files.")
     var schedules: String?
 
-    var path: String { directory ?? schedules ?? "schedules" }
+    public var path: String { directory ?? schedules ?? "schedules" }
 
     /// The validated definitions, or every problem as a failure (one line each). Their warnings
     /// and notes go to `notices`, by default standard error.
-    func load(notices: (Diagnostic) -> Void = { FileHandle.standardError.write(Data(($0.description + "\n").utf8)) }) throws -> Definitions {
+    public func load(notices: (Diagnostic) -> Void = { FileHandle.standardError.write(Data(($0.description + "\n").utf8)) }) throws -> Definitions {
         do {
             let definitions = try DefinitionLoader.load(directory: path)
             definitions.notices.forEach(notices)
@@ -87,7 +98,7 @@ struct SchedulesOptions: ParsableArguments {
 
     /// Deploys the directory (all or nothing). Files whose bytes are exactly those deployed last
     /// are not read again: a restart with 100,000 unchanged triggers skips parsing them.
-    func deploy(
+    public func deploy(
         to store: any Store, owner: String,
         notices: (Diagnostic) -> Void = { FileHandle.standardError.write(Data(($0.description + "\n").utf8)) }
     ) async throws -> DeploySummary {
@@ -108,7 +119,7 @@ struct SchedulesOptions: ParsableArguments {
 }
 
 /// The user's name, for `owner` and `updated_by`.
-func currentUser() -> String {
+public func currentUser() -> String {
     if let user = ProcessInfo.processInfo.environment["USER"], !user.isEmpty { return user }
     if let entry = getpwuid(getuid()), let name = entry.pointee.pw_name { return String(cString: name) }
     return "uid \(getuid())"

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BelfryCommandLine
 import BelfryDaemon
 import BelfryHTTP
 import BelfryStore

@@ -1,61 +1,9 @@
 import ArgumentParser
 import BelfryConfig
 import BelfryListings
-import BelfryExecutor
 import BelfrySchedule
 import BelfryStore
 import Foundation
-
-/// `belfry run ENV.TASK`: runs a deployed task now, in the foreground, recorded as a manual run.
-struct RunTask: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "run",
-        abstract: "Run a deployed task now, in the foreground; the exit status mirrors the run's.",
-        discussion: "The job's output (stdout and stderr, one stream as in its log) streams to standard output and to the attempt's log. Ctrl-C cancels the attempt's whole process group and records the run cancelled. Exit status: 0 succeeded, the job's exit code when it failed, 124 timed out, 130 cancelled, 75 skipped (circuit open).")
-
-    @OptionGroup var database: DatabaseOptions
-    @Argument(help: "The task (ENV.TASK).") var task: String
-    @Option(name: .customLong("input"), help: "An input value, NAME=VALUE; repeat for several.") var inputs: [String] = []
-
-    func run() async throws {
-        var given: [String: String] = [:]
-        for input in inputs {
-            guard let equals = input.firstIndex(of: "="), equals != input.startIndex else {
-                throw CommandFailure("--input takes NAME=VALUE, not \"\(input)\"")
-            }
-            given[String(input[..<equals])] = String(input[input.index(after: equals)...])
-        }
-        let store = try await database.open()
-        let definition: TaskDefinition
-        do { definition = try await store.task(named: task) } catch { throw CommandFailure("\(error)") }
-        var executor = RunExecutor(
-            store: store, clock: ContinuousClock(), now: { Date() }, random: { Double.random(in: 0..<1) },
-            logDirectory: store.logDirectory)
-        executor.echo = { chunk in _ = write(1, chunk.baseAddress, chunk.count) }
-        executor.baseEnvironment = database.jobEnvironment(ProcessInfo.processInfo.environment)
-        executor.steps = try? await StepChannel.open(directory: store.logDirectory, store: store)
-        let serving = executor.steps.map { steps in Task { await steps.run() } }
-        defer { serving?.cancel() }
-        let running = Task { try await executor.run(RunRequest(task: definition, origin: .manual, inputs: given)) }
-        // Ctrl-C cancels the run: the executor tears the attempt's process group down.
-        signal(SIGINT, SIG_IGN)
-        let interrupt = DispatchSource.makeSignalSource(signal: SIGINT)
-        interrupt.setEventHandler { running.cancel() }
-        interrupt.resume()
-        let result = try await running.value
-        interrupt.cancel()
-        let summary = "belfry: run \(result.runID) \(result.state.rawValue)" + (result.reason.map { ": \($0)" } ?? "")
-            + " after \(result.attempts) attempt\(result.attempts == 1 ? "" : "s"); `belfry runs show \(result.runID)` has the details"
-        FileHandle.standardError.write(Data((summary + "\n").utf8))
-        switch result.state {
-        case .succeeded: return
-        case .timedOut: throw ExitCode(124)
-        case .cancelled: throw ExitCode(130)
-        case .skipped: throw ExitCode(75)
-        default: throw ExitCode(result.exitCode.map { $0 == 0 ? 1 : $0 } ?? 1)
-        }
-    }
-}
 
 /// `belfry runs` and `belfry runs show RUN`: run history.
 struct Runs: AsyncParsableCommand {
@@ -156,6 +104,53 @@ struct Logs: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(250))
             details = try await store.run(id: runID) ?? details
         }
+    }
+}
+
+/// `belfry stats`: per task success rate, attempts, retries and durations.
+struct Stats: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Per task: success rate, mean attempts, retry rate, p50/p95 duration.")
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Only this task (ENV.TASK).") var task: String?
+    @Option(help: "Only runs queued at or after this time (RFC 3339 or local date-time).") var since: String?
+    @Flag(help: "Print a JSON array.") var json = false
+
+    func run() async throws {
+        let statistics = try await database.open(readOnly: true).statistics(task: task, since: try since.map(sinceDate))
+        if json {
+            return JSONValue.array(statistics.map(Listing.statistics)).print()
+        }
+        guard !statistics.isEmpty else { return print("no finished runs") }
+        var rows = [["TASK", "RUNS", "SUCCESS", "MEAN ATTEMPTS", "RETRIED", "P50", "P95"]]
+        for s in statistics {
+            rows.append([
+                s.task, String(s.runs), String(format: "%.1f%%", s.successRate * 100), String(format: "%.2f", s.meanAttempts),
+                String(format: "%.1f%%", s.retryRate * 100), s.p50Duration.map { String(format: "%.3fs", $0) } ?? "-",
+                s.p95Duration.map { String(format: "%.3fs", $0) } ?? "-",
+            ])
+        }
+        printTable(rows)
+    }
+}
+
+/// `belfry prune`: applies the history policy now (the daemon does it hourly).
+struct Prune: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prune",
+        abstract: "Delete finished runs beyond the history policy, with their attempts and logs (the daemon does this hourly).")
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Runs kept per trigger (manual runs: per task).") var runsPerTrigger = 1000
+    @Option(help: "Runs queued longer ago than this many days go.") var maxAgeDays = 90
+
+    func run() async throws {
+        guard runsPerTrigger > 0, maxAgeDays > 0 else { throw CommandFailure("--runs-per-trigger and --max-age-days must be positive") }
+        let store = try await database.open()
+        var policy = HistoryPolicy()
+        policy.runsPerTrigger = runsPerTrigger
+        policy.maxAge = TimeInterval(maxAgeDays) * 86400
+        let before = try await store.runCount()
+        let removed = try await store.pruneHistory(policy, now: Date())
+        print("pruned \(removed) of \(before) runs (keeping \(runsPerTrigger) per trigger, \(maxAgeDays) days)")
     }
 }
 
