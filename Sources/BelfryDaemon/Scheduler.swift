@@ -390,20 +390,24 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         // is close to a place. 100,000 runs due at once held 1.8 GB without this.
         let queue = (try? definitions.get())?.trigger.queue ?? "default"
         var place: Latch?
+        // Admitted now, the run joins the wave of runs on their way to their first process.
+        var ticket: LaunchWave.Ticket?
         if admitted[queue, default: 0] < (queueLimits[queue] ?? QueueGate<C>.defaultLimit) + Self.launchSlack {
             admitted[queue, default: 0] += 1
+            ticket = executor.launches.ticket()
         } else {
             place = Latch()
             held[queue, default: ArrivalQueue()].append(place!)
         }
-        let task = Task { [place] in
+        let task = Task { [place, ticket] in
             let heldSince = clock.now
             await place?.wait()
             let heldFor = heldSince.duration(to: clock.now)
             let failure = await StoreTerm.$current.withValue(term) {
                 await Self.run(launch, definitions: definitions, trigger: trigger, previousAttempts: previousAttempts, heldFor: heldFor,
-                               executor: executor, log: log)
+                               ticket: ticket, executor: executor, log: log)
             }
+            ticket?.leave()  // the run never reached the executor (its definitions could not be read)
             if let failure, !executor.interrupting.isSet { self.unrecorded.append((launch.runID, failure)) }
             self.finished(run: launch.runID, trigger: trigger.id, queue: queue)
         }
@@ -416,7 +420,8 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     @concurrent
     private static func run(
         _ launch: SlotLaunch, definitions: Result<(task: TaskDefinition, trigger: TriggerDefinition), any Error>, trigger: ScheduledTrigger,
-        previousAttempts: Int, heldFor: Duration, executor: RunExecutor<C>, log: @Sendable (SchedulerEvent) -> Void
+        previousAttempts: Int, heldFor: Duration, ticket: LaunchWave.Ticket?, executor: RunExecutor<C>,
+        log: @Sendable (SchedulerEvent) -> Void
     ) async -> String? {
         do {
             let definitions = try definitions.get()
@@ -424,6 +429,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
                 task: definitions.task, trigger: definitions.trigger, slot: launch.slot, origin: launch.origin,
                 runID: launch.runID, previousAttempts: previousAttempts)
             request.heldFor = heldFor
+            request.launchTicket = ticket
             let result = try await executor.run(request)
             log(.finished(task: trigger.task, trigger: trigger.name, run: result.runID, state: result.state, reason: result.reason))
             return nil

@@ -65,14 +65,16 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
         // Made once the process is there, with its descriptor: the pipe keeps what it prints
         // until then.
         let pump = Mutex<OutputPump?>(nil)
-        // What follows the start: returns whether the attempt timed out.
+        // What follows the start: returns whether the attempt timed out. The output is read
+        // from after `onStart` (which may wait for a burst's other processes to start: the pipe
+        // keeps 64 KiB meanwhile).
         let attend = { @Sendable (pid: Int32, processDescriptor: Int32?) async throws -> Bool in
+            try await onStart(pid)
             let output = OutputPump(fd: pipe.read, processDescriptor: processDescriptor) { chunk in
                 log.append(chunk)
                 echo?(chunk)
             }
             pump.withLock { $0 = output }
-            try await onStart(pid)
             let group = ProcessGroup(id: pid)
             let timedOut = await supervise(group, output: output, onTimeout: onTimeout)
             // Whatever the attempt left behind in its group goes with it, now: the process

@@ -23,12 +23,14 @@ public actor QueueGate<C: Clock> where C.Duration == Duration {
     /// The queues are changed in place, never copied out and back: a copy held by a waiting run
     /// keeps the waiting list of its moment alive, which made 10,000 runs waiting at once hold
     /// 1.3 GB (each a copy of the list before it).
-    public func enter(_ queue: String, maxWait: Duration?) async -> Bool {
+    /// `beforeWaiting` is called when the run has to wait.
+    public func enter(_ queue: String, maxWait: Duration?, beforeWaiting: @Sendable () -> Void = {}) async -> Bool {
         if queues[queue] == nil { queues[queue] = Queue(limit: Self.defaultLimit) }
         if queues[queue]!.running < queues[queue]!.limit, queues[queue]!.waiting.isEmpty {
             queues[queue]!.running += 1
             return true
         }
+        beforeWaiting()
         return await withCheckedContinuation { continuation in
             let ticket = queues[queue]!.waiting.append(continuation)
             if let maxWait {

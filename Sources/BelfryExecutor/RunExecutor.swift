@@ -20,6 +20,9 @@ public struct RunRequest: Sendable {
     /// How long the run already waited before it reached the executor (held by the scheduler
     /// until its queue was close to having a place): it counts against `max_queued_time`.
     public var heldFor: Duration = .zero
+    /// The run's place in the executor's `launches` wave, when the scheduler started it among
+    /// others due at once. The executor leaves it for the run.
+    public var launchTicket: LaunchWave.Ticket?
 
     public init(
         task: TaskDefinition, trigger: TriggerDefinition? = nil, slot: Instant? = nil, origin: RunOrigin,
@@ -64,6 +67,9 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
     /// Set while the daemon shuts down or fences itself: runs cancelled then are interrupted,
     /// not cancelled — they go back to `queued` and are resumed (SPEC §4, "Interruptions").
     public let interrupting = InterruptFlag()
+    /// The runs on their way to their first process: what an attempt does after its process
+    /// started waits for them (`LaunchWave`).
+    public var launches = LaunchWave()
     /// Whether the daemon may still trust its lease (on a shared store). An attempt that ends
     /// while it may not (taken down by the fence or the attempt guard, or just then) was
     /// interrupted: its run goes back to the queue, for whoever owns it next.
@@ -94,6 +100,8 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         let task = request.task
         let triggerName = request.trigger?.name
         let events = self.events
+        // Whatever way the run goes, it is no longer on its way to a process once this returns.
+        defer { request.launchTicket?.leave() }
         let given = request.trigger.map { JobEnvironment.triggerInputs($0, slot: request.slot) } ?? request.inputs
 
         // The circuit breaker decides first: an open circuit skips the run.
@@ -133,11 +141,14 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         let queuedAt = clock.now.advanced(by: .zero - request.heldFor)
         // A run held back by the scheduler past its max_queued_time is not admitted at all.
         let remaining = maxWait.map { $0 - request.heldFor }
-        let entered = if let remaining, remaining <= .zero { false } else { await queues.enter(queue, maxWait: remaining) }
+        let ticket = request.launchTicket
+        let entered = if let remaining, remaining <= .zero { false } else {
+            await queues.enter(queue, maxWait: remaining) { ticket?.leave() }  // a wait: no longer part of a burst
+        }
         if entered {
             let placed: Bool
             do {
-                placed = try await placeAmongDaemons(queue, run: runID, since: queuedAt, maxWait: maxWait)
+                placed = try await placeAmongDaemons(queue, run: runID, since: queuedAt, maxWait: maxWait, request: request)
             } catch {
                 await queues.leave(queue)
                 throw error
@@ -177,10 +188,11 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
     /// Waits for a place in `queue` among every daemon sharing the store (on SQLite there at
     /// once), polling: the others free theirs on their own time. False once `maxWait` has
     /// passed since `since`.
-    private func placeAmongDaemons(_ queue: String, run: Int64, since: C.Instant, maxWait: Duration?) async throws -> Bool {
+    private func placeAmongDaemons(_ queue: String, run: Int64, since: C.Instant, maxWait: Duration?, request: RunRequest) async throws -> Bool {
         let limit = await queues.limit(of: queue)
         while try await !store.enterQueue(queue, run: run, limit: limit) {
             if let maxWait, since.duration(to: clock.now) >= maxWait { return false }
+            request.launchTicket?.leave()
             try await clock.sleep(for: .milliseconds(200))
         }
         return true
@@ -259,8 +271,10 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
                     case .killed(let pid): events(.killed(label, attempt: current, pid: pid))
                     }
                 }
-            ) { pid in
+            ) { [launches] pid in
+                request.launchTicket?.leave()
                 events(.attemptStarted(label, attempt: current, pid: pid, command: name))
+                await launches.settled()
                 try await store.setAttemptProcess(run: runID, number: current, pid: pid)
             }
             let (code, signal) = outcome.ending.codeAndSignal
