@@ -16,8 +16,16 @@ final class CappedLog: @unchecked Sendable {
     private var recent = Ring(capacity: tailBytes)
     private let lock = NSLock()
 
+    /// Creates the file (mode 0600), and its directory (0700) when that is missing: the first
+    /// attempt of a thousand runs makes their directory (`AttemptLogs`), and one pruned empty
+    /// meanwhile is made again.
     init(path: String, limit: Int) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        var fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        if fd < 0, errno == ENOENT {
+            try? FileManager.default.createDirectory(
+                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        }
         guard fd >= 0 else {
             throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path, NSUnderlyingErrorKey: POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)])
         }

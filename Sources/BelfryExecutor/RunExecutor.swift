@@ -56,7 +56,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
     public let now: @Sendable () -> Date
     /// Uniform in [0, 1): the jitter of backoff delays.
     public let random: @Sendable () -> Double
-    /// Where attempt logs go: `DIR/RUN/attempt-N.log`.
+    /// Where attempt logs go (`AttemptLogs`).
     public let logDirectory: String
     /// The environment jobs inherit (SPEC §4: the launching process's).
     public var baseEnvironment: [String: String] = ProcessInfo.processInfo.environment
@@ -232,10 +232,6 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         let runID = label.run
         let events = self.events
         let policy = task.retries
-        let directory = (logDirectory as NSString).appendingPathComponent(String(runID))
-        if mkdir(directory, 0o700) != 0, errno != EEXIST {  // the common case in one system call
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        }
         var runner = AttemptRunner(
             clock: clock, maxRuntime: task.timeout.maxRuntimeMilliseconds.map { .milliseconds($0) },
             killGrace: .milliseconds(task.killGraceMilliseconds), maxOutputBytes: Int(task.maxOutputBytes))
@@ -256,7 +252,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
                 variables["BELFRY_STEP_SOCKET"] = steps.path
                 variables["BELFRY_STEP_TOKEN"] = stepToken
             }
-            let logPath = (directory as NSString).appendingPathComponent("attempt-\(number).log")
+            let logPath = AttemptLogs.path(run: runID, attempt: number, in: logDirectory)
             let current = number
             try await store.startAttempt(run: runID, number: current, pid: nil, logPath: logPath, at: now())
             let started = clock.now
@@ -294,7 +290,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
             if outcome.ending == .exited(0) { return finished(runID, number, outcome, state: .succeeded, reason: nil, commandUsed: "primary") }
             if outcome.isPermanentFailure(policy) || retry == policy.count { break }
             if let hook = task.onFailure {
-                let ran = try await onFailure(hook, after: outcome, runner: runner, job: job, env: env, runID: runID, number: number, directory: directory)
+                let ran = try await onFailure(hook, after: outcome, runner: runner, job: job, env: env, runID: runID, number: number)
                 let (code, signal) = ran.ending.codeAndSignal
                 events(.onFailureRan(label, attempt: number, exitCode: code, signal: signal))
             }
@@ -330,7 +326,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
     /// limits; its output goes to a log beside the attempt's. Its own failure is reported and
     /// otherwise ignored.
     private func onFailure(_ command: Command, after outcome: AttemptOutcome, runner: AttemptRunner<C>, job: JobEnvironment,
-                           env: [String: String], runID: Int64, number: Int, directory: String) async throws -> AttemptOutcome {
+                           env: [String: String], runID: Int64, number: Int) async throws -> AttemptOutcome {
         var variables = job.variables(base: env, runID: runID, task: "", trigger: nil, slot: nil, attempt: number, database: store.location)
         variables["BELFRY_ERROR"] = outcome.reason
         variables["BELFRY_EXIT_CODE"] = outcome.ending.codeAndSignal.code.map(String.init) ?? ""
@@ -339,7 +335,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         runner.echo = nil
         return await runner.run(
             AttemptCommand(executable: line.executable, arguments: line.arguments, environment: variables, workingDirectory: nil, user: nil),
-            logPath: (directory as NSString).appendingPathComponent("attempt-\(number).on_failure.log")
+            logPath: AttemptLogs.path(run: runID, attempt: number, kind: "on_failure.log", in: logDirectory)
         ) { _ in }
     }
 }

@@ -360,7 +360,7 @@ extension PostgresStore {
         var removed = 0
         func delete(_ sql: String, _ bindings: PostgresBindings) async throws -> Int {
             let ids = try await query(PostgresQuery(unsafeSQL: "DELETE FROM run WHERE id IN (\(sql)) RETURNING id", binds: bindings)).map { try $0.decode(Int64.self) }
-            for id in ids { try? FileManager.default.removeItem(atPath: (logDirectory as NSString).appendingPathComponent(String(id))) }
+            AttemptLogs.remove(runs: ids, in: logDirectory)
             return ids.count
         }
         while true {

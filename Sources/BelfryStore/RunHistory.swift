@@ -105,7 +105,7 @@ extension BelfryDatabase {
                 }
                 return ids
             }
-            for id in ids { try? FileManager.default.removeItem(atPath: (logDirectory as NSString).appendingPathComponent(String(id))) }
+            AttemptLogs.remove(runs: ids, in: logDirectory)
             return ids.count
         }
         while true {

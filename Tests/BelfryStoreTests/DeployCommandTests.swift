@@ -107,7 +107,7 @@ struct DeployCommandTests {
             launcher = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
         }
         // The attempt's log, readable as the database is.
-        for path in ["/db/logs", "/db/logs/1", "/db/logs/1/attempt-1.log"].map({ directory.path + $0 }) {
+        for path in ["/db/logs", "/db/logs/0-999", "/db/logs/0-999/1-attempt-1.log"].map({ directory.path + $0 }) {
             try FileManager.default.setAttributes([.posixPermissions: path.hasSuffix(".log") ? 0o444 : 0o555], ofItemAtPath: path)
         }
         for path in [directory.path, directory.path + "/db", directory.path + "/old"] {

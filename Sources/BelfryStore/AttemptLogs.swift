@@ -1,0 +1,40 @@
+import Foundation
+
+/// Where attempts' output goes under a store's log directory: `logs/5000-5999/5042-attempt-1.log`
+/// (and `5042-attempt-1.on_failure.log`): one directory per thousand runs. A
+/// directory per run cost the daemon a fifth of its CPU in a burst of due runs (ext4 makes an
+/// inode and a block for each); a directory per thousand is made by the first of them.
+///
+/// Runs recorded by earlier versions have `logs/RUN/attempt-N.log`. Readers use the path
+/// recorded with each attempt, so both layouts are read; pruning removes both.
+public enum AttemptLogs {
+    static let runsPerDirectory: Int64 = 1000
+
+    /// The log of `run`'s attempt `attempt`; `kind` "log" or "on_failure.log".
+    public static func path(run: Int64, attempt: Int, kind: String = "log", in logDirectory: String) -> String {
+        "\(directory(of: run, in: logDirectory))/\(run)-attempt-\(attempt).\(kind)"
+    }
+
+    /// `logs/5000-5999` for run 5042: never the name of an earlier layout's directory (a number).
+    static func directory(of run: Int64, in logDirectory: String) -> String {
+        let first = run / runsPerDirectory * runsPerDirectory
+        return "\(logDirectory)/\(first)-\(first + runsPerDirectory - 1)"
+    }
+
+    /// Removes the logs of `runs` (pruned), in either layout. A directory of a thousand runs
+    /// left empty goes too; a run starting in it meanwhile makes it again (`CappedLog`).
+    public static func remove(runs: [Int64], in logDirectory: String) {
+        let manager = FileManager.default
+        for run in runs { try? manager.removeItem(atPath: "\(logDirectory)/\(run)") }  // the earlier layout
+        for members in Dictionary(grouping: runs, by: { $0 / runsPerDirectory }).values {
+            let directory = directory(of: members[0], in: logDirectory)
+            guard let names = try? manager.contentsOfDirectory(atPath: directory) else { continue }
+            let pruned = Set(members)
+            for name in names {
+                guard let dash = name.firstIndex(of: "-"), let run = Int64(name[..<dash]), pruned.contains(run) else { continue }
+                unlink("\(directory)/\(name)")
+            }
+            rmdir(directory)  // only when empty
+        }
+    }
+}
