@@ -70,19 +70,21 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
         // keeps 64 KiB meanwhile).
         let attend = { @Sendable (pid: Int32, processDescriptor: Int32?) async throws -> Bool in
             try await onStart(pid)
-            let output = OutputPump(fd: pipe.read, processDescriptor: processDescriptor) { chunk in
-                log.append(chunk)
-                echo?(chunk)
+            return await withTaskExecutorPreference(BookkeepingExecutor.shared) {
+                let output = OutputPump(fd: pipe.read, processDescriptor: processDescriptor) { chunk in
+                    log.append(chunk)
+                    echo?(chunk)
+                }
+                pump.withLock { $0 = output }
+                let group = ProcessGroup(id: pid)
+                let timedOut = await supervise(group, output: output, onTimeout: onTimeout)
+                // Whatever the attempt left behind in its group goes with it, now: the process
+                // has ended but is not reaped yet, so its pid (the group's id) cannot have been
+                // given to another process. Once reaped, a new attempt may get it, and a signal to
+                // the group would kill that attempt.
+                if group.outlivesLeader { await group.terminate(killAt: .now + killGrace) }
+                return timedOut
             }
-            pump.withLock { $0 = output }
-            let group = ProcessGroup(id: pid)
-            let timedOut = await supervise(group, output: output, onTimeout: onTimeout)
-            // Whatever the attempt left behind in its group goes with it, now: the process
-            // has ended but is not reaped yet, so its pid (the group's id) cannot have been
-            // given to another process. Once reaped, a new attempt may get it, and a signal to
-            // the group would kill that attempt.
-            if group.outlivesLeader { await group.terminate(killAt: .now + killGrace) }
-            return timedOut
         }
         let (ending, timedOut) = await launch(command, output: pipe.write, attend: attend)
         if let output = pump.withLock({ $0 }) {

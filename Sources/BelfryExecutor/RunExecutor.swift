@@ -179,7 +179,9 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
             events(.queueTimedOut(label, queue: queue, waited: queuedAt.duration(to: clock.now)))
             result = RunResult(runID: runID, state: .failed, exitCode: nil, attempts: 0, commandUsed: nil, reason: "queue_timeout")
         }
-        return try await finish(runID, result, task: task, circuit: circuit)
+        return try await withTaskExecutorPreference(BookkeepingExecutor.shared) { [result, circuit] in
+            try await finish(runID, result, task: task, circuit: circuit)
+        }
     }
 
     /// A wait for a queue shorter than this is not reported.
@@ -271,15 +273,19 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
                 request.launchTicket?.leave()
                 events(.attemptStarted(label, attempt: current, pid: pid, command: name))
                 await launches.settled()
-                try await store.setAttemptProcess(run: runID, number: current, pid: pid)
+                try await withTaskExecutorPreference(BookkeepingExecutor.shared) {
+                    try await store.setAttemptProcess(run: runID, number: current, pid: pid)
+                }
             }
             let (code, signal) = outcome.ending.codeAndSignal
             var why: String?
             if case .couldNotStart(let text) = outcome.ending { why = text }
             events(.attemptEnded(label, attempt: current, outcome: outcome.word, exitCode: code, signal: signal, reason: why,
                                  duration: started.duration(to: clock.now)))
-            try await store.finishAttempt(run: runID, number: current, exitCode: code, signal: signal, timedOut: outcome.timedOut,
-                                    outputTail: outcome.outputTail, at: now())
+            try await withTaskExecutorPreference(BookkeepingExecutor.shared) {
+                try await store.finishAttempt(run: runID, number: current, exitCode: code, signal: signal, timedOut: outcome.timedOut,
+                                        outputTail: outcome.outputTail, at: now())
+            }
             return outcome
         }
 
