@@ -47,17 +47,7 @@ public enum CommandLineMain {
     /// Parses `arguments` under `root` and runs the command; never returns. `handOff` takes a
     /// command this executable cannot serve (`NeedsPostgreSQL`).
     public static func run<Root: ParsableCommand>(_ root: Root.Type, arguments: [String], handOff: @Sendable ([String]) -> Never) async -> Never {
-        var command = parse(root, arguments: arguments)
-        do {
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-            exit(0)
-        } catch {
-            report(error, root: root, arguments: arguments, handOff: handOff)
-        }
+        await execute(parse(root, arguments: arguments), root: root, arguments: arguments, handOff: handOff)
     }
 
     /// `run` for a program without an `async main`: a synchronous command runs on the calling
@@ -66,19 +56,28 @@ public enum CommandLineMain {
         var command = parse(root, arguments: arguments)
         if command is AsyncParsableCommand {
             nonisolated(unsafe) let parsed = command  // handed to the task; this thread no longer uses it
-            Task.detached {
-                guard var asyncCommand = parsed as? AsyncParsableCommand else { return }
-                do {
-                    try await asyncCommand.run()
-                    exit(0)
-                } catch {
-                    report(error, root: root, arguments: arguments, handOff: handOff)
-                }
-            }
+            Task.detached { await execute(parsed, root: root, arguments: arguments, handOff: handOff) }
             while true { pause() }
         }
         do {
             try command.run()
+            exit(0)
+        } catch {
+            report(error, root: root, arguments: arguments, handOff: handOff)
+        }
+    }
+
+    /// Runs the parsed `command` and ends the process as it ends.
+    private static func execute<Root: ParsableCommand>(
+        _ command: ParsableCommand, root: Root.Type, arguments: [String], handOff: @Sendable ([String]) -> Never
+    ) async -> Never {
+        var command = command
+        do {
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
             exit(0)
         } catch {
             report(error, root: root, arguments: arguments, handOff: handOff)

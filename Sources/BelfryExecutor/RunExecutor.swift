@@ -148,7 +148,7 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
         if entered {
             let placed: Bool
             do {
-                placed = try await placeAmongDaemons(queue, run: runID, since: queuedAt, maxWait: maxWait, request: request)
+                placed = try await placeAmongDaemons(queue, run: runID, since: queuedAt, maxWait: maxWait, ticket: ticket)
             } catch {
                 await queues.leave(queue)
                 throw error
@@ -190,11 +190,13 @@ public struct RunExecutor<C: Clock>: Sendable where C.Duration == Duration {
     /// Waits for a place in `queue` among every daemon sharing the store (on SQLite there at
     /// once), polling: the others free theirs on their own time. False once `maxWait` has
     /// passed since `since`.
-    private func placeAmongDaemons(_ queue: String, run: Int64, since: C.Instant, maxWait: Duration?, request: RunRequest) async throws -> Bool {
+    private func placeAmongDaemons(
+        _ queue: String, run: Int64, since: C.Instant, maxWait: Duration?, ticket: LaunchWave.Ticket?
+    ) async throws -> Bool {
         let limit = await queues.limit(of: queue)
         while try await !store.enterQueue(queue, run: run, limit: limit) {
             if let maxWait, since.duration(to: clock.now) >= maxWait { return false }
-            request.launchTicket?.leave()
+            ticket?.leave()  // a wait: no longer part of a burst
             try await clock.sleep(for: .milliseconds(200))
         }
         return true
