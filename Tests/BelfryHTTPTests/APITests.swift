@@ -438,7 +438,12 @@ struct JSONAndGateTests {
             while gate.waiting < index + 1 { await Task.yield() }
         }
         #expect(order.items.isEmpty, "nobody gets in while both places are taken")
-        for _ in 0..<5 { gate.leave() }
+        // One place freed at a time, and the next freed only once the one let in has said so:
+        // waiters resumed together would race to record, which says nothing about the gate.
+        for index in 0..<5 {
+            gate.leave()
+            while order.items.count < index + 1 { await Task.yield() }
+        }
         for waiter in waiters { await waiter.value }
         #expect(order.items == ["0", "1", "2", "3", "4"])
     }
