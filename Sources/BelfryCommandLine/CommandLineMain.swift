@@ -50,14 +50,16 @@ public enum CommandLineMain {
         await execute(parse(root, arguments: arguments), root: root, arguments: arguments, handOff: handOff)
     }
 
-    /// `run` for a program without an `async main`: a synchronous command runs on the calling
-    /// thread, an asynchronous one on a task while the calling thread waits for the exit.
+    /// `run` for a program without an `async main`: every command runs on the calling thread,
+    /// an asynchronous one as a task whose jobs this thread runs (`CallingThreadExecutor`): no
+    /// thread is started for a listing's one read.
     public static func runBlocking<Root: ParsableCommand>(_ root: Root.Type, arguments: [String], handOff: @escaping @Sendable ([String]) -> Never) -> Never {
         var command = parse(root, arguments: arguments)
         if command is AsyncParsableCommand {
             nonisolated(unsafe) let parsed = command  // handed to the task; this thread no longer uses it
-            Task.detached { await execute(parsed, root: root, arguments: arguments, handOff: handOff) }
-            while true { pause() }
+            let executor = CallingThreadExecutor()
+            Task.detached(executorPreference: executor) { await execute(parsed, root: root, arguments: arguments, handOff: handOff) }
+            executor.runJobs()
         }
         do {
             try command.run()
@@ -142,5 +144,33 @@ public enum CommandLineMain {
     public static func fail(_ message: String, code: Int32) -> Never {
         FileHandle.standardError.write(Data("belfry: \(message)\n".utf8))
         exit(code)
+    }
+}
+
+/// A task executor whose jobs run on the thread that calls `runJobs`, in the order they come.
+/// Work a task sends elsewhere (an actor of its own, a dispatch queue) comes back here when it
+/// resumes the task.
+final class CallingThreadExecutor: TaskExecutor, @unchecked Sendable {
+    private let condition = NSCondition()
+    private var jobs: [UnownedJob] = []  // guarded by `condition`
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        condition.lock()
+        jobs.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Runs the jobs as they come, for ever: the command's task ends the process.
+    func runJobs() -> Never {
+        while true {
+            condition.lock()
+            while jobs.isEmpty { condition.wait() }
+            let batch = jobs
+            jobs.removeAll(keepingCapacity: true)
+            condition.unlock()
+            for job in batch { job.runSynchronously(on: asUnownedTaskExecutor()) }
+        }
     }
 }

@@ -49,7 +49,9 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
 /// migrations, and every query. WAL mode, foreign keys on, writers wait for each other.
 public final class BelfryDatabase: Sendable {
     public let path: String
-    let pool: DatabasePool
+    /// A pool of connections (readers beside one writer) for everything that may write; one
+    /// read-only connection for a command that only reads.
+    let pool: any DatabaseWriter
     /// The daemon lock file's descriptor, once `join` took it.
     let daemonLock = Mutex<Int32?>(nil)
 
@@ -61,10 +63,16 @@ public final class BelfryDatabase: Sendable {
 
     /// The default location: `$BELFRY_DATABASE`, else `$XDG_STATE_HOME/belfry/belfry.sqlite`, else
     /// `~/.local/state/belfry/belfry.sqlite`.
-    public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        if let path = environment["BELFRY_DATABASE"], !path.isEmpty { return path }
-        let state = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? ((environment["HOME"] ?? NSHomeDirectory()) as NSString).appendingPathComponent(".local/state")
+    /// `environment`: the variables to read, else this process's (read one by one: a dictionary
+    /// of the whole environment is a noticeable part of a listing's start).
+    public static func defaultPath(environment: [String: String]? = nil) -> String {
+        let variable = { (name: String) -> String? in
+            guard let environment else { return getenv(name).map { String(cString: $0) } }
+            return environment[name]
+        }
+        if let path = variable("BELFRY_DATABASE"), !path.isEmpty { return path }
+        let state = variable("XDG_STATE_HOME").flatMap { $0.isEmpty ? nil : $0 }
+            ?? ((variable("HOME") ?? NSHomeDirectory()) as NSString).appendingPathComponent(".local/state")
         return ((state as NSString).appendingPathComponent("belfry") as NSString).appendingPathComponent("belfry.sqlite")
     }
 
@@ -128,7 +136,9 @@ public final class BelfryDatabase: Sendable {
     /// cleanly, or a copy) in a directory this user may not write, the file is opened as
     /// immutable: SQLite could not create the shared-memory file a WAL reader needs. A writer
     /// that starts meanwhile writes to a new WAL, not to the file, until its first checkpoint.
-    private static func openReadOnly(path: String) throws(StoreError) -> DatabasePool {
+    /// One connection, not a pool: a pool opens a writer connection beside its reader, and a
+    /// listing is one read.
+    private static func openReadOnly(path: String) throws(StoreError) -> DatabaseQueue {
         var configuration = GRDB.Configuration()
         configuration.readonly = true
         configuration.label = "belfry"
@@ -138,10 +148,10 @@ public final class BelfryDatabase: Sendable {
             let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
             location = "file:" + (absolute.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? absolute) + "?immutable=1"
         }
-        let pool: DatabasePool
+        let pool: DatabaseQueue
         let current: Bool
         do {
-            pool = try DatabasePool(path: location, configuration: configuration)
+            pool = try DatabaseQueue(path: location, configuration: configuration)
             current = try pool.read { db in try migrator.hasCompletedMigrations(db) && !migrator.hasBeenSuperseded(db) }
         } catch {
             throw .cannotOpen(path: path, reason: "opened read-only (this user may not write it): " + Self.reason(error))
