@@ -18,7 +18,7 @@ struct Validate: ParsableCommand {
         guard json else {
             let definitions = try schedules.load()
             let tasks = definitions.tasks
-            print("\(schedules.path): \(definitions.environments.count) environments, \(tasks.count) tasks, "
+            printLine("\(schedules.path): \(definitions.environments.count) environments, \(tasks.count) tasks, "
                   + "\(tasks.reduce(0) { $0 + $1.triggers.count }) triggers: all valid")
             return
         }
@@ -88,10 +88,10 @@ struct Deploy: AsyncParsableCommand {
             try printJSON(summary)
             return
         }
-        for key in summary.added { print("+ \(key)") }
-        for key in summary.changed { print("~ \(key)") }
-        for key in summary.deleted { print("- \(key)") }
-        print("\(dryRun ? "would deploy" : "deployed") \(schedules.path) to \(store.location): \(summary.added.count) added, \(summary.changed.count) changed, "
+        for key in summary.added { printLine("+ \(key)") }
+        for key in summary.changed { printLine("~ \(key)") }
+        for key in summary.deleted { printLine("- \(key)") }
+        printLine("\(dryRun ? "would deploy" : "deployed") \(schedules.path) to \(store.location): \(summary.added.count) added, \(summary.changed.count) changed, "
               + "\(summary.deleted.count) deleted, \(summary.unchanged) unchanged; \(summary.active) active, \(summary.inactive) inactive")
     }
 }

@@ -35,7 +35,7 @@ struct Runs: AsyncParsableCommand {
             if let since { filter.since = try sinceDate(since) }
             let runs = try await database.open(readOnly: true).runs(matching: filter)
             if json { return JSONValue.array(runs.map(Listing.run)).print() }
-            guard !runs.isEmpty else { return print("no runs") }
+            guard !runs.isEmpty else { return printLine("no runs") }
             var rows = [["RUN", "TASK", "TRIGGER", "SLOT", "STATE", "ATTEMPTS", "EXIT", "QUEUED", "DURATION", "REASON"]]
             // Runs of triggers that fire between whole minutes are told apart by their seconds.
             let seconds = runs.contains { ($0.slot?.secondsSinceEpoch ?? 0) % 60 != 0 }
@@ -62,18 +62,18 @@ struct Runs: AsyncParsableCommand {
                 return Listing.runDetail(details).print()
             }
             let r = details.run
-            print("run \(runID): \(r.task) \(r.trigger ?? "(manual)") \(r.state.rawValue)" + (r.reason.map { " (\($0))" } ?? ""))
-            print("  origin \(r.origin.rawValue), slot \(r.slot?.rfc3339 ?? "-"), queued \(rfc3339(r.queuedAt)), duration \(duration(r)), command \(r.commandUsed ?? "-")")
+            printLine("run \(runID): \(r.task) \(r.trigger ?? "(manual)") \(r.state.rawValue)" + (r.reason.map { " (\($0))" } ?? ""))
+            printLine("  origin \(r.origin.rawValue), slot \(r.slot?.rfc3339 ?? "-"), queued \(rfc3339(r.queuedAt)), duration \(duration(r)), command \(r.commandUsed ?? "-")")
             for attempt in details.attempts {
                 let end = attempt.timedOut ? "timed out" : attempt.signal.map { "signal \($0)" } ?? attempt.exitCode.map { "exit \($0)" }
                     ?? (attempt.finishedAt == nil ? "running" : "interrupted")
-                print("  attempt \(attempt.number): pid \(attempt.pid.map(String.init) ?? "-"), \(end), started \(rfc3339(attempt.startedAt)), log \(attempt.logPath ?? "-")")
+                printLine("  attempt \(attempt.number): pid \(attempt.pid.map(String.init) ?? "-"), \(end), started \(rfc3339(attempt.startedAt)), log \(attempt.logPath ?? "-")")
                 if let tail = attempt.outputTail, !tail.isEmpty {
                     let lines = String(decoding: tail, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).suffix(5)
-                    for line in lines where !line.isEmpty { print("    | \(line)") }
+                    for line in lines where !line.isEmpty { printLine("    | \(line)") }
                 }
             }
-            for step in details.steps { print("  step \(step.name): exit \(step.exitCode) at \(rfc3339(step.finishedAt))") }
+            for step in details.steps { printLine("  step \(step.name): exit \(step.exitCode) at \(rfc3339(step.finishedAt))") }
         }
     }
 }
@@ -120,7 +120,7 @@ struct Stats: AsyncParsableCommand {
         if json {
             return JSONValue.array(statistics.map(Listing.statistics)).print()
         }
-        guard !statistics.isEmpty else { return print("no finished runs") }
+        guard !statistics.isEmpty else { return printLine("no finished runs") }
         var rows = [["TASK", "RUNS", "SUCCESS", "MEAN ATTEMPTS", "RETRIED", "P50", "P95"]]
         for s in statistics {
             rows.append([
@@ -150,7 +150,7 @@ struct Prune: AsyncParsableCommand {
         policy.maxAge = TimeInterval(maxAgeDays) * 86400
         let before = try await store.runCount()
         let removed = try await store.pruneHistory(policy, now: Date())
-        print("pruned \(removed) of \(before) runs (keeping \(runsPerTrigger) per trigger, \(maxAgeDays) days)")
+        printLine("pruned \(removed) of \(before) runs (keeping \(runsPerTrigger) per trigger, \(maxAgeDays) days)")
     }
 }
 

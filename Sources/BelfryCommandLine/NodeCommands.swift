@@ -17,7 +17,7 @@ struct Nodes: AsyncParsableCommand {
         if json {
             return JSONValue.array(nodes.map(Listing.node)).print()
         }
-        guard !nodes.isEmpty else { return print(database.isShared ? "no nodes" : "no nodes: a SQLite database has one daemon at a time") }
+        guard !nodes.isEmpty else { return printLine(database.isShared ? "no nodes" : "no nodes: a SQLite database has one daemon at a time") }
         var rows = [["NAME", "ID", "HOST", "PID", "STARTED", "LEASE UNTIL", "RUNNING"]]
         for node in nodes {
             rows.append([node.name, String(node.id.prefix(8)), node.host, String(node.pid), rfc3339(node.startedAt), rfc3339(node.leaseUntil),
@@ -45,7 +45,7 @@ struct CopyStore: AsyncParsableCommand {
             let contents = try await source.export()
             FileHandle.standardError.write(Data("read \(contents.rowCount) rows (\(contents.runCount) runs) from \(source.location)\n".utf8))
             try await target.importContents(contents)
-            print("copied \(contents.rowCount) rows (\(contents.runCount) runs) from \(source.location) to \(target.location) in "
+            printLine("copied \(contents.rowCount) rows (\(contents.runCount) runs) from \(source.location) to \(target.location) in "
                   + String(format: "%.1f s", Date().timeIntervalSince(started)))
         } catch {
             throw CommandFailure("copy-store failed, nothing was written to \(target.location): \(error)")

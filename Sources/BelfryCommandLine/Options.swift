@@ -134,6 +134,19 @@ public func currentUser() -> String {
 }
 
 /// Prints an Encodable as pretty JSON on stdout.
+/// Writes a line to standard output, as `print` does (the same buffer) without its dynamic
+/// casts: each is a scan of the program's protocol conformances the first time, a noticeable
+/// part of a short command's run.
+func printLine(_ line: String) {
+    // `puts` and `putchar` name no C global (Swift 6 refuses `stdout`); `puts` ends at a NUL.
+    if !line.utf8.contains(0) {
+        puts(line)
+    } else {
+        for byte in line.utf8 { putchar(Int32(byte)) }
+        putchar(10)
+    }
+}
+
 func printJSON(_ value: some Encodable) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -32,7 +32,7 @@ struct TriggerCommand: AsyncParsableCommand {
                 ])
             }
             if statuses.isEmpty {
-                print("no triggers deployed; `belfry deploy` deploys ./schedules")
+                printLine("no triggers deployed; `belfry deploy` deploys ./schedules")
             } else {
                 printTable(rows)
             }
@@ -73,7 +73,7 @@ struct TriggerCommand: AsyncParsableCommand {
                 lines.append(("next slots", upcoming.joined(separator: ", ")))
             }
             let width = lines.map(\.0.count).max() ?? 0
-            for (key, value) in lines { print(padded(key, to: width) + "  " + value) }
+            for (key, value) in lines { printLine(padded(key, to: width) + "  " + value) }
         }
     }
 
@@ -87,7 +87,7 @@ struct TriggerCommand: AsyncParsableCommand {
                 try await target.database.open().setActive(true, task: target.task, name: target.trigger, by: by ?? currentUser(), now: Date())
             }
             let next = status.nextSlot(after: .now).map { ", next slot \(localTime($0, zone: status.schedule.timezone))" } ?? ""
-            print("activated \(target.task) \(target.trigger)\(next)")
+            printLine("activated \(target.task) \(target.trigger)\(next)")
         }
     }
 
@@ -100,7 +100,7 @@ struct TriggerCommand: AsyncParsableCommand {
             _ = try await lookup {
                 try await target.database.open().setActive(false, task: target.task, name: target.trigger, by: by ?? currentUser(), now: Date())
             }
-            print("deactivated \(target.task) \(target.trigger)")
+            printLine("deactivated \(target.task) \(target.trigger)")
         }
     }
 
@@ -112,7 +112,7 @@ struct TriggerCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await lookup { try await target.database.open().deleteTrigger(task: target.task, name: target.trigger) }
-            print("deleted \(target.task) \(target.trigger)")
+            printLine("deleted \(target.task) \(target.trigger)")
         }
     }
 }

@@ -136,7 +136,7 @@ extension EnvironmentReader {
             if let n = policy["repeated"], let v = readChoice(n, "dst repeated", DSTPolicy.Repeated.self) { dst.repeated = v }
         }
         let hashed = expression.contains { $0 == "H" || $0 == "h" }
-        let key = "\(expression)\u{0}\(zone)\u{0}\(dst.skipped)\u{0}\(dst.repeated)" + (hashed ? "\u{0}\(hashKey)" : "")
+        let key = "\(expression)\u{0}\(zone)\u{0}\(dst.skipped.rawValue)\u{0}\(dst.repeated.rawValue)" + (hashed ? "\u{0}\(hashKey)" : "")
         if checkedCron[key] == nil {
             do {
                 checkedCron[key] = .success(try CronSchedule(parsing: expression, zone: zones.rules(for: zone), dst: dst, hashKey: hashKey))

@@ -23,8 +23,7 @@ public enum TimeZoneError: Error, Equatable, Sendable, CustomStringConvertible {
 public final class TimeZoneDatabase: Sendable {
     /// The database of this machine.
     public static let system = TimeZoneDatabase(
-        directory: ProcessInfo.processInfo.environment["TZDIR"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? "/usr/share/zoneinfo")
+        directory: getenv("TZDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/usr/share/zoneinfo")
 
     public let directory: String
     private let cache = Mutex<[String: ZoneRules]>([:])
