@@ -56,7 +56,7 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
         do {
             log = try CappedLog(path: logPath, limit: maxOutputBytes)
         } catch {
-            return AttemptOutcome(ending: .couldNotStart("cannot write the log \(logPath): \(error.localizedDescription)"), timedOut: false, outputTail: Data())
+            return AttemptOutcome(ending: .couldNotStart("\(error)"), timedOut: false, outputTail: Data())
         }
         guard let pipe = makePipe() else {
             return AttemptOutcome(ending: .couldNotStart("cannot create a pipe: \(String(cString: strerror(errno)))"), timedOut: false, outputTail: log.finish())
@@ -68,10 +68,15 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
         // What follows the start: returns whether the attempt timed out. The output is read
         // from after `onStart` (which may wait for a burst's other processes to start: the pipe
         // keeps 64 KiB meanwhile).
-        let attend = { @Sendable (pid: Int32, processDescriptor: Int32?) async throws -> Bool in
+        let attend = { @Sendable (pid: Int32) async throws -> Bool in
             try await onStart(pid)
+            // The log file and a pidfd are opened now, not before the start: in a burst, every
+            // process started meanwhile would have had a copy of them to close.
+            try log.open()
+            let processDescriptor = belfry_pidfd_open(pid)
+            defer { if processDescriptor >= 0 { close(processDescriptor) } }
             return await withTaskExecutorPreference(BookkeepingExecutor.shared) {
-                let output = OutputPump(fd: pipe.read, processDescriptor: processDescriptor) { chunk in
+                let output = OutputPump(fd: pipe.read, processDescriptor: processDescriptor >= 0 ? processDescriptor : nil) { chunk in
                     log.append(chunk)
                     echo?(chunk)
                 }
@@ -99,7 +104,7 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
     /// of due triggers than through swift-subprocess), attends it, and reaps it.
     /// Closes `output`, the pipe's writing end, once the process has it.
     private func launch(
-        _ command: AttemptCommand, output: Int32, attend: @Sendable (Int32, Int32?) async throws -> Bool
+        _ command: AttemptCommand, output: Int32, attend: @Sendable (Int32) async throws -> Bool
     ) async -> (AttemptOutcome.Ending, Bool) {
         let started = Self.spawn(command, output: output)
         close(output)
@@ -108,8 +113,6 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
         case .failure(let error): return (.couldNotStart(Self.describe(error, command: command)), false)
         case .success(let spawned): pid = spawned
         }
-        let descriptor = belfry_pidfd_open(pid)
-        defer { if descriptor >= 0 { close(descriptor) } }
         // Cancelled (the run is cancelled, the daemon stops): the group is taken down, as on a
         // timeout, and the attempt ends as its process does. The teardown is over before the
         // process is reaped: reaping frees its pid, the group's id, for another attempt.
@@ -117,7 +120,7 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
         let killGrace = self.killGrace
         let attended: Result<Bool, any Error> = await withTaskCancellationHandler {
             do {
-                return .success(try await attend(pid, descriptor >= 0 ? descriptor : nil))
+                return .success(try await attend(pid))
             } catch {
                 return .failure(error)
             }
@@ -229,6 +232,7 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
     }
 
     private static func describe(_ error: any Error, command: AttemptCommand) -> String {
+        if let error = error as? CappedLog.Unwritable { return error.description }
         if let directory = command.workingDirectory {
             var isDirectory: ObjCBool = false
             if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) || !isDirectory.boolValue {

@@ -7,7 +7,9 @@ final class CappedLog: @unchecked Sendable {
     /// How much of the end of the output the database keeps (SPEC §4).
     static let tailBytes = 4096
 
-    private let handle: FileHandle
+    private let path: String
+    /// Open from `open()` on; until then nothing is written (nothing is appended either).
+    private var handle: FileHandle?
     private let headLimit: Int
     private var headWritten = 0
     private var total = 0
@@ -16,22 +18,41 @@ final class CappedLog: @unchecked Sendable {
     private var recent = Ring(capacity: tailBytes)
     private let lock = NSLock()
 
-    /// Creates the file (mode 0600), and its directory (0700) when that is missing: the first
-    /// attempt of a thousand runs makes their directory (`AttemptLogs`), and one pruned empty
-    /// meanwhile is made again.
+    /// Creates the file, empty (mode 0600), and its directory (0700) when that is missing: the
+    /// first attempt of a thousand runs makes their directory (`AttemptLogs`), and one pruned
+    /// empty meanwhile is made again. The file is not kept open: `open()` opens it once the
+    /// attempt's process has started. A descriptor open while a burst of processes start is
+    /// copied into each and closed there again (every process starts with a copy of the daemon's
+    /// descriptor table).
     init(path: String, limit: Int) throws {
-        var fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        if fd < 0, errno == ENOENT {
-            try? FileManager.default.createDirectory(
-                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        }
-        guard fd >= 0 else {
-            throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path, NSUnderlyingErrorKey: POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)])
-        }
-        handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        self.path = path
+        let fd = try Self.openFile(path, flags: O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, createDirectory: true)
+        close(fd)
         headLimit = max(limit / 2, 1)
         tail = Ring(capacity: max(limit - headLimit, 1))
+    }
+
+    /// Opens the file made by `init` for the output.
+    func open() throws {
+        let fd = try Self.openFile(path, flags: O_WRONLY | O_CREAT | O_CLOEXEC, createDirectory: false)
+        lock.withLock { handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true) }
+    }
+
+    private static func openFile(_ path: String, flags: Int32, createDirectory: Bool) throws -> Int32 {
+        var fd = Foundation.open(path, flags, 0o600)
+        if fd < 0, errno == ENOENT, createDirectory {
+            try? FileManager.default.createDirectory(
+                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            fd = Foundation.open(path, flags, 0o600)
+        }
+        guard fd >= 0 else { throw Unwritable(path: path, reason: String(cString: strerror(errno))) }
+        return fd
+    }
+
+    struct Unwritable: Error, CustomStringConvertible {
+        var path: String
+        var reason: String
+        var description: String { "cannot write the log \(path): \(reason)" }
     }
 
     /// Appends output as it arrives.
@@ -42,7 +63,7 @@ final class CappedLog: @unchecked Sendable {
             var rest = UnsafeRawBufferPointer(rebasing: bytes[...])
             if headWritten < headLimit {
                 let take = min(headLimit - headWritten, rest.count)
-                handle.write(Data(rest.prefix(take)))
+                handle?.write(Data(rest.prefix(take)))
                 headWritten += take
                 rest = UnsafeRawBufferPointer(rebasing: rest.dropFirst(take))
             }
@@ -57,10 +78,11 @@ final class CappedLog: @unchecked Sendable {
             let end = tail.contents()
             let omitted = total - headWritten - end.count
             if omitted > 0 {
-                handle.write(Data("\n[belfry: \(omitted) bytes of output left out here: the log keeps the first \(headWritten) and the last \(end.count)]\n".utf8))
+                handle?.write(Data("\n[belfry: \(omitted) bytes of output left out here: the log keeps the first \(headWritten) and the last \(end.count)]\n".utf8))
             }
-            handle.write(Data(end))
-            try? handle.close()
+            handle?.write(Data(end))
+            try? handle?.close()
+            handle = nil
             return Data(recent.contents())
         }
     }

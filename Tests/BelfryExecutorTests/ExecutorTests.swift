@@ -258,6 +258,17 @@ struct ExecutorTests {
         }
     }
 
+    @Test("a log that cannot be written fails the attempt with the reason, and no process runs")
+    func unwritableLog() async throws {
+        let harness = try Harness()
+        try Data().write(to: URL(fileURLWithPath: harness.directory.path + "/logs"))  // a file where the directory goes
+        let marker = harness.directory.path + "/ran"
+        let result = try await harness.executor(ImmediateClock()).run(RunRequest(task: try task(shell("touch \(marker)", retries: 0)), origin: .manual))
+        #expect(result.state == .failed)
+        #expect(result.reason?.contains("cannot write the log \(harness.directory.path)/logs/") == true, "\(result.reason ?? "")")
+        #expect(!FileManager.default.fileExists(atPath: marker), "the job ran without its log")
+    }
+
     @Test("the job environment and {{name}} expansion")
     func jobEnvironment() async throws {
         let harness = try Harness()
