@@ -100,8 +100,9 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
         return AttemptOutcome(ending: ending, timedOut: timedOut, outputTail: log.finish())
     }
 
-    /// Starts the attempt with `posix_spawn` (the daemon spent 14 % less CPU per run in a burst
-    /// of due triggers than through swift-subprocess), attends it, and reaps it.
+    /// Starts the attempt (`belfry_spawn`: vfork and system calls; the daemon spent a quarter
+    /// less CPU per run in a burst of due triggers than through swift-subprocess), attends it,
+    /// and reaps it.
     /// Closes `output`, the pipe's writing end, once the process has it.
     private func launch(
         _ command: AttemptCommand, output: Int32, attend: @Sendable (Int32) async throws -> Bool
@@ -151,7 +152,7 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
         }
     }
 
-    /// The process of `command` started, or why not: `posix_spawn` (a fork when it runs as another
+    /// The process of `command` started, or why not: `vfork` (a fork when it runs as another
     /// user, who must be changed to before exec) with the program found as `execvp` would, in the
     /// job's own `PATH`.
     private static func spawn(_ command: AttemptCommand, output: Int32) -> Result<Int32, Errno> {

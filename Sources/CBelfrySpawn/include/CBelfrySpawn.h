@@ -13,7 +13,7 @@ int belfry_spawn(const char *path, char *const argv[], char *const envp[], const
 /// The same as `belfry_spawn`, as user `uid` with group `gid` and supplementary groups `groups`
 /// (`group_count` of them): fork(2), the changes made with raw system calls (glibc's setgid and
 /// setuid would wait for threads the child does not have), execve(2). The errno of a failed
-/// change or exec is reported through a pipe, as from posix_spawn.
+/// change or exec is reported through a pipe.
 int belfry_spawn_as(const char *path, char *const argv[], char *const envp[], const char *directory, int output,
                     uid_t uid, gid_t gid, const gid_t *groups, int group_count, pid_t *pid_out);
 
