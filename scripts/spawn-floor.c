@@ -1,7 +1,7 @@
 /* The machine's floor for scripts/lateness.py: a C launcher that sleeps to each whole second
- * and posix_spawn()s N copies of the stamp job at once, for 5 seconds. No database, no logs:
- * what starting N processes together costs here.
- * Usage: spawn-floor N STAMP OUTFILE */
+ * and posix_spawn()s N copies of the stamp job at once, for SECONDS seconds (default 5). No
+ * database, no logs: what starting N processes together costs here.
+ * Usage: spawn-floor N STAMP OUTFILE [SECONDS] */
 #define _GNU_SOURCE
 #include <spawn.h>
 #include <stdio.h>
@@ -13,7 +13,8 @@ extern char **environ;
 int main(int argc, char **argv) {
     int n = atoi(argv[1]);
     char *args[] = {argv[2], argv[3], NULL};
-    for (int round = 0; round < 5; round++) {
+    int rounds = argc > 4 ? atoi(argv[4]) : 5;
+    for (int round = 0; round < rounds; round++) {
         struct timespec now; clock_gettime(CLOCK_REALTIME, &now);
         /* sleep to next second */
         struct timespec target = { now.tv_sec + 1, 0 };
