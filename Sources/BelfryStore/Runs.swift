@@ -76,15 +76,29 @@ extension BelfryDatabase {
 
     /// An attempt is starting: the run is `running`; the attempt has its log (and its pid, once
     /// known). Committed before the process starts, so that a crash never hides an attempt.
-    public func startAttempt(run: Int64, number: Int, pid: Int32?, logPath: String?, at: Date) throws {
-        try pool.write { db in
-            try db.cachedStatement(sql: """
-                INSERT INTO attempt (run_id, number, started_at, pid, log_path) VALUES (?, ?, ?, ?, ?)
-                """).execute(arguments: [run, number, milliseconds(at), pid, logPath])
-            try db.cachedStatement(sql: """
-                UPDATE run SET state = 'running', attempts = ?, started_at = coalesce(started_at, ?) WHERE id = ?
-                """).execute(arguments: [number, milliseconds(at), run])
-        }
+    ///
+    /// Starts asked for while an earlier one is being written go together, in one transaction
+    /// (`Coalescer`), each in a savepoint of its own: a burst of due runs makes a few commits, not
+    /// one per run, and a start that fails fails alone.
+    public func startAttempt(run: Int64, number: Int, pid: Int32?, logPath: String?, at: Date) async throws {
+        let start = AttemptStartRow(run: run, number: number, pid: pid, logPath: logPath, at: milliseconds(at))
+        try await attemptStarts.submit("start", start) { [pool] batch in
+            try pool.write { db in
+                batch.map { start in
+                    Result {
+                        try db.inSavepoint {
+                            try db.cachedStatement(sql: """
+                                INSERT INTO attempt (run_id, number, started_at, pid, log_path) VALUES (?, ?, ?, ?, ?)
+                                """).execute(arguments: [start.run, start.number, start.at, start.pid, start.logPath])
+                            try db.cachedStatement(sql: """
+                                UPDATE run SET state = 'running', attempts = ?, started_at = coalesce(started_at, ?) WHERE id = ?
+                                """).execute(arguments: [start.number, start.at, start.run])
+                            return .commit
+                        }
+                    }
+                }
+            }
+        }.get()
     }
 
     /// The attempt's process has started: its pid (its process group), for recovery after a crash.
@@ -266,4 +280,13 @@ extension BelfryDatabase {
                 """, arguments: [run, name, exitCode, stdout, milliseconds(at)])
         }
     }
+}
+
+/// One `startAttempt`, as its batch writes it.
+struct AttemptStartRow: Sendable {
+    var run: Int64
+    var number: Int
+    var pid: Int32?
+    var logPath: String?
+    var at: Int64
 }

@@ -39,7 +39,7 @@ struct APIHarness {
     static let admin = "admin-token-0123456789abcdef"
     static let reader = "read-token-0123456789abcdef"
 
-    init() throws {
+    init() async throws {
         directory = try TemporaryDirectory()
         store = try BelfryDatabase(path: directory.path + "/belfry.sqlite")
         let definitions = try DefinitionLoader.load(files: [("ops.yaml", Array("""
@@ -55,7 +55,7 @@ struct APIHarness {
             let id = try store.createRun(task: "ops.job", trigger: nil, slot: nil, origin: .manual, inputs: nil, at: Date())
             let log = directory.path + "/attempt-\(k).log"
             try Data("output \(k)\n".utf8).write(to: URL(fileURLWithPath: log))
-            try store.startAttempt(run: id, number: 1, pid: nil, logPath: log, at: Date())
+            try await store.startAttempt(run: id, number: 1, pid: nil, logPath: log, at: Date())
             try store.finishAttempt(run: id, number: 1, exitCode: Int32(k), signal: nil, timedOut: false, outputTail: Data("output \(k)\n".utf8), at: Date())
             try store.finishRun(id, state: k == 0 ? .succeeded : .failed, reason: k == 0 ? nil : "exit code \(k)", exitCode: Int32(k), commandUsed: nil, at: Date())
         }
@@ -88,7 +88,7 @@ func json(_ response: TestResponse) throws -> Any { try JSONSerialization.jsonOb
 struct APITests {
     @Test("no token, a wrong token: 401 with a JSON error; a read token reads; a read token cannot change (403)")
     func authentication() async throws {
-        let harness = try APIHarness()
+        let harness = try await APIHarness()
         try await harness.application.test(.router) { client in
             for headers: HTTPFields in [[:], bearer("wrong-token-0123456789abcdef"), [.authorization: "Basic YWxhZGRpbjpvcGVu"]] {
                 let response = try await client.execute(uri: "/api/v1/triggers", method: .get, headers: headers)
@@ -109,7 +109,7 @@ struct APITests {
 
     @Test("triggers: the CLI's fields; show adds the next 10 slots; activate records the token's name; unknown ones are 404")
     func triggers() async throws {
-        let harness = try APIHarness()
+        let harness = try await APIHarness()
         try await harness.application.test(.router) { client in
             let list = try #require(try json(try await client.execute(uri: "/api/v1/triggers", method: .get, headers: bearer(APIHarness.admin))) as? [[String: Any]])
             #expect(list.map { $0["trigger"] as? String } == ["hourly", "rate"])
@@ -139,7 +139,7 @@ struct APITests {
 
     @Test("runs: filters, a before cursor, the detail and an attempt's log as text")
     func runs() async throws {
-        let harness = try APIHarness()
+        let harness = try await APIHarness()
         try await harness.application.test(.router) { client in
             // Run now, with inputs; a read token may not; bad bodies are 400s.
             let created = try await client.execute(uri: "/api/v1/tasks/ops.job/runs", method: .post, headers: bearer(APIHarness.admin),
@@ -192,7 +192,7 @@ struct APITests {
 
     @Test("next: the slots of a cron expression or a rate, as belfry next --json prints them; bad input is a 400")
     func next() async throws {
-        let harness = try APIHarness()
+        let harness = try await APIHarness()
         try await harness.application.test(.router) { client in
             let uri = "/api/v1/next?cron=30%202%20*%20*%20*&timezone=America/New_York&after=2026-03-06T12:00:00Z&count=3"
             let api = try await client.execute(uri: uri, method: .get, headers: bearer(APIHarness.reader))
@@ -215,7 +215,7 @@ struct APITests {
 
     @Test("unknown routes are a JSON 404; bodies over 1 MiB a 413; /healthz says 503 with the reason; /metrics is Prometheus text")
     func edges() async throws {
-        let harness = try APIHarness()
+        let harness = try await APIHarness()
         try await harness.application.test(.router) { client in
             let unknown = try await client.execute(uri: "/api/v1/nothing", method: .get, headers: bearer(APIHarness.reader))
             #expect(unknown.status == .notFound)
@@ -244,7 +244,7 @@ struct APITests {
 struct OpenAPITests {
     @Test("served without a token; every path and method it names is a route; every route is in it")
     func document() async throws {
-        let harness = try APIHarness()
+        let harness = try await APIHarness()
         try await harness.application.test(.router) { client in
             let response = try await client.execute(uri: "/api/v1/openapi.yaml", method: .get)
             #expect(response.status == .ok)

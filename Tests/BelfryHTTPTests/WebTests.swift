@@ -25,7 +25,7 @@ struct WebTests {
 
     @Test("pages need a session; a wrong token is refused; every page renders with the security headers")
     func pages() async throws {
-        let harness = try APIHarness()
+        let harness = try await APIHarness()
         try await harness.application.test(.router) { client in
             let anonymous = try await client.execute(uri: "/", method: .get)
             #expect(anonymous.status == .seeOther && anonymous.headers[.location] == "/login")
@@ -50,7 +50,7 @@ struct WebTests {
 
     @Test("forms need the session's CSRF token and this site's origin; a read session cannot change; an admin session can")
     func forms() async throws {
-        let harness = try APIHarness()
+        let harness = try await APIHarness()
         try await harness.application.test(.router) { client in
             let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
             let (reader, readerCSRF) = try await Self.login(client, token: APIHarness.reader)
@@ -82,10 +82,10 @@ struct WebTests {
 
     @Test("names and output from jobs and definitions are shown as text, never as markup")
     func escaping() async throws {
-        let harness = try APIHarness()
+        let harness = try await APIHarness()
         let hostile = "<script>alert(1)</script>\"><img src=x onerror=alert(2)>"
         let id = try harness.store.createRun(task: "ops.job", trigger: nil, slot: nil, origin: .manual, inputs: nil, at: Date())
-        try harness.store.startAttempt(run: id, number: 1, pid: nil, logPath: nil, at: Date())
+        try await harness.store.startAttempt(run: id, number: 1, pid: nil, logPath: nil, at: Date())
         try harness.store.finishAttempt(run: id, number: 1, exitCode: 1, signal: nil, timedOut: false, outputTail: Data(hostile.utf8), at: Date())
         try harness.store.finishRun(id, state: .failed, reason: hostile, exitCode: 1, commandUsed: nil, at: Date())
         try await harness.application.test(.router) { client in

@@ -259,6 +259,37 @@ struct StoreTests {
         #expect(figures.allSatisfy { $0.p95Duration.map { $0 > 100 } == true }, "each run's duration is in its task's histogram")
     }
 
+    @Test("attempts started at the same moment (one SQLite transaction) are each recorded; one that cannot be fails alone")
+    func concurrentStarts() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try BelfryDatabase(path: directory.path + "/belfry.sqlite")
+        let start = Date(timeIntervalSince1970: 1_790_000_000)
+        var ids: [Int64] = []
+        for k in 0..<200 {
+            ids.append(try store.createRun(task: "ops.job\(k % 3)", trigger: nil, slot: nil, origin: .manual, inputs: nil, at: start))
+        }
+        try await store.startAttempt(run: ids[7], number: 1, pid: nil, logPath: nil, at: start)
+        let failed = await withTaskGroup(of: Int64?.self) { group in
+            for (k, id) in ids.enumerated() {
+                group.addTask {
+                    do {
+                        try await store.startAttempt(run: id, number: 1, pid: Int32(k), logPath: "/logs/\(k)", at: start.addingTimeInterval(Double(k)))
+                        return nil
+                    } catch {
+                        return id
+                    }
+                }
+            }
+            return await group.reduce(into: [Int64]()) { failed, id in if let id { failed.append(id) } }
+        }
+        #expect(failed == [ids[7]], "attempt 1 of that run was there already")
+        for (k, id) in ids.enumerated() where k != 7 {
+            let (run, attempts, _) = try #require(try store.run(id: id))
+            #expect(run.state == .running && run.startedAt == start.addingTimeInterval(Double(k)))
+            #expect(attempts.map(\.pid) == [Int32(k)] && attempts.map(\.logPath) == ["/logs/\(k)"])
+        }
+    }
+
     @Test("another process's deploy or activation changes the change counter", arguments: Backend.available)
     func changeCounter(_ backend: Backend) async throws {
         let directory = try TemporaryDirectory()
