@@ -52,8 +52,8 @@ public final class BelfryDatabase: Sendable {
     /// A pool of connections (readers beside one writer) for everything that may write; one
     /// read-only connection for a command that only reads.
     let pool: any DatabaseWriter
-    /// Attempt starts written together (`startAttempt`).
-    let attemptStarts = Coalescer<AttemptStartRow, Result<Void, any Error>>()
+    /// A run's writes on its way, written together (`writeTogether`).
+    let runWrites = Coalescer<@Sendable (Database) throws -> Void, Result<Void, any Error>>()
     /// The daemon lock file's descriptor, once `join` took it.
     let daemonLock = Mutex<Int32?>(nil)
 

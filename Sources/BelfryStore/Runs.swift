@@ -76,34 +76,21 @@ extension BelfryDatabase {
 
     /// An attempt is starting: the run is `running`; the attempt has its log (and its pid, once
     /// known). Committed before the process starts, so that a crash never hides an attempt.
-    ///
-    /// Starts asked for while an earlier one is being written go together, in one transaction
-    /// (`Coalescer`), each in a savepoint of its own: a burst of due runs makes a few commits, not
-    /// one per run, and a start that fails fails alone.
     public func startAttempt(run: Int64, number: Int, pid: Int32?, logPath: String?, at: Date) async throws {
-        let start = AttemptStartRow(run: run, number: number, pid: pid, logPath: logPath, at: milliseconds(at))
-        try await attemptStarts.submit("start", start) { [pool] batch in
-            try pool.write { db in
-                batch.map { start in
-                    Result {
-                        try db.inSavepoint {
-                            try db.cachedStatement(sql: """
-                                INSERT INTO attempt (run_id, number, started_at, pid, log_path) VALUES (?, ?, ?, ?, ?)
-                                """).execute(arguments: [start.run, start.number, start.at, start.pid, start.logPath])
-                            try db.cachedStatement(sql: """
-                                UPDATE run SET state = 'running', attempts = ?, started_at = coalesce(started_at, ?) WHERE id = ?
-                                """).execute(arguments: [start.number, start.at, start.run])
-                            return .commit
-                        }
-                    }
-                }
-            }
-        }.get()
+        let at = milliseconds(at)
+        try await writeTogether { db in
+            try db.cachedStatement(sql: """
+                INSERT INTO attempt (run_id, number, started_at, pid, log_path) VALUES (?, ?, ?, ?, ?)
+                """).execute(arguments: [run, number, at, pid, logPath])
+            try db.cachedStatement(sql: """
+                UPDATE run SET state = 'running', attempts = ?, started_at = coalesce(started_at, ?) WHERE id = ?
+                """).execute(arguments: [number, at, run])
+        }
     }
 
     /// The attempt's process has started: its pid (its process group), for recovery after a crash.
-    public func setAttemptProcess(run: Int64, number: Int, pid: Int32) throws {
-        try pool.write { db in
+    public func setAttemptProcess(run: Int64, number: Int, pid: Int32) async throws {
+        try await writeTogether { db in
             try db.cachedStatement(sql: "UPDATE attempt SET pid = ? WHERE run_id = ? AND number = ?").execute(arguments: [pid, run, number])
         }
     }
@@ -111,27 +98,47 @@ extension BelfryDatabase {
     /// An attempt has ended: how, and the tail of its output.
     public func finishAttempt(
         run: Int64, number: Int, exitCode: Int32?, signal: Int32?, timedOut: Bool, outputTail: Data, at: Date
-    ) throws {
-        try pool.write { db in
+    ) async throws {
+        let at = milliseconds(at)
+        try await writeTogether { db in
             try db.cachedStatement(sql: """
                 UPDATE attempt SET finished_at = ?, exit_code = ?, signal = ?, timed_out = ?, output_tail = ?
                 WHERE run_id = ? AND number = ?
-                """).execute(arguments: [milliseconds(at), exitCode, signal, timedOut, outputTail, run, number])
+                """).execute(arguments: [at, exitCode, signal, timedOut, outputTail, run, number])
         }
     }
 
     /// The run has ended in a final state.
     public func finishRun(
         _ run: Int64, state: RunState, reason: String?, exitCode: Int32?, commandUsed: String?, at: Date
-    ) throws {
+    ) async throws {
         // A run put back in the queue (interrupted by a shutdown) has not finished.
         let finished = state.isFinal ? milliseconds(at) : nil
-        try pool.write { db in
+        try await writeTogether { db in
             try db.cachedStatement(sql: """
                 UPDATE run SET state = ?, reason = ?, exit_code = ?, command_used = ?, finished_at = ? WHERE id = ?
                 """).execute(arguments: [state.rawValue, reason, exitCode, commandUsed, finished, run])
             try Self.countFinishedRun(db, id: run)
         }
+    }
+
+    /// A run's writes on its way (its attempts' starts, pids and ends, its end) asked for while
+    /// others are being written go together, in one transaction (`Coalescer`), each in a
+    /// savepoint of its own: a burst of due runs makes a few commits, not several per run, and a
+    /// write that fails fails alone.
+    private func writeTogether(_ write: @escaping @Sendable (Database) throws -> Void) async throws {
+        try await runWrites.submit("write", write) { [pool] batch in
+            try pool.write { db in
+                batch.map { write in
+                    Result {
+                        try db.inSavepoint {
+                            try write(db)
+                            return .commit
+                        }
+                    }
+                }
+            }
+        }.get()
     }
 
     private static let runColumns = """
@@ -280,13 +287,4 @@ extension BelfryDatabase {
                 """, arguments: [run, name, exitCode, stdout, milliseconds(at)])
         }
     }
-}
-
-/// One `startAttempt`, as its batch writes it.
-struct AttemptStartRow: Sendable {
-    var run: Int64
-    var number: Int
-    var pid: Int32?
-    var logPath: String?
-    var at: Int64
 }

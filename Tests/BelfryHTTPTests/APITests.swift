@@ -56,8 +56,8 @@ struct APIHarness {
             let log = directory.path + "/attempt-\(k).log"
             try Data("output \(k)\n".utf8).write(to: URL(fileURLWithPath: log))
             try await store.startAttempt(run: id, number: 1, pid: nil, logPath: log, at: Date())
-            try store.finishAttempt(run: id, number: 1, exitCode: Int32(k), signal: nil, timedOut: false, outputTail: Data("output \(k)\n".utf8), at: Date())
-            try store.finishRun(id, state: k == 0 ? .succeeded : .failed, reason: k == 0 ? nil : "exit code \(k)", exitCode: Int32(k), commandUsed: nil, at: Date())
+            try await store.finishAttempt(run: id, number: 1, exitCode: Int32(k), signal: nil, timedOut: false, outputTail: Data("output \(k)\n".utf8), at: Date())
+            try await store.finishRun(id, state: k == 0 ? .succeeded : .failed, reason: k == 0 ? nil : "exit code \(k)", exitCode: Int32(k), commandUsed: nil, at: Date())
         }
     }
 
@@ -157,7 +157,7 @@ struct APITests {
             #expect(try await client.execute(uri: "/api/v1/runs/4/cancel", method: .post, headers: bearer(APIHarness.admin)).status == .accepted)
             #expect(try await client.execute(uri: "/api/v1/runs/1/cancel", method: .post, headers: bearer(APIHarness.admin)).status == .conflict)
             #expect(try await client.execute(uri: "/api/v1/runs/4/cancel", method: .post, headers: bearer(APIHarness.reader)).status == .forbidden)
-            _ = try harness.store.finishRun(4, state: .cancelled, reason: "cancelled", exitCode: nil, commandUsed: nil, at: Date())
+            _ = try await harness.store.finishRun(4, state: .cancelled, reason: "cancelled", exitCode: nil, commandUsed: nil, at: Date())
 
             let all = try #require(try json(try await client.execute(uri: "/api/v1/runs", method: .get, headers: bearer(APIHarness.reader))) as? [[String: Any]])
             #expect(all.map { $0["id"] as? Int } == [4, 3, 2, 1])

@@ -86,8 +86,8 @@ struct WebTests {
         let hostile = "<script>alert(1)</script>\"><img src=x onerror=alert(2)>"
         let id = try harness.store.createRun(task: "ops.job", trigger: nil, slot: nil, origin: .manual, inputs: nil, at: Date())
         try await harness.store.startAttempt(run: id, number: 1, pid: nil, logPath: nil, at: Date())
-        try harness.store.finishAttempt(run: id, number: 1, exitCode: 1, signal: nil, timedOut: false, outputTail: Data(hostile.utf8), at: Date())
-        try harness.store.finishRun(id, state: .failed, reason: hostile, exitCode: 1, commandUsed: nil, at: Date())
+        try await harness.store.finishAttempt(run: id, number: 1, exitCode: 1, signal: nil, timedOut: false, outputTail: Data(hostile.utf8), at: Date())
+        try await harness.store.finishRun(id, state: .failed, reason: hostile, exitCode: 1, commandUsed: nil, at: Date())
         try await harness.application.test(.router) { client in
             let (cookie, _) = try await Self.login(client, token: APIHarness.reader)
             for uri in ["/runs/\(id)", "/runs", "/triggers?q=\(HTML.component(hostile))"] {
