@@ -68,14 +68,15 @@ def measure(args, commands, work, out, during=None):
     if load:
         load.wait()
     cpu = sum(cpu_seconds(daemon.pid) for daemon in daemons)  # the daemons' own, their jobs not included
+    stop = time.time()
     for daemon in daemons:
         daemon.send_signal(signal.SIGTERM)
     for daemon in daemons:
         daemon.wait()
-    end = time.time()
     # The first seconds are start-up (deploy, the first slot may be caught up): count slots
-    # from 3 s after the start on.
-    window = range(int(begin + 3) + 1, int(end) + 1)
+    # from 3 s after the start on, to the last whole second before the daemons were told to stop
+    # (a stopping daemon starts nothing new).
+    window = range(int(begin + 3) + 1, int(stop))
     return [ms for slot, ms in read_stamps(out) if slot in window], cpu, window
 
 
