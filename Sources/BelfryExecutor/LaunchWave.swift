@@ -12,6 +12,8 @@ import Synchronization
 public final class LaunchWave: Sendable {
     private struct State {
         var pending = 0
+        /// When `pending` last rose from 0: the wave's start.
+        var began = ContinuousClock.now
         var waiters: [CheckedContinuation<Void, Never>] = []
         var deadlineArmed = false
         /// Counts releases: a deadline armed for waiters already let through lets nobody else.
@@ -27,8 +29,20 @@ public final class LaunchWave: Sendable {
 
     /// A run joins the wave: it is on its way to its first process. Its ticket leaves once.
     public func ticket() -> Ticket {
-        state.withLock { $0.pending += 1 }
+        state.withLock { state in
+            if state.pending == 0 { state.began = .now }
+            state.pending += 1
+        }
         return Ticket(wave: self)
+    }
+
+    /// Returns once no run is on its way to its first process, or once the wave under way is
+    /// `limit` old: work that can wait a little (an API request) lets the first of a burst's
+    /// processes start before it, and never waits longer than `limit` for a whole burst.
+    public func yield(upTo limit: Duration) async {
+        while let began = state.withLock({ $0.pending > 0 ? $0.began : nil }), began + limit > .now {
+            try? await Task.sleep(for: .milliseconds(1))
+        }
     }
 
     /// Returns once no run is on its way to its first process (at once in the usual case), or

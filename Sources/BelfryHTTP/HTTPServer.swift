@@ -25,12 +25,16 @@ public enum HTTPServer {
     public struct Actions: Sendable {
         public var runNow: @Sendable (TaskDefinition, [String: String]) async throws -> Int64
         public var cancel: @Sendable (Int64) async throws -> Bool
+        /// Called before each API request is handled: returns when the request may take the
+        /// CPU (the daemon lets the first processes of a burst of due runs start first).
+        public var yieldToLaunches: @Sendable () async -> Void
 
         public init(
             runNow: @escaping @Sendable (TaskDefinition, [String: String]) async throws -> Int64,
-            cancel: @escaping @Sendable (Int64) async throws -> Bool
+            cancel: @escaping @Sendable (Int64) async throws -> Bool,
+            yieldToLaunches: @escaping @Sendable () async -> Void = {}
         ) {
-            (self.runNow, self.cancel) = (runNow, cancel)
+            (self.runNow, self.cancel, self.yieldToLaunches) = (runNow, cancel, yieldToLaunches)
         }
     }
 
@@ -59,7 +63,7 @@ public enum HTTPServer {
             headers[.contentType] = "application/yaml"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
         }
-        let api = router.group("api/v1").add(middleware: ConcurrencyLimitMiddleware(limit: 1)).add(middleware: TokenMiddleware(tokens: tokens))
+        let api = router.group("api/v1").add(middleware: ConcurrencyLimitMiddleware(limit: 1, yield: actions.yieldToLaunches)).add(middleware: TokenMiddleware(tokens: tokens))
         APIRoutes(store: store, zones: zones, actions: actions, changed: changed).add(to: api)
         WebRoutes(store: store, tokens: tokens, zones: zones, actions: actions, secure: secure, changed: changed).add(to: router)
         return router
@@ -167,12 +171,18 @@ struct ErrorMiddleware: RouterMiddleware {
 struct ConcurrencyLimitMiddleware: RouterMiddleware {
     typealias Context = BelfryRequestContext
     let gate: Gate
+    /// Awaited once a request has its place, before it is handled.
+    let yield: @Sendable () async -> Void
 
-    init(limit: Int) { gate = Gate(limit: limit) }
+    init(limit: Int, yield: @escaping @Sendable () async -> Void = {}) {
+        gate = Gate(limit: limit)
+        self.yield = yield
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         await gate.enter()
         defer { gate.leave() }
+        await yield()
         return try await next(request, context)
     }
 

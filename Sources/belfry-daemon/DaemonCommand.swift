@@ -153,7 +153,8 @@ struct DaemonCommand: AsyncParsableCommand {
             cancel: { id in
                 if await scheduler.cancelHere(id) { return true }
                 return try await store.requestCancel(run: id)  // on PostgreSQL, its node cancels it within a second
-            }
+            },
+            yieldToLaunches: { [launches = executor.launches] in await launches.yield(upTo: .milliseconds(40)) }
         ), changed: { try? await scheduler.refresh() }, log: log)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: service)]
         if let http { services.append(.init(service: http)) }

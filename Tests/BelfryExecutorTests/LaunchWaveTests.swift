@@ -36,6 +36,30 @@ struct LaunchWaveTests {
         #expect(wave.pending == 0)
     }
 
+    @Test("work that yields to launches goes on when the wave has started its processes, or once the wave is as old as its limit")
+    func yieldToLaunches() async throws {
+        let wave = LaunchWave(patience: .seconds(3600))
+        await wave.yield(upTo: .seconds(3600))  // no wave: at once
+        let ticket = wave.ticket()
+        let through = Mutex(false)
+        let waiter = Task {
+            await wave.yield(upTo: .seconds(3600))
+            through.withLock { $0 = true }
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(!through.withLock { $0 }, "a wave under way holds it")
+        ticket.leave()
+        await waiter.value
+        // A wave whose runs never start holds it until the wave is as old as the limit.
+        let stuck = wave.ticket()
+        let began = ContinuousClock.now
+        await wave.yield(upTo: .milliseconds(80))
+        let waited = began.duration(to: .now)
+        #expect(waited >= .milliseconds(80))
+        #expect(wave.pending == 1)
+        stuck.leave()
+    }
+
     @Test("a run stuck on its way holds nobody beyond the patience, and no longer counts")
     func patience() async {
         let wave = LaunchWave(patience: .milliseconds(20))
