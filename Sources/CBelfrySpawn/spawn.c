@@ -10,6 +10,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+// In a child, before exec, with every signal blocked: default dispositions (the daemon ignores
+// SIGPIPE, and none of its handlers may run in the child), then an empty mask (a job inherits no
+// blocked signal). System calls only.
+static void default_signals(void) {
+    struct sigaction default_action = {.sa_handler = SIG_DFL};
+    for (int signal = 1; signal < NSIG; signal++) {
+        if (signal != SIGKILL && signal != SIGSTOP) sigaction(signal, &default_action, NULL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 int belfry_spawn(const char *path, char *const argv[], char *const envp[], const char *directory, int output,
                  pid_t *pid_out) {
     // Standard output and error are made from `output` by dup2; below 3 it would be overwritten.
@@ -37,12 +50,7 @@ int belfry_spawn(const char *path, char *const argv[], char *const envp[], const
             failure = errno;
             _exit(127);
         }
-        // Default dispositions and an empty mask: the daemon ignores SIGPIPE, and a job inherits
-        // no blocked signal.
-        struct sigaction default_action = {.sa_handler = SIG_DFL};
-        for (int signal = 1; signal < NSIG; signal++) {
-            if (signal != SIGKILL && signal != SIGSTOP) sigaction(signal, &default_action, NULL);
-        }
+        default_signals();
         if (directory != NULL && chdir(directory) != 0) {
             failure = errno;
             _exit(127);
@@ -55,9 +63,6 @@ int belfry_spawn(const char *path, char *const argv[], char *const envp[], const
         // Every other descriptor closed: those the daemon opened without O_CLOEXEC (a
         // library's) do not leak into jobs.
         syscall(SYS_close_range, 3, ~0U, 0);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
         execve(path, argv, envp);
         failure = errno;
         _exit(127);
@@ -107,14 +112,7 @@ int belfry_spawn_as(const char *path, char *const argv[], char *const envp[], co
         if (syscall(SYS_setgid, gid) != 0) fail(report[1], errno);
         if (syscall(SYS_setuid, uid) != 0) fail(report[1], errno);
         if (directory != NULL && chdir(directory) != 0) fail(report[1], errno);
-        // Default dispositions and an empty mask, as POSIX_SPAWN_SETSIGDEF and SETSIGMASK give.
-        struct sigaction default_action = {.sa_handler = SIG_DFL};
-        for (int signal = 1; signal < NSIG; signal++) {
-            if (signal != SIGKILL && signal != SIGSTOP) sigaction(signal, &default_action, NULL);
-        }
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
+        default_signals();
         int input = open("/dev/null", O_RDONLY);
         if (input < 0) fail(report[1], errno);
         // `output` and the report pipe are moved above 2 before 0, 1 and 2 are made.
