@@ -133,7 +133,6 @@ public func currentUser() -> String {
     return "uid \(getuid())"
 }
 
-/// Prints an Encodable as pretty JSON on stdout.
 /// Writes a line to standard output, as `print` does (the same buffer) without its dynamic
 /// casts: each is a scan of the program's protocol conformances the first time, a noticeable
 /// part of a short command's run.
@@ -147,6 +146,7 @@ func printLine(_ line: String) {
     }
 }
 
+/// Prints an Encodable as pretty JSON on stdout.
 func printJSON(_ value: some Encodable) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
