@@ -87,7 +87,7 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
                 // has ended but is not reaped yet, so its pid (the group's id) cannot have been
                 // given to another process. Once reaped, a new attempt may get it, and a signal to
                 // the group would kill that attempt.
-                if group.outlivesLeader { await group.terminate(killAt: .now + killGrace) }
+                if await group.outlivesLeader { await group.terminate(killAt: .now + killGrace) }
                 return timedOut
             }
         }

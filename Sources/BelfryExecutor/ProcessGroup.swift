@@ -1,4 +1,5 @@
 import Foundation
+import CBelfrySpawn
 import Synchronization
 
 /// The process group of one attempt: the attempt's process is a session leader, so its pid is
@@ -10,33 +11,14 @@ struct ProcessGroup: Sendable {
     /// Whether a live process of the group is still there. Zombies do not count: once a member's
     /// parent has died it is reparented, and where PID 1 does not reap (containers) it stays a
     /// zombie for good.
-    ///
-    /// Asked at the end of every attempt, so it is cheap: `getpgid(2)` of each process in
-    /// `/proc` (one system call each, no file read), and `/proc/PID/stat` only for members.
-    var exists: Bool { hasLiveMember(leaderEnded: false) }
+    var exists: Bool {
+        get async { await GroupCensus.shared.hasLiveMember(group: id, leaderEnded: false) }
+    }
 
     /// `exists`, once the leader (the attempt's process) has ended but is not yet reaped: its
     /// `/proc` entry is not read, which in the usual case (nothing left) is the only one found.
-    var outlivesLeader: Bool { hasLiveMember(leaderEnded: true) }
-
-    private func hasLiveMember(leaderEnded: Bool) -> Bool {
-        guard kill(-id, 0) == 0 else { return false }
-        guard let directory = opendir("/proc") else { return true }
-        defer { closedir(directory) }
-        while let entry = readdir(directory) {
-            let pid = withUnsafeBytes(of: entry.pointee.d_name) { name -> Int32 in
-                var value: Int32 = 0
-                for byte in name {
-                    if byte == 0 { break }
-                    guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return 0 }
-                    value = value &* 10 &+ Int32(byte - UInt8(ascii: "0"))
-                }
-                return value
-            }
-            guard pid > 0, !(leaderEnded && pid == id), getpgid(pid) == id else { continue }
-            if let process = ProcessStatus(pid: String(pid)), process.group == id, !process.isZombie { return true }
-        }
-        return false
+    var outlivesLeader: Bool {
+        get async { await GroupCensus.shared.hasLiveMember(group: id, leaderEnded: true) }
     }
 
     /// SIGTERM to the whole group, then SIGKILL to whatever is left at `deadline`. Runs to the
@@ -45,13 +27,14 @@ struct ProcessGroup: Sendable {
     func terminate(killAt deadline: ContinuousClock.Instant, onKill: () -> Void = {}) async {
         guard kill(-id, SIGTERM) == 0 else { return }  // nothing left
         while ContinuousClock.now < deadline {
-            if !exists { return }
+            if await !exists { return }
             await Self.pause()
         }
         onKill()
         kill(-id, SIGKILL)
         // SIGKILL cannot be ignored; give the kernel a moment to take them down.
-        for _ in 0..<100 where exists {
+        for _ in 0..<100 {
+            guard await exists else { return }
             await Self.pause()
         }
     }
@@ -73,6 +56,82 @@ struct ProcessGroup: Sendable {
             }
             thread.name = "belfry-wait-\(pid)"
             thread.start()
+        }
+    }
+}
+
+/// Which of the groups asked about still have a live member, found by one pass over `/proc` (a
+/// `getpgid` of each process) for all the questions asked since the previous pass began. Asked at
+/// the end of every attempt: in a burst, a pass each had cost O(attempts × processes) system
+/// calls (40,000 `getpgid` a second for 200 every-second triggers).
+final class GroupCensus: Sendable {
+    static let shared = GroupCensus()
+
+    private struct Question {
+        let group: Int32
+        let leaderEnded: Bool
+        let answer: CheckedContinuation<Bool, Never>
+    }
+
+    /// The questions not yet taken by a pass, and whether a caller is making passes.
+    private let state = Mutex<(questions: [Question], counting: Bool)>(([], false))
+
+    /// Whether a live process is in `group`; with `leaderEnded`, the group's leader is left out.
+    /// The first caller to find no pass under way makes passes, on its thread, until no
+    /// question is left; the others wait for the first pass that begins after they asked.
+    func hasLiveMember(group: Int32, leaderEnded: Bool) async -> Bool {
+        guard kill(-group, 0) == 0 else { return false }  // nobody, not even a zombie
+        return await withCheckedContinuation { answer in
+            let leads = state.withLock { state in
+                state.questions.append(Question(group: group, leaderEnded: leaderEnded, answer: answer))
+                defer { state.counting = true }
+                return !state.counting
+            }
+            guard leads else { return }
+            while true {
+                let questions = state.withLock { state in
+                    defer { state.questions.removeAll(keepingCapacity: true) }
+                    if state.questions.isEmpty { state.counting = false }
+                    return state.questions
+                }
+                if questions.isEmpty { return }
+                Self.answer(questions)
+            }
+        }
+    }
+
+    /// One pass over `/proc`: `getpgid` for every process (one system call, no file read), and
+    /// `/proc/PID/stat` only for the members of the groups asked about.
+    private static func answer(_ questions: [Question]) {
+        let groups = Set(questions.map(\.group))
+        let leadersSkipped = groups.subtracting(questions.lazy.filter { !$0.leaderEnded }.map(\.group))
+        var withLiveMember: Set<Int32> = []
+        var withLiveLeader: Set<Int32> = []
+        if let directory = opendir("/proc") {
+            defer { closedir(directory) }
+            while let entry = readdir(directory) {
+                let pid = withUnsafeBytes(of: entry.pointee.d_name) { name -> Int32 in
+                    var value: Int32 = 0
+                    for byte in name {
+                        if byte == 0 { break }
+                        guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return 0 }
+                        value = value &* 10 &+ Int32(byte - UInt8(ascii: "0"))
+                    }
+                    return value
+                }
+                guard pid > 0, !leadersSkipped.contains(pid) else { continue }
+                let group = getpgid(pid)
+                guard groups.contains(group), !withLiveMember.contains(group),
+                    let process = ProcessStatus(pid: String(pid)), process.group == group, !process.isZombie
+                else { continue }
+                if pid == group { withLiveLeader.insert(group) } else { withLiveMember.insert(group) }
+            }
+        } else {
+            withLiveMember = groups  // cannot tell: assume the worst, as a teardown would
+        }
+        for question in questions {
+            let live = withLiveMember.contains(question.group) || (!question.leaderEnded && withLiveLeader.contains(question.group))
+            question.answer.resume(returning: live)
         }
     }
 }
@@ -143,9 +202,7 @@ struct ProcessStatus {
 /// A pipe whose ends are closed on exec, so that no other child inherits them.
 func makePipe() -> (read: Int32, write: Int32)? {
     var fds: [Int32] = [-1, -1]
-    guard pipe(&fds) == 0 else { return nil }
-    _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-    _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+    guard belfry_pipe_cloexec(&fds) == 0 else { return nil }
     return (fds[0], fds[1])
 }
 

@@ -148,3 +148,7 @@ int belfry_pidfd_open(pid_t pid) {
     return -1;
 #endif
 }
+
+int belfry_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}

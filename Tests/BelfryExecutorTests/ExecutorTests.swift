@@ -148,6 +148,28 @@ struct ExecutorTests {
         #expect(!isAlive(pid), "the attempt's leftover survived it")
     }
 
+    @Test("many attempts ending together: what each left running is taken down, and only that")
+    func leftoversOfManyTakenDown() async throws {
+        let harness = try Harness()
+        let directory = harness.directory.path
+        // Runs with an even id leave a process ignoring SIGTERM in their group; the others leave
+        // nothing. Their ends are answered together by passes over /proc.
+        let job = try task(shell("if [ $((BELFRY_RUN_ID % 2)) -eq 0 ]; then (trap \"\" TERM; exec sleep 60) >/dev/null 2>&1 & echo $! > \(directory)/left.$BELFRY_RUN_ID; fi; exit 0",
+                                 retries: 0, extra: "    kill_grace: 300ms"))
+        let executor = harness.executor(ManualClock())
+        let results = try await withThrowingTaskGroup(of: RunResult.self) { group in
+            for _ in 0..<16 { group.addTask { try await executor.run(RunRequest(task: job, origin: .manual)) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.allSatisfy { $0.state == .succeeded })
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("left.") }
+        #expect(leftovers.count == results.filter { $0.runID % 2 == 0 }.count)
+        for file in leftovers {
+            let pid = try #require((try? String(contentsOfFile: directory + "/" + file, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+            #expect(!isAlive(pid), "\(file): the leftover survived its attempt")
+        }
+    }
+
     @Test("output past the cap keeps the beginning and the end; the database keeps the last 4 KiB")
     func outputCap() async throws {
         let harness = try Harness()

@@ -21,4 +21,8 @@ int belfry_spawn_as(const char *path, char *const argv[], char *const envp[], co
 /// set) where the kernel has none.
 int belfry_pidfd_open(pid_t pid);
 
+/// pipe2(2) with O_CLOEXEC: both ends closed on exec, made so in one system call (Swift's Glibc
+/// module leaves pipe2 out: it needs _GNU_SOURCE). Returns 0, or -1 with errno set.
+int belfry_pipe_cloexec(int fds[2]);
+
 #endif
