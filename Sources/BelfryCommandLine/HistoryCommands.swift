@@ -90,19 +90,25 @@ struct Logs: AsyncParsableCommand {
         let store = try await database.open(readOnly: true)
         guard var details = try await store.run(id: runID) else { throw CommandFailure(StoreError.unknownRun(runID)) }
         let chosen = attempt.map { n in details.attempts.first { $0.number == n } } ?? details.attempts.last
-        guard let record = chosen, let path = record.logPath else {
+        guard var record = chosen, let path = record.logPath else {
             throw CommandFailure(attempt.map { "run \(runID) has no attempt \($0)" } ?? "run \(runID) has no attempts yet")
         }
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            let reason = access(path, R_OK) == 0 ? "" : ": \(String(cString: strerror(errno)))"
-            throw CommandFailure("cannot read \(path)\(reason)")
-        }
+        // The file is made at the attempt's first output: an attempt that has printed nothing
+        // has none, and its log is empty.
+        var handle: FileHandle?
         while true {
-            let data = handle.readDataToEndOfFile()
-            if !data.isEmpty { FileHandle.standardOutput.write(data) }
+            handle = handle ?? FileHandle(forReadingAtPath: path)
+            if let handle {
+                let data = handle.readDataToEndOfFile()
+                if !data.isEmpty { FileHandle.standardOutput.write(data) }
+            } else if AttemptLogs.contents(of: record) == nil {
+                let reason = access(path, R_OK) == 0 ? "" : ": \(String(cString: strerror(errno)))"
+                throw CommandFailure("cannot read \(path)\(reason)")
+            }
             guard follow, !details.run.state.isFinal else { break }
             try await Task.sleep(for: .milliseconds(250))
             details = try await store.run(id: runID) ?? details
+            record = details.attempts.first { $0.number == record.number } ?? record
         }
     }
 }

@@ -70,9 +70,9 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
         // keeps 64 KiB meanwhile).
         let attend = { @Sendable (pid: Int32) async throws -> Bool in
             try await onStart(pid)
-            // The log file and a pidfd are opened now, not before the start: in a burst, every
-            // process started meanwhile would have had a copy of them to close.
-            try log.open()
+            // A pidfd is opened now, not before the start: in a burst, every process started
+            // meanwhile would have had a copy of it to close (the log file is made at the first
+            // output, on the output's thread).
             let processDescriptor = belfry_pidfd_open(pid)
             defer { if processDescriptor >= 0 { close(processDescriptor) } }
             return await withTaskExecutorPreference(BookkeepingExecutor.shared) {

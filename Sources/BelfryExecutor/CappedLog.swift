@@ -3,13 +3,18 @@ import Foundation
 /// An attempt's output on its way to its log file, capped at `limit` bytes: past the cap the file
 /// keeps the first half and the last half of the output with a marker between (the error is
 /// usually at the end). Memory stays bounded by half the cap, however much the job prints.
+///
+/// The file is made at the first byte of output: an attempt that prints nothing leaves none
+/// (most scheduled jobs are silent when all is well; a file each is an inode each, and making
+/// them was an eighth of the daemon's CPU per run in a burst of due runs).
 final class CappedLog: @unchecked Sendable {
     /// How much of the end of the output the database keeps (SPEC §4).
     static let tailBytes = 4096
 
     private let path: String
-    /// Open from `open()` on; until then nothing is written (nothing is appended either).
+    /// Made at the first output; nil before, and after a failure to make it (`unwritable`).
     private var handle: FileHandle?
+    private var unwritable: Unwritable?
     private let headLimit: Int
     private var headWritten = 0
     private var total = 0
@@ -18,35 +23,33 @@ final class CappedLog: @unchecked Sendable {
     private var recent = Ring(capacity: tailBytes)
     private let lock = NSLock()
 
-    /// Creates the file, empty (mode 0600), and its directory (0700) when that is missing: the
-    /// first attempt of a thousand runs makes their directory (`AttemptLogs`), and one pruned
-    /// empty meanwhile is made again. The file is not kept open: `open()` opens it once the
-    /// attempt's process has started. A descriptor open while a burst of processes start is
-    /// copied into each and closed there again (every process starts with a copy of the daemon's
-    /// descriptor table).
+    /// Makes sure the file can be made: its directory exists (made, 0700, when missing: the first
+    /// attempt of a thousand runs makes their directory, `AttemptLogs`, and one pruned empty
+    /// meanwhile is made again) and may be written. Throws `Unwritable` otherwise: the attempt
+    /// does not start without a place for its output.
     init(path: String, limit: Int) throws {
         self.path = path
-        let fd = try Self.openFile(path, flags: O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, createDirectory: true)
-        close(fd)
+        let directory = (path as NSString).deletingLastPathComponent
+        if access(directory, W_OK) != 0 {
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            guard access(directory, W_OK) == 0 else { throw Unwritable(path: path, reason: String(cString: strerror(errno))) }
+        }
         headLimit = max(limit / 2, 1)
         tail = Ring(capacity: max(limit - headLimit, 1))
     }
 
-    /// Opens the file made by `init` for the output.
-    func open() throws {
-        let fd = try Self.openFile(path, flags: O_WRONLY | O_CREAT | O_CLOEXEC, createDirectory: false)
-        lock.withLock { handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true) }
-    }
-
-    private static func openFile(_ path: String, flags: Int32, createDirectory: Bool) throws -> Int32 {
-        var fd = Foundation.open(path, flags, 0o600)
-        if fd < 0, errno == ENOENT, createDirectory {
-            try? FileManager.default.createDirectory(
-                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            fd = Foundation.open(path, flags, 0o600)
+    /// The file, made (mode 0600) at the first call; nil if it cannot be: the output then goes
+    /// on into the database's tail, which ends saying so.
+    private func file() -> FileHandle? {
+        if handle == nil, unwritable == nil {
+            let fd = Foundation.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            if fd >= 0 {
+                handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+            } else {
+                unwritable = Unwritable(path: path, reason: String(cString: strerror(errno)))
+            }
         }
-        guard fd >= 0 else { throw Unwritable(path: path, reason: String(cString: strerror(errno))) }
-        return fd
+        return handle
     }
 
     struct Unwritable: Error, CustomStringConvertible {
@@ -63,7 +66,7 @@ final class CappedLog: @unchecked Sendable {
             var rest = UnsafeRawBufferPointer(rebasing: bytes[...])
             if headWritten < headLimit {
                 let take = min(headLimit - headWritten, rest.count)
-                handle?.write(Data(rest.prefix(take)))
+                file()?.write(Data(rest.prefix(take)))
                 headWritten += take
                 rest = UnsafeRawBufferPointer(rebasing: rest.dropFirst(take))
             }
@@ -72,7 +75,8 @@ final class CappedLog: @unchecked Sendable {
     }
 
     /// Writes the end of the output (with a marker where bytes were left out), closes the file,
-    /// and returns the last 4 KiB of the output.
+    /// and returns the last 4 KiB of the output (ending with why there is no file, when it could
+    /// not be made).
     func finish() -> Data {
         lock.withLock {
             let end = tail.contents()
@@ -83,6 +87,7 @@ final class CappedLog: @unchecked Sendable {
             handle?.write(Data(end))
             try? handle?.close()
             handle = nil
+            if let unwritable { Data("\n[belfry: \(unwritable)]\n".utf8).withUnsafeBytes { recent.append($0) } }
             return Data(recent.contents())
         }
     }

@@ -120,7 +120,7 @@ struct APIRoutes: Sendable {
         guard let attempt = number.map({ n in details.attempts.first { $0.number == n } }) ?? details.attempts.last else {
             throw APIError(.notFound, "not_found", number.map { "run \(id) has no attempt \($0)" } ?? "run \(id) has no attempts yet")
         }
-        guard let path = attempt.logPath, let data = FileManager.default.contents(atPath: path) else {
+        guard let path = attempt.logPath, let data = AttemptLogs.contents(of: attempt) else {
             throw APIError(.notFound, "not_found", "the log of run \(id) attempt \(attempt.number) is not on this machine")
         }
         if request.uri.queryParameters["follow"] == "1" {
@@ -184,8 +184,13 @@ struct APIRoutes: Sendable {
         headers[.cacheControl] = "no-cache"
         let store = self.store
         return Response(status: .ok, headers: headers, body: .init { writer in
-            guard let handle = FileHandle(forReadingAtPath: path) else { return try await writer.finish(nil) }
-            defer { try? handle.close() }
+            // The file is made at the attempt's first output: until then there is nothing to read.
+            var handle: FileHandle?
+            defer { try? handle?.close() }
+            func read() -> Data {
+                if handle == nil { handle = FileHandle(forReadingAtPath: path) }
+                return handle?.readDataToEndOfFile() ?? Data()
+            }
             var pending = Data()
             func send(_ data: Data, final: Bool) async throws {
                 pending.append(data)
@@ -201,11 +206,11 @@ struct APIRoutes: Sendable {
                 if !events.isEmpty { try await writer.write(ByteBuffer(string: events)) }
             }
             while true {
-                try await send(handle.readDataToEndOfFile(), final: false)
+                try await send(read(), final: false)
                 guard let details = try await store.run(id: id) else { break }
                 let ended = details.attempts.first { $0.number == number }?.finishedAt != nil || details.run.state.isFinal
                 if ended {
-                    try await send(handle.readDataToEndOfFile(), final: true)
+                    try await send(read(), final: true)
                     try await writer.write(ByteBuffer(string: "event: end\ndata: \(details.run.state.rawValue)\n\n"))
                     break
                 }

@@ -269,8 +269,7 @@ struct WebRoutes: Sendable {
     private func logText(_ request: Request, _ context: BelfryRequestContext) async throws -> Response {
         _ = try Self.session(context, sessions)
         let id = try APIRoutes.runID(context)
-        guard let details = try await store.run(id: id), let path = details.attempts.last?.logPath,
-            let data = FileManager.default.contents(atPath: path)
+        guard let details = try await store.run(id: id), let attempt = details.attempts.last, let data = AttemptLogs.contents(of: attempt)
         else { throw APIError(.notFound, "not_found", "no log for run \(id) on this machine") }
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; charset=utf-8"

@@ -6,13 +6,23 @@ import Foundation
 /// inode and a block for each); a directory per thousand is made by the first of them.
 ///
 /// Runs recorded by earlier versions have `logs/RUN/attempt-N.log`. Readers use the path
-/// recorded with each attempt, so both layouts are read; pruning removes both.
+/// recorded with each attempt, so both layouts are read; pruning removes both. A file is made at
+/// an attempt's first output: one that has printed nothing has none (`contents(of:)`).
 public enum AttemptLogs {
     static let runsPerDirectory: Int64 = 1000
 
     /// The log of `run`'s attempt `attempt`; `kind` "log" or "on_failure.log".
     public static func path(run: Int64, attempt: Int, kind: String = "log", in logDirectory: String) -> String {
         "\(directory(of: run, in: logDirectory))/\(run)-attempt-\(attempt).\(kind)"
+    }
+
+    /// `attempt`'s log: empty when the attempt has printed nothing (so far), nil when its file
+    /// is not here (removed, or the attempt of another node that printed something).
+    public static func contents(of attempt: AttemptRecord) -> Data? {
+        guard let path = attempt.logPath else { return nil }
+        if let data = FileManager.default.contents(atPath: path) { return data }
+        let missing = access(path, F_OK) != 0 && errno == ENOENT
+        return missing && (attempt.outputTail ?? Data()).isEmpty ? Data() : nil
     }
 
     /// `logs/5000-5999` for run 5042: never the name of an earlier layout's directory (a number).

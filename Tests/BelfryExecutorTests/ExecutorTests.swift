@@ -280,6 +280,19 @@ struct ExecutorTests {
         }
     }
 
+    @Test("an attempt that prints nothing leaves no log file; one that prints has its output in one")
+    func silentAttemptHasNoFile() async throws {
+        let harness = try Harness()
+        let executor = harness.executor(ImmediateClock())
+        let silent = try await executor.run(RunRequest(task: try task(shell("true", retries: 0)), origin: .manual))
+        let speaking = try await executor.run(RunRequest(task: try task(shell("echo said", retries: 0)), origin: .manual))
+        let quiet = try #require(try harness.details(silent.runID).attempts.first)
+        let loud = try #require(try harness.details(speaking.runID).attempts.first)
+        #expect(!FileManager.default.fileExists(atPath: try #require(quiet.logPath)))
+        #expect(AttemptLogs.contents(of: quiet) == Data())
+        #expect(AttemptLogs.contents(of: loud) == Data("said\n".utf8))
+    }
+
     @Test("a log that cannot be written fails the attempt with the reason, and no process runs")
     func unwritableLog() async throws {
         let harness = try Harness()

@@ -177,6 +177,8 @@ struct APITests {
             #expect(log.status == .ok && log.headers[.contentType]?.hasPrefix("text/plain") == true)
             #expect(String(buffer: log.body) == "output 1\n")
             #expect(try await client.execute(uri: "/api/v1/runs/2/log?attempt=7", method: .get, headers: bearer(APIHarness.reader)).status == .notFound)
+            try FileManager.default.removeItem(atPath: harness.directory.path + "/attempt-0.log")  // run 1 printed "output 0"
+            #expect(try await client.execute(uri: "/api/v1/runs/1/log", method: .get, headers: bearer(APIHarness.reader)).status == .notFound)
             let events = try await client.execute(uri: "/api/v1/runs/2/log?follow=1", method: .get, headers: bearer(APIHarness.reader))
             #expect(events.headers[.contentType] == "text/event-stream")
             #expect(String(buffer: events.body) == "data: output 1\n\nevent: end\ndata: failed\n\n")

@@ -5,6 +5,25 @@ import Testing
 
 @Suite("Attempt logs")
 struct AttemptLogsTests {
+    @Test("a log is empty while its attempt has printed nothing (no file is made until then), missing once its file is gone")
+    func silentAttempts() throws {
+        let directory = try TemporaryDirectory()
+        let path = AttemptLogs.path(run: 3, attempt: 1, in: directory.path)
+        func attempt(finished: Bool, tail: String?) -> AttemptRecord {
+            AttemptRecord(number: 1, startedAt: Date(), finishedAt: finished ? Date() : nil, pid: 42, exitCode: finished ? 0 : nil, signal: nil,
+                          timedOut: false, outputTail: tail.map { Data($0.utf8) }, logPath: path)
+        }
+        #expect(AttemptLogs.contents(of: attempt(finished: false, tail: nil)) == Data(), "running, nothing printed yet")
+        #expect(AttemptLogs.contents(of: attempt(finished: true, tail: "")) == Data(), "ended without printing")
+        #expect(AttemptLogs.contents(of: attempt(finished: true, tail: "done\n")) == nil, "printed, but its file is not here")
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data("done\n".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(AttemptLogs.contents(of: attempt(finished: true, tail: "done\n")) == Data("done\n".utf8))
+        var unrecorded = attempt(finished: true, tail: "")
+        unrecorded.logPath = nil
+        #expect(AttemptLogs.contents(of: unrecorded) == nil)
+    }
+
     @Test("a directory per thousand runs, named by its range; pruning removes exactly the pruned runs' logs, in either layout")
     func layoutAndPruning() throws {
         let directory = try TemporaryDirectory()
