@@ -107,10 +107,11 @@ extension Listing {
 }
 
 extension JSONValue {
-    /// The value as bytes, pretty-printed, with a final newline.
-    public var bytes: [UInt8] {
+    /// The value as bytes without spaces, with a final newline: the HTTP API's answers.
+    public var compactBytes: [UInt8] {
         var bytes: [UInt8] = []
-        write(to: &bytes)
+        bytes.reserveCapacity(4096)
+        write(to: &bytes, pretty: false)
         bytes.append(UInt8(ascii: "\n"))
         return bytes
     }

@@ -424,6 +424,23 @@ struct JSONAndGateTests {
         #expect(String(decoding: bytes, as: UTF8.self).contains(#""\u0001\u001f"#))
     }
 
+    @Test("compact and pretty JSON hold the same values; integers at their limits; the API's answers have no spaces")
+    func compactAndPretty() throws {
+        let value = JSONValue.object([
+            ("ints", .array([.int(0), .int(-1), .int(7), .int(1_000_000), .int(.max), .int(.min)])), ("empty", .array([])),
+            ("nested", .object([("a", .null), ("b", .bool(true)), ("c", .object([]))])), ("text", .string("x y")),
+        ])
+        var pretty: [UInt8] = []
+        value.write(to: &pretty)
+        let compact = value.compactBytes
+        #expect(String(decoding: compact, as: UTF8.self)
+            == #"{"ints":[0,-1,7,1000000,9223372036854775807,-9223372036854775808],"empty":[],"nested":{"a":null,"b":true,"c":{}},"text":"x y"}"# + "\n")
+        let a = try JSONSerialization.jsonObject(with: Data(pretty)) as? NSDictionary
+        let b = try JSONSerialization.jsonObject(with: Data(compact)) as? NSDictionary
+        #expect(a != nil && a == b)
+        #expect(String(decoding: pretty, as: UTF8.self).contains("\n  \"ints\": [\n    0,\n    -1,"))
+    }
+
     @Test("the gate lets `limit` in at once and the others in order, as places free up")
     func gate() async {
         let gate = ConcurrencyLimitMiddleware.Gate(limit: 2)
