@@ -44,6 +44,7 @@ struct JobEnvironment {
 
     /// `BELFRY_INPUTS` as JSON, keys sorted.
     var inputsJSON: String {
+        if inputs.isEmpty { return "{}" }  // most runs: no encoder made for them
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: (try? encoder.encode(inputs)) ?? Data("{}".utf8), as: UTF8.self)

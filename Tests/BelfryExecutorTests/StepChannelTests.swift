@@ -20,6 +20,8 @@ struct StepChannelTests {
         #expect(stat(channel.path, &status) == 0 && status.st_mode & 0o777 == 0o600, "only the daemon's own user may connect")
 
         let token = channel.grant(run: first)
+        #expect(token.utf8.count == 64 && token.utf8.allSatisfy { Array("0123456789abcdef".utf8).contains($0) }, "256 bits in hex: \(token)")
+        #expect(Set((0..<100).map { _ in channel.grant(run: second) }).count == 100)
         let client = StepChannelClient(path: channel.path, token: token)
         #expect(try await client.stored("fetch") == nil)
         let big = Data((0..<200_000).map { UInt8($0 % 251) })
