@@ -67,7 +67,12 @@ struct Runs: AsyncParsableCommand {
             for attempt in details.attempts {
                 let end = attempt.timedOut ? "timed out" : attempt.signal.map { "signal \($0)" } ?? attempt.exitCode.map { "exit \($0)" }
                     ?? (attempt.finishedAt == nil ? "running" : "interrupted")
-                printLine("  attempt \(attempt.number): pid \(attempt.pid.map(String.init) ?? "-"), \(end), started \(rfc3339(attempt.startedAt)), log \(attempt.logPath ?? "-")")
+                // A log file is made at the attempt's first output: name none that is not there.
+                let log = attempt.logPath.map { path in
+                    if access(path, F_OK) == 0 || AttemptLogs.contents(of: attempt) == nil { return path }
+                    return attempt.finishedAt == nil ? "none yet (nothing printed so far)" : "none (nothing printed)"
+                }
+                printLine("  attempt \(attempt.number): pid \(attempt.pid.map(String.init) ?? "-"), \(end), started \(rfc3339(attempt.startedAt)), log \(log ?? "-")")
                 if let tail = attempt.outputTail, !tail.isEmpty {
                     let lines = String(decoding: tail, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).suffix(5)
                     for line in lines where !line.isEmpty { printLine("    | \(line)") }

@@ -53,6 +53,11 @@ struct RunCommandTests {
         #expect(attempts.first?["output_tail"] as? String == "oops\n")
         let logs = try BelfryCommand.run("logs", String(badID), "--attempt", "1", "--database", database)
         #expect(logs.stdout == "oops\n")
+        // t.slow printed nothing: no log file was made, and its log is empty, not an error.
+        let slowID = try #require(runs[2]["id"] as? Int)
+        let silent = try BelfryCommand.run("logs", String(slowID), "--database", database)
+        #expect(silent.status == 0 && silent.stdout.isEmpty, "\(silent.stderr)")
+        #expect(try BelfryCommand.run("runs", "show", String(slowID), "--database", database).stdout.contains("log none (nothing printed)"))
         let stats = try #require(try Self.json(BelfryCommand.run("stats", "--json", "--task", "t.bad", "--database", database).stdout) as? [[String: Any]])
         #expect(stats.first?["mean_attempts"] as? Double == 2 && stats.first?["success_rate"] as? Double == 0)
     }
