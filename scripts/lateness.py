@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Lateness: from a slot's instant to its process's start, for every-second triggers.
 
-Usage: scripts/lateness.py [--triggers 200] [--seconds 120] [--quiet N] [--cron] [--belfry PATH]
+Usage: scripts/lateness.py [--triggers 200] [--seconds 120] [--rounds R] [--quiet N] [--cron] [--belfry PATH]
        scripts/with-postgres.sh scripts/lateness.py --postgres-nodes 3 [--triggers 200] [--seconds 120]
 
 Builds scripts/stamp.c (a job that appends the slot it was started for and the instant it
@@ -13,7 +13,9 @@ as SPEC §8 frames the target: the window starts once the daemon has started.
 
 Then two floors, each starting the same job TRIGGERS at a time, at each second, for 5 seconds
 (the C one for --floor-seconds, default 20: its p99 over 5 bursts moved by a third from run to run),
-with nothing else to do: a minimal C launcher calling posix_spawn (scripts/spawn-floor.c), and,
+with nothing else to do: a minimal C launcher calling posix_spawn (scripts/spawn-floor.c; with
+--rounds R, the daemon and the C floor take turns R times, so that a shared machine's slow spell
+falls on both rather than on one; each round's ratio is printed), and,
 with --swift-floor, a Swift one calling swift-subprocess's `Subprocess.run` (Benchmarks'
 SpawnFloor, built on first use: minutes on a fresh checkout).
 
@@ -47,8 +49,8 @@ def summary(name, latenesses_ms):
             f"p99 {percentile(latenesses_ms, 99):.2f} ms, max {max(latenesses_ms):.2f} ms")
 
 
-def measure(args, commands, work, out, during=None):
-    """Runs the daemons for args.seconds; returns the latenesses (ms) of the slots from 3 s after
+def measure(args, commands, work, out, during=None, seconds=None):
+    """Runs the daemons for `seconds` (args.seconds by default); returns the latenesses (ms) of the slots from 3 s after
     they all started to the end, the daemons' own CPU seconds, and that window of slots.
     `during`, if given, is called once the daemons have started and returns a process that runs
     beside them (a load); it is waited for before the daemons stop."""
@@ -64,7 +66,7 @@ def measure(args, commands, work, out, during=None):
             time.sleep(0.1)
     begin = time.time()
     load = during() if during else None
-    time.sleep(args.seconds)
+    time.sleep(seconds or args.seconds)
     if load:
         load.wait()
     cpu = sum(cpu_seconds(daemon.pid) for daemon in daemons)  # the daemons' own, their jobs not included
@@ -123,6 +125,10 @@ def main():
                         help="then run the SQLite daemon again with --http, under N concurrent API clients (wrk), and compare")
     parser.add_argument("--floor-seconds", type=int, default=20,
                         help="how many bursts the C floor starts, one a second (default 20)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternate the SQLite daemon and the C floor this many times, SECONDS/ROUNDS and "
+                             "FLOOR_SECONDS/ROUNDS each (a fresh database each round): a shared machine's slow "
+                             "spells then fall on both, not on one")
     parser.add_argument("--swift-floor", action="store_true",
                         help="also the floor of swift-subprocess's Subprocess.run (builds Benchmarks' SpawnFloor)")
     args = parser.parse_args()
@@ -176,10 +182,29 @@ def main():
                                capture_output=True, text=True).stdout.strip().replace("\n", ", ")
         print(f"slots with other than {args.triggers} starts: {len(wrong)}; slots recorded twice: {twice}; runs per node: {nodes}; "
               f"daemons' CPU {cpu:.1f} s")
-    database = os.path.join(work, "belfry.sqlite")
-    print(f"{args.triggers} every-second triggers{quiet} on one daemon with SQLite for {args.seconds} s (work directory {work})", flush=True)
-    belfry, daemon_cpu, window = measure(args, [[args.belfry, "daemon", "--schedules", schedules, "--database", database]], work, out)
-    expected = args.triggers * len(window)
+    floor = os.path.join(work, "spawn-floor")
+    subprocess.run(["gcc", "-O2", "-o", floor, os.path.join(ROOT, "scripts/spawn-floor.c")], check=True)
+    floor_out = os.path.join(work, "floor.out")
+    rounds = max(1, args.rounds)
+    each = f" in {rounds} rounds, each followed by the C floor" if rounds > 1 else ""
+    print(f"{args.triggers} every-second triggers{quiet} on one daemon with SQLite for {args.seconds} s{each} "
+          f"(work directory {work})", flush=True)
+    belfry, daemon_cpu, expected, ratios = [], 0.0, 0, []
+    for index in range(rounds):
+        database = os.path.join(work, f"belfry-{index + 1}.sqlite" if rounds > 1 else "belfry.sqlite")
+        latenesses, cpu, window = measure(args, [[args.belfry, "daemon", "--schedules", schedules, "--database", database]], work, out,
+                                          seconds=max(5, args.seconds // rounds))
+        belfry += latenesses
+        daemon_cpu += cpu
+        expected += args.triggers * len(window)
+        if rounds > 1:
+            before = len(read_stamps(floor_out))
+            subprocess.run([floor, str(args.triggers), stamp, floor_out, str(max(1, args.floor_seconds // rounds))], check=True)
+            beside = [ms for _, ms in read_stamps(floor_out)[before:]]
+            if latenesses and beside:
+                ratios.append(percentile(latenesses, 99) / percentile(beside, 99))
+                print(f"  round {index + 1}: belfry p99 {percentile(latenesses, 99):.2f} ms, C floor p99 {percentile(beside, 99):.2f} ms: "
+                      f"{percentile(latenesses, 99) / percentile(beside, 99):.2f}x", flush=True)
     print(summary("belfry", belfry) + f" (for {expected} slots)")
     started = len(read_stamps(out))
     if started:
@@ -192,12 +217,15 @@ def main():
             cron_process.terminate()
             cron_process.wait()
         print(summary("cron (per-minute job)", [ms for _, ms in read_stamps(cron_out)]))
-    # The floor: N processes started at once by a minimal C launcher (scripts/spawn-floor.c).
-    floor = os.path.join(work, "spawn-floor")
-    subprocess.run(["gcc", "-O2", "-o", floor, os.path.join(ROOT, "scripts/spawn-floor.c")], check=True)
-    floor_out = os.path.join(work, "floor.out")
-    subprocess.run([floor, str(args.triggers), stamp, floor_out, str(args.floor_seconds)], check=True)
-    print(summary(f"floor: {args.triggers} posix_spawn() at once from C", [ms for _, ms in read_stamps(floor_out)]))
+    # The floor: N processes started at once by a minimal C launcher (scripts/spawn-floor.c); with
+    # --rounds, it ran after each round above.
+    if rounds == 1:
+        subprocess.run([floor, str(args.triggers), stamp, floor_out, str(args.floor_seconds)], check=True)
+    floor_latenesses = [ms for _, ms in read_stamps(floor_out)]
+    print(summary(f"floor: {args.triggers} posix_spawn() at once from C", floor_latenesses))
+    if belfry and floor_latenesses:
+        print(f"p99 against the C floor: {percentile(belfry, 99) / percentile(floor_latenesses, 99):.2f}x"
+              + (f"; the rounds' own ratios: median {sorted(ratios)[len(ratios) // 2]:.2f}x" if ratios else ""))
     if not args.swift_floor:
         sys.exit(0 if belfry else 1)
     benchmarks = os.path.join(ROOT, "Benchmarks")
