@@ -136,7 +136,11 @@ struct EnvironmentReader {
     /// The YAML tree, or the parser's error at its position.
     private mutating func compose(_ text: String) -> Node? {
         do {
-            guard let root = try Yams.compose(yaml: text, .basic) else {
+            // The encoding and the constructor given, not Yams' defaults: `Parser.Encoding.default`
+            // reads the whole process environment into a dictionary at every call, and
+            // `Constructor.default` builds its tables of every YAML tag (a tenth of `belfry
+            // validate`). Nodes are read by `YAMLFile`, never constructed through Yams' tables.
+            guard let root = try Yams.compose(yaml: text, .basic, Constructor([:], [:], [:]), .utf8) else {
                 file.diagnostics.append(Diagnostic(file: file.path, line: 1, column: 1, message: "the file is empty"))
                 return nil
             }
