@@ -96,3 +96,44 @@ struct LaunchWaveTests {
         #expect(executor.launches.pending == 0)
     }
 }
+
+@Suite("Blocking threads")
+struct BlockingThreadsTests {
+    @Test("work that blocks runs at once, each on a thread of the pool; a thread done is given the next work; one idle past the limit ends")
+    func reuse() async throws {
+        let threads = BlockingThreads(idleLimit: 30)
+        // Ten at once, each blocked until all ten run: none waits for another's thread.
+        let started = Mutex(0)
+        let gate = DispatchSemaphore(value: 0)
+        let done = Mutex<[(thread: pthread_t, waitedForAll: Bool)]>([])
+        for _ in 0..<10 {
+            threads.run {
+                if started.withLock({ $0 += 1; return $0 }) == 10 { for _ in 0..<10 { gate.signal() } }
+                let waited = gate.wait(timeout: .now() + 10) == .success
+                done.withLock { $0.append((pthread_self(), waited)) }
+            }
+        }
+        for _ in 0..<2000 where done.withLock({ $0.count }) < 10 || threads.idleThreads < 10 { try await Task.sleep(for: .milliseconds(5)) }
+        let waitedForAll = done.withLock { $0 }.allSatisfy { $0.waitedForAll }
+        #expect(waitedForAll, "a work waited for another thread to be free")
+        #expect(threads.idleThreads == 10)
+        // The next work goes to one of the ten.
+        let next = Latch()
+        let ran = Mutex<pthread_t?>(nil)
+        threads.run {
+            ran.withLock { $0 = pthread_self() }
+            next.open()
+        }
+        await next.wait()
+        let thread = try #require(ran.withLock { $0 })
+        #expect(done.withLock { $0 }.contains { pthread_equal($0.thread, thread) != 0 })
+
+        // Idle past the limit, a thread ends.
+        let brief = BlockingThreads(idleLimit: 0.2)
+        let ended = Latch()
+        brief.run { ended.open() }
+        await ended.wait()
+        for _ in 0..<500 where brief.idleThreads > 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(brief.idleThreads == 0)
+    }
+}
