@@ -39,21 +39,23 @@ struct ProcessGroup: Sendable {
         }
     }
 
-    /// 10 ms, not cut short by cancellation, and on a blocking thread: not delayed when the
+    /// 10 ms, not cut short by cancellation, and on a thread of its own: not delayed when the
     /// cooperative threads are busy.
     private static func pause() async {
         try? await pollWait(.milliseconds(10))
     }
 
-    /// Waits, on a blocking thread (`BlockingThreads`), until the process `pid` has ended, without reaping it (the
+    /// Waits, on a thread of its own, until the process `pid` has ended, without reaping it (the
     /// process library reaps it afterwards).
     static func waitForExit(of pid: Int32) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            BlockingThreads.shared.run {
+            let thread = Thread {
                 var info = siginfo_t()
                 while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0, errno == EINTR {}
                 continuation.resume()
             }
+            thread.name = "belfry-wait-\(pid)"
+            thread.start()
         }
     }
 }
@@ -226,7 +228,9 @@ final class OutputPump: @unchecked Sendable {
         watchesExit = own >= 0
         state = Mutex((own, nil))
         if own < 0 { processEnd.open() }
-        BlockingThreads.shared.run { [self] in pump() }
+        let thread = Thread { [self] in pump() }
+        thread.name = "belfry-output"
+        thread.start()
     }
 
     /// Whether `exited()` tells when the process ended: false without a process descriptor, or
@@ -283,17 +287,19 @@ final class OutputPump: @unchecked Sendable {
     }
 }
 
-/// Waits `duration` (short: seconds at most) in `poll(2)` on a blocking thread (`BlockingThreads`). The daemon's
+/// Waits `duration` (short: seconds at most) in `poll(2)` on a thread of its own. The daemon's
 /// loop and process teardown wait this way, not on a dispatch timer: busy cooperative threads do
 /// not delay it, and time-faking tools (libfaketime, for accelerated DST days) scale `poll`
 /// timeouts but leave dispatch's timers armed at deadlines computed from faked clocks.
 public func pollWait(_ duration: Duration) async throws {
     let milliseconds = Int32(clamping: duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        BlockingThreads.shared.run {
+        let thread = Thread {
             _ = poll(nil, 0, milliseconds)
             continuation.resume()
         }
+        thread.name = "belfry-wait"
+        thread.start()
     }
     try Task.checkCancellation()
 }
