@@ -128,7 +128,7 @@ public struct SchedulesOptions: ParsableArguments, Sendable {
 
 /// The user's name, for `owner` and `updated_by`.
 public func currentUser() -> String {
-    if let user = ProcessInfo.processInfo.environment["USER"], !user.isEmpty { return user }
+    if let user = getenv("USER").map({ String(cString: $0) }), !user.isEmpty { return user }
     if let entry = getpwuid(getuid()), let name = entry.pointee.pw_name { return String(cString: name) }
     return "uid \(getuid())"
 }

@@ -180,7 +180,8 @@ struct AttemptRunner<C: Clock> where C.Duration == Duration {
 
     /// Where a command's program is looked for: the job's `PATH`, else the daemon's.
     private static func searchPath(of command: AttemptCommand) -> String {
-        command.environment["PATH"] ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        // getenv, not ProcessInfo's environment: that builds a dictionary of all of it each time.
+        command.environment["PATH"] ?? getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin"
     }
 
     /// The program a command names: a path (with a `/`) as it is; a name, the first executable
