@@ -69,7 +69,7 @@ struct Runs: AsyncParsableCommand {
                     ?? (attempt.finishedAt == nil ? "running" : "interrupted")
                 // A log file is made at the attempt's first output: name none that is not there.
                 let log = attempt.logPath.map { path in
-                    if access(path, F_OK) == 0 || AttemptLogs.contents(of: attempt) == nil { return path }
+                    guard AttemptLogs.printedNothing(attempt) else { return path }
                     return attempt.finishedAt == nil ? "none yet (nothing printed so far)" : "none (nothing printed)"
                 }
                 printLine("  attempt \(attempt.number): pid \(attempt.pid.map(String.init) ?? "-"), \(end), started \(rfc3339(attempt.startedAt)), log \(log ?? "-")")
@@ -106,7 +106,7 @@ struct Logs: AsyncParsableCommand {
             if let handle {
                 let data = handle.readDataToEndOfFile()
                 if !data.isEmpty { FileHandle.standardOutput.write(data) }
-            } else if AttemptLogs.contents(of: record) == nil {
+            } else if !AttemptLogs.printedNothing(record) {
                 let reason = access(path, R_OK) == 0 ? "" : ": \(String(cString: strerror(errno)))"
                 throw CommandFailure("cannot read \(path)\(reason)")
             }

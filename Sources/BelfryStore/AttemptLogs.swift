@@ -21,8 +21,14 @@ public enum AttemptLogs {
     public static func contents(of attempt: AttemptRecord) -> Data? {
         guard let path = attempt.logPath else { return nil }
         if let data = FileManager.default.contents(atPath: path) { return data }
-        let missing = access(path, F_OK) != 0 && errno == ENOENT
-        return missing && (attempt.outputTail ?? Data()).isEmpty ? Data() : nil
+        return printedNothing(attempt) ? Data() : nil
+    }
+
+    /// Whether `attempt` has no log file because it has printed nothing (so far): its file is
+    /// missing and the database holds no output of it.
+    public static func printedNothing(_ attempt: AttemptRecord) -> Bool {
+        guard let path = attempt.logPath, access(path, F_OK) != 0, errno == ENOENT else { return false }
+        return (attempt.outputTail ?? Data()).isEmpty
     }
 
     /// `logs/5000-5999` for run 5042: never the name of an earlier layout's directory (a number).
