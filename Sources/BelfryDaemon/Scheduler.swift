@@ -29,6 +29,10 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
     }
 
     private var entries: [Int64: Entry] = [:]
+    /// Whether `entries` may not be what the database holds (never read, or forgotten after a
+    /// failure or a fence): read again before the next claim. Not `entries.isEmpty`: with no
+    /// active trigger that read (and its log line) came at every wake.
+    private var stale = true
     /// Whether the active triggers were read once: changes are reported from then on.
     private var loaded = false
     private var queue = SlotQueue()
@@ -79,6 +83,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         executor.interrupting.set()
         for task in runningTasks { task.cancel() }
         entries = [:]
+        stale = true
     }
 
     /// Joined again: claims resume from what the store holds (slots missed meanwhile follow
@@ -87,6 +92,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         fenced = false
         executor.interrupting.clear()
         entries = [:]
+        stale = true
     }
 
     /// The share of the slots this daemon claims first (renewed with its lease).
@@ -160,8 +166,8 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         while !stopped, !Task.isCancelled {
             var wait = changePoll
             do {
-                if failing { entries = [:] }  // what was known before the failure may not be recorded: start from the database
-                if entries.isEmpty { try await reload() }
+                if failing { (entries, stale) = ([:], true) }  // what was known before the failure may not be recorded: start from the database
+                if stale { try await reload() }
                 try await tick()
                 try await recordUnrecorded()
                 if failing {
@@ -215,7 +221,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         guard !stopped else { return }
         // Just unfenced, or failing: the triggers are read again first, so that no run is
         // taken for one whose trigger is gone.
-        if entries.isEmpty { try await reload() }
+        if stale { try await reload() }
         var found: [Int32] = []
         for run in runs {
             if let pid = run.orphanPID, await terminateOrphanedAttempt(pid: pid, grace: .seconds(10)) {
@@ -335,6 +341,7 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         }
         let previous = entries
         entries = fresh
+        stale = false
         if loaded { await reportActivations(before: previous, after: fresh) }
         loaded = true
         log(.scheduled(triggers: fresh.count, next: queue.peek()?.slot))

@@ -197,6 +197,25 @@ struct SchedulerTests {
         let jumped = runs.filter { $0.slot > "2026-06-01T01:30:00Z" && $0.slot <= "2026-06-01T04:30:00Z" }
         #expect(jumped.filter { $0.state == .missed }.count == jumped.count - 1, "catch_up latest: one run for the skipped slots")
     }
+
+    @Test("with no active trigger the triggers are read once, not at every wake; an activation is still noticed")
+    func idleDaemonReadsOnce() async throws {
+        let daemon = try VirtualDaemon(yaml: """
+              - name: job
+                command: ["/bin/true"]
+                triggers: [{ name: minutely, cron: "* * * * *", auto_activate: false }]
+            """, startingAt: "2026-06-01T00:00:30Z")
+        let loads = Mutex<[Int]>([])
+        try await daemon.run(until: "2026-06-01T00:03:30Z", at: "2026-06-01T00:01:30Z", changePoll: .seconds(1), log: { event in
+            if case .scheduled(let triggers, _) = event { loads.withLock { $0.append(triggers) } }
+        }, during: {
+            // Another process's activation (a command line's own connection) moves the change counter.
+            let other = try BelfryDatabase(path: daemon.directory.path + "/belfry.sqlite")
+            _ = try other.setActive(true, task: "t.job", name: "minutely", by: "test", now: daemon.wall)
+        })
+        #expect(loads.withLock { $0 } == [0, 1], "one read at the start, one at the activation")
+        #expect(try daemon.runs("minutely").map(\.slot) == ["2026-06-01T00:02:00Z", "2026-06-01T00:03:00Z"])
+    }
 }
 
 @Suite("Scheduler when the database fails")
