@@ -101,6 +101,8 @@ public enum CommandLineMain {
         switch error {
         case is NeedsPostgreSQL:
             handOff(arguments)
+        case let status as ExitCode:
+            exit(status.rawValue)  // the command said why already (`belfry run`: the run's end)
         case let failure as CommandFailure:
             for line in failure.lines { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
             fail(failure.description, code: failure.exitCode)

@@ -33,8 +33,11 @@ struct RunCommandTests {
         // The job's stdout and stderr are one stream (as in its log), shown on stdout.
         #expect(bad.stdout == "oops\noops\n")
         #expect(bad.stderr.contains("failed: exit code 3 after 2 attempts"))
+        // One summary line, nothing after it (an empty "belfry: " line followed, once).
+        #expect(bad.stderr.split(separator: "\n").last?.hasPrefix("belfry: run ") == true, "\(bad.stderr)")
         let slow = try BelfryCommand.run("run", "t.slow", "--database", database)
         #expect(slow.status == 124)
+        #expect(!slow.stderr.contains("belfry: \n"), "\(slow.stderr)")
         let needs = try BelfryCommand.run("run", "t.needs", "--input", "day=monday", "--database", database)
         #expect(needs.status == 0 && needs.stdout == "monday\n")
         let missing = try BelfryCommand.run("run", "t.needs", "--database", database)
