@@ -85,8 +85,8 @@ extension Logger {
     /// The line of a scheduler event: a short constant message, the variables as metadata.
     public func log(_ event: SchedulerEvent) {
         switch event {
-        case .scheduled(let triggers, let next):
-            info("schedule loaded", metadata: ["triggers": "\(triggers)", "next_slot": "\(next?.rfc3339 ?? "none")"])
+        case .scheduled(let triggers, let next, let changed):
+            log(level: changed ? .info : .debug, "schedule loaded", metadata: ["triggers": "\(triggers)", "next_slot": "\(next?.rfc3339 ?? "none")"])
         case .queued(let task, let trigger, let slot, let run, let origin):
             info("run queued", metadata: ["task": "\(task)", "trigger": "\(trigger)", "slot": "\(slot.rfc3339)", "run": "\(run)", "origin": "\(origin.rawValue)"])
         case .finished(let task, let trigger, let run, let state, let reason):

@@ -343,8 +343,12 @@ public actor Scheduler<C: Clock> where C.Duration == Duration {
         entries = fresh
         stale = false
         if loaded { await reportActivations(before: previous, after: fresh) }
+        // Another process's commit (a run recorded by `belfry run`, say) also brings a read: said
+        // only when the triggers it finds are not the ones held.
+        let changed = !loaded || previous.count != fresh.count
+            || fresh.contains { id, entry in previous[id].map { !$0.trigger.schedulesLike(entry.trigger) } ?? true }
         loaded = true
-        log(.scheduled(triggers: fresh.count, next: queue.peek()?.slot))
+        log(.scheduled(triggers: fresh.count, next: queue.peek()?.slot, changed: changed))
     }
 
     /// Says which triggers were activated or deactivated since the last reload (by the CLI, the
@@ -471,7 +475,7 @@ public struct SchedulerUnavailable: Error, CustomStringConvertible {
 
 /// What the scheduler reports, one event per log line.
 public enum SchedulerEvent: Sendable {
-    case scheduled(triggers: Int, next: Instant?)
+    case scheduled(triggers: Int, next: Instant?, changed: Bool)
     case queued(task: String, trigger: String, slot: Instant, run: Int64, origin: RunOrigin)
     case finished(task: String, trigger: String, run: Int64, state: RunState, reason: String?)
     case notRun(task: String, trigger: String, slot: Instant, state: RunState, reason: String)

@@ -110,7 +110,7 @@ struct DaemonCommand: AsyncParsableCommand {
                                   leaseTrusted: { lease.isTrusted }, queueLimits: try await store.queueLimits()) { event in
             log.log(event)
             switch event {
-            case .scheduled(let triggers, _): activeTriggers.withLock { $0 = triggers }
+            case .scheduled(let triggers, _, _): activeTriggers.withLock { $0 = triggers }
             case .finished(let task, _, _, let state, let reason):
                 metrics.runFinished(task: task, state: state.rawValue)
                 if reason == "circuit_open" { metrics.circuit(task: task, open: true) }  // opened before this daemon started

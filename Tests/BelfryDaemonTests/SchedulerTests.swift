@@ -207,7 +207,7 @@ struct SchedulerTests {
             """, startingAt: "2026-06-01T00:00:30Z")
         let loads = Mutex<[Int]>([])
         try await daemon.run(until: "2026-06-01T00:03:30Z", at: "2026-06-01T00:01:30Z", changePoll: .seconds(1), log: { event in
-            if case .scheduled(let triggers, _) = event { loads.withLock { $0.append(triggers) } }
+            if case .scheduled(let triggers, _, _) = event { loads.withLock { $0.append(triggers) } }
         }, during: {
             // Another process's activation (a command line's own connection) moves the change counter.
             let other = try BelfryDatabase(path: daemon.directory.path + "/belfry.sqlite")
