@@ -72,7 +72,8 @@ public enum HTTPServer {
     /// The application listening at `host:port`, over TLS when given a certificate chain and a
     /// key (PEM files).
     public static func application(
-        router: Router<BelfryRequestContext>, host: String, port: Int, tls: (certificate: String, key: String)?, logger: Logger
+        router: Router<BelfryRequestContext>, host: String, port: Int, tls: (certificate: String, key: String)?, logger: Logger,
+        listening: @escaping @Sendable () async -> Void
     ) throws(HTTPSetupError) -> some ApplicationProtocol {
         var server = HTTPServerBuilder.http1()
         if let tls {
@@ -84,7 +85,8 @@ public enum HTTPServer {
                 throw HTTPSetupError("cannot use the TLS certificate \(tls.certificate) and key \(tls.key): \(error)")
             }
         }
-        return Application(router: router, server: server, configuration: .init(address: .hostname(host, port: port), serverName: "belfry"), logger: logger)
+        return Application(router: router, server: server, configuration: .init(address: .hostname(host, port: port), serverName: "belfry"),
+                           onServerRunning: { _ in await listening() }, logger: logger)
     }
 
     /// `ADDRESS:PORT` of `--http`; whether the address is loopback.

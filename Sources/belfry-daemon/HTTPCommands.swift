@@ -63,12 +63,15 @@ struct HTTPOptions: ParsableArguments {
         }
         let router = HTTPServer.router(store: store, tokens: tokens, metrics: metrics, health: health, actions: actions, secure: tls != nil,
                                        changed: changed)
-        let application: any Service
-        do { application = try HTTPServer.application(router: router, host: address.host, port: address.port, tls: tls, logger: log) } catch {
+        // Said once the socket is bound: a client that reads the line can connect.
+        let metadata: Logger.Metadata = ["address": "\(http)", "tls": "\(tls != nil)", "tokens": "\(path)", "token_count": "\(tokens.tokens.count)"]
+        do {
+            return try HTTPServer.application(router: router, host: address.host, port: address.port, tls: tls, logger: log) {
+                log.notice("HTTP API listening", metadata: metadata)
+            }
+        } catch {
             throw CommandFailure(error)
         }
-        log.notice("HTTP API listening", metadata: ["address": "\(http)", "tls": "\(tls != nil)", "tokens": "\(path)", "token_count": "\(tokens.tokens.count)"])
-        return application
     }
 }
 
