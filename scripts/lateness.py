@@ -94,12 +94,22 @@ def http_load(args, schedules, work, out, unloaded):
     port = free_port()
     wrk_out = os.path.join(work, "wrk.out")
 
+    pause = []
+    if args.http_pause:
+        # wrk calls the script's delay() before each request of a connection: a client that
+        # reads, then waits, as a dashboard or a script polling the API does.
+        script = os.path.join(work, "pause.lua")
+        with open(script, "w") as f:
+            f.write(f"function delay()\n  return {args.http_pause}\nend\n")
+        pause = ["-s", script]
+
     def start_load():
-        return subprocess.Popen(["wrk", "-t", "2", "-c", str(args.http_load), "-d", f"{args.seconds}s", "--latency", "-H",
+        return subprocess.Popen(["wrk", "-t", "2", "-c", str(args.http_load), "-d", f"{args.seconds}s", "--latency", *pause, "-H",
                                  f"Authorization: Bearer {token}", f"http://127.0.0.1:{port}/api/v1/runs?limit=50"],
                                 stdout=open(wrk_out, "w"), stderr=subprocess.STDOUT)
 
-    print(f"the same, with --http and {args.http_load} API clients (wrk) for the whole window", flush=True)
+    each = f", each waiting {args.http_pause} ms between its requests" if args.http_pause else ""
+    print(f"the same, with --http and {args.http_load} API clients (wrk){each} for the whole window", flush=True)
     database = os.path.join(work, "belfry-http.sqlite")
     loaded, _, window = measure(args, [[args.belfry, "daemon", "--schedules", schedules, "--database", database,
                                         "--http", f"127.0.0.1:{port}", "--http-tokens", tokens]], work, out, during=start_load)
@@ -123,6 +133,8 @@ def main():
     parser.add_argument("--postgres-nodes", type=int, default=0, help="also run the triggers on N daemons sharing PostgreSQL")
     parser.add_argument("--http-load", type=int, default=0,
                         help="then run the SQLite daemon again with --http, under N concurrent API clients (wrk), and compare")
+    parser.add_argument("--http-pause", type=int, default=0, metavar="MS",
+                        help="with --http-load: each client waits MS milliseconds after an answer before its next request (default: none)")
     parser.add_argument("--floor-seconds", type=int, default=20,
                         help="how many bursts the C floor starts, one a second (default 20)")
     parser.add_argument("--rounds", type=int, default=1,
