@@ -9,12 +9,17 @@ struct Belfry: ParsableCommand {
     /// The super-command name makes ArgumentParser skip its look for
     /// `--generate-completion-script` (the parse of two commands of its own: a sixth of `belfry
     /// next`'s time). It would show in help texts, which `belfry-daemon` prints instead.
+    /// No help names either: help is `belfry-daemon`'s to print (`handedOffFlags`), and
+    /// ArgumentParser makes the `--help-hidden` name at every parse by interpolating an enum
+    /// (reflected with `Mirror`: 1.2M instructions, a seventeenth of `belfry trigger list`).
     static let configuration = CommandConfiguration(
         commandName: CommandLineText.name, _superCommandName: CommandLineText.name, abstract: CommandLineText.abstract,
-        subcommands: localCommands)
+        subcommands: localCommands, helpNames: [])
 
     /// Arguments whose answer `belfry-daemon` gives: help and the generated documents.
-    static let handedOffFlags = ["-h", "-help", "--help", "--version", "--experimental-dump-help", "--generate-completion-script"]
+    static let handedOffFlags = [
+        "-h", "-help", "--help", "--help-hidden", "-help-hidden", "--version", "--experimental-dump-help", "--generate-completion-script",
+    ]
 }
 
 @main

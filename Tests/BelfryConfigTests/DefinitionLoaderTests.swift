@@ -185,4 +185,30 @@ struct DefinitionLoaderTests {
             #expect(lines.contains { $0.hasSuffix("loop.yaml: is a symbolic link loop") }, "\(lines)")
         }
     }
+
+    @Test("whole numbers read as YAML reads them: decimal text, and hexadecimal, octal, separated and quoted forms")
+    func wholeNumbers() throws {
+        func task(_ fields: String) -> (task: TaskDefinition?, problems: [String]) {
+            let file = "tasks:\n  - { name: t, command: [\"/bin/true\"], \(fields) }\n"
+            return (try? load(["t.yaml": file]).tasks[0], problems(["t.yaml": file]))
+        }
+        let counts = ["3": 3, "+7": 7, "0": 0, "0x1F": 31, "010": 8, "1_0": 10]  // a leading zero is octal in YAML 1.1
+        for (text, value) in counts {
+            #expect(task("retries: { count: \(text) }").task?.retries.count == value, "count: \(text)")
+            #expect(task("timeout: { max_runtime: \(text) }").task?.timeout.maxRuntimeMilliseconds == Int64(value) * 1000 || value == 0,
+                    "max_runtime: \(text)")
+        }
+        for text in ["\"3\"", "3.5", "99999999999999999999"] {
+            #expect(task("retries: { count: \(text) }").problems.contains { $0.contains("retries count must be a whole number") }, "count: \(text)")
+        }
+        #expect(task("retries: { count: -1 }").problems.contains { $0.contains("retries count is -1") })
+        let multipliers = ["2": 2.0, "1.5": 1.5, "1.5e1": 15, "010": 10, "1_0.5": 10.5, "0x10": 16]  // "010" is a float first
+        for (text, value) in multipliers {
+            #expect(task("retries: { count: 1, backoff: { multiplier: \(text) } }").task?.retries.backoff.multiplier == value, "multiplier: \(text)")
+        }
+        #expect(task("retries: { count: 1, backoff: { jitter: .5 } }").task?.retries.backoff.jitter == 0.5)
+        #expect(task("retries: { count: 1, backoff: { multiplier: .inf } }").problems.contains { $0.contains("backoff multiplier is inf") })
+        #expect(task("retries: { count: 1, backoff: { multiplier: 1.5.2 } }").problems.contains { $0.contains("must be a number") })
+        #expect(task("timeout: { max_runtime: 0 }").problems.contains { $0.contains("more than zero") })
+    }
 }
