@@ -18,7 +18,10 @@ struct Runs: AsyncParsableCommand {
         @Option(help: "Only runs of this trigger.") var trigger: String?
         @Option(help: "Only runs in this state (queued, running, succeeded, failed, timed_out, cancelled, skipped, missed).") var state: String?
         @Option(help: "Only runs queued at or after this time (RFC 3339 or local date-time).") var since: String?
-        @Option(help: "At most this many runs.") var limit = 50
+        // Defaults are said in the help rather than given to ArgumentParser, which would describe
+        // them at every parse (a reflection of the value's type: a million instructions).
+        @Option(name: .customLong("limit"), help: "At most this many runs. Default: 50.") var givenLimit: Int?
+        var limit: Int { givenLimit ?? 50 }
         @Flag(help: "Print a JSON array.") var json = false
 
         func run() async throws {

@@ -32,20 +32,26 @@ struct Next: ParsableCommand {
     @Option(name: .customLong("start-time"), help: "With --every: slots are START + k·interval (RFC 3339, or a local date-time in --timezone).")
     var startTime: String?
 
-    @Option(help: "IANA time zone the expression is read in.")
-    var timezone = "UTC"
+    // Defaults are said in the help rather than given to ArgumentParser, which would describe
+    // them at every parse (a reflection of the value's type: a million instructions).
+    @Option(name: .customLong("timezone"), help: "IANA time zone the expression is read in. Default: UTC.")
+    var givenTimezone: String?
+    var timezone: String { givenTimezone ?? "UTC" }
 
     @Option(help: "Print slots strictly after this time (RFC 3339, local date-time in --timezone, or @EPOCH). Default: now.")
     var after: String?
 
-    @Option(help: "How many slots to print (1 to 1000000).")
-    var count = 10
+    @Option(name: .customLong("count"), help: "How many slots to print (1 to 1000000). Default: 10.")
+    var givenCount: Int?
+    var count: Int { givenCount ?? 10 }
 
     @Option(name: .customLong("dst-skipped"), help: "A matching time inside a DST gap: skip (default) or shift to the end of the gap.")
-    var dstSkipped = "skip"
+    var givenDSTSkipped: String?
+    var dstSkipped: String { givenDSTSkipped ?? "skip" }
 
     @Option(name: .customLong("dst-repeated"), help: "A matching time shown twice: once (default, the first occurrence) or twice.")
-    var dstRepeated = "once"
+    var givenDSTRepeated: String?
+    var dstRepeated: String { givenDSTRepeated ?? "once" }
 
     @Option(name: .customLong("hash-key"), help: "What places H items: a deployed trigger's is \"ENV.TASK TRIGGER\".")
     var hashKey: String?
