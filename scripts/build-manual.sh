@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 out=${1:-.build/manual}
 rm -rf "$out/man" "$out/completions"
 mkdir -p "$out/man" "$out/completions"
-swift build -c release >&2   # belfry and belfry-daemon
+scripts/build-release.sh >&2   # belfry and belfry-daemon
 belfry=.build/release/belfry
 swift package plugin --allow-writing-to-directory "$out/man" generate-manual --multi-page --output-directory "$out/man" >&2
 # The plugin writes into a directory of its own under the one given.

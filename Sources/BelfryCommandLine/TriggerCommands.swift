@@ -165,5 +165,5 @@ func printTable(_ rows: [[String]]) {
         let cells = row.enumerated().map { i, cell in i == row.count - 1 ? cell : padded(cell, to: widths[i]) }
         output += cells.joined(separator: "  ") + "\n"
     }
-    FileHandle.standardOutput.write(Data(output.utf8))
+    output.withUTF8 { writeToStandardOutput(UnsafeRawBufferPointer($0)) }
 }

@@ -117,6 +117,21 @@ public enum JSONValue: Sendable {
         var bytes: [UInt8] = []
         write(to: &bytes)
         bytes.append(UInt8(ascii: "\n"))
-        FileHandle.standardOutput.write(Data(bytes))
+        bytes.withUnsafeBytes(writeToStandardOutput)
+    }
+}
+
+/// Writes all of `bytes` to standard output, unbuffered, as `FileHandle.standardOutput.write`
+/// does, without a `Data` in between: making one from a sequence casts it dynamically, and the
+/// first such cast walks all the program's protocol conformances (a short command's 2 %).
+public func writeToStandardOutput(_ bytes: UnsafeRawBufferPointer) {
+    var offset = 0
+    while offset < bytes.count {
+        let written = write(1, bytes.baseAddress! + offset, bytes.count - offset)
+        if written < 0 {
+            if errno == EINTR { continue }
+            return  // a closed pipe (`| head`): nothing more can be written
+        }
+        offset += written
     }
 }
