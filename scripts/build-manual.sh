@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 out=${1:-.build/manual}
 rm -rf "$out/man" "$out/completions"
 mkdir -p "$out/man" "$out/completions"
-scripts/build-release.sh >&2   # belfry and belfry-daemon
-belfry=.build/release/belfry
-swift package plugin --allow-writing-to-directory "$out/man" generate-manual --multi-page --output-directory "$out/man" >&2
+# A debug build serves: the pages come from the same definitions. (The plugin builds every product
+# in the configuration it is given; in release, without scripts/build-release.sh's flag, it would
+# replace the release build's programs with slower-starting ones.)
+swift package plugin --allow-writing-to-directory "$out/man" generate-manual --configuration debug --multi-page --output-directory "$out/man" >&2
+belfry=.build/debug/belfry
 # The plugin writes into a directory of its own under the one given.
 find "$out/man" -mindepth 2 -name '*.1' -exec mv {} "$out/man/" \;
 find "$out/man" -mindepth 1 -type d -empty -delete
