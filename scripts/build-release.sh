@@ -5,7 +5,7 @@
 # ArgumentParser's, a set of GRDB's) is made by calling its accessor instead of by demangling its
 # name, which checks each of the type's generic requirements (`InputKey: Hashable`) by walking
 # all the program's protocol conformances, a few thousand records each time. `belfry next` and
-# the listings start about a third faster (docs/performance.md); the binaries grow by 0.2 %.
+# the listings start about a third faster (docs/performance.md); the binaries grow by 0.2-0.4 %.
 #   scripts/build-release.sh [swift build options]     e.g. --product belfry
 set -euo pipefail
 cd "$(dirname "$0")/.."

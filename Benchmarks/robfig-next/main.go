@@ -19,31 +19,27 @@ import (
 	cron "github.com/robfig/cron"
 )
 
+// check ends the program on a bad argument, as belfry does (exit 2).
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+}
+
 func main() {
 	if len(os.Args) != 5 {
 		fmt.Fprintln(os.Stderr, "usage: robfig-next EXPR ZONE AFTER COUNT")
 		os.Exit(2)
 	}
 	schedule, err := cron.ParseStandard("CRON_TZ=" + os.Args[2] + " " + os.Args[1])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
+	check(err)
 	loc, err := time.LoadLocation(os.Args[2])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
+	check(err)
 	after, err := time.Parse(time.RFC3339, os.Args[3])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
+	check(err)
 	count, err := strconv.Atoi(os.Args[4])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
+	check(err)
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
 	t := after.In(loc)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BelfryConfig
+import BelfryListings
 import BelfrySchedule
 import Foundation
 
@@ -57,7 +58,8 @@ struct ImportCommand: ParsableCommand {
             } catch {
                 throw CommandFailure(lines: error.diagnostics.map(\.description), summary: "the imported definitions do not validate (a bug: please report it with the crontab)", exitCode: 1)
             }
-            FileHandle.standardOutput.write(Data(result.yaml.utf8))
+            var yaml = result.yaml
+            yaml.withUTF8 { writeToStandardOutput(UnsafeRawBufferPointer($0)) }
             let source = file == "-" ? "standard input" : file
             for problem in result.problems {
                 FileHandle.standardError.write(Data("\(source):\(problem.line): not imported: \(problem.message)\n".utf8))

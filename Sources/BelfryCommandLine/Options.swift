@@ -1,5 +1,6 @@
 import ArgumentParser
 import BelfryConfig
+import BelfryListings
 import BelfryStore
 import Foundation
 import Synchronization
@@ -150,6 +151,7 @@ func printLine(_ line: String) {
 func printJSON(_ value: some Encodable) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    FileHandle.standardOutput.write(try encoder.encode(value))
-    FileHandle.standardOutput.write(Data("\n".utf8))
+    var json = try encoder.encode(value)
+    json.append(UInt8(ascii: "\n"))
+    json.withUnsafeBytes(writeToStandardOutput)
 }
