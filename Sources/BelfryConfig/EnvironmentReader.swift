@@ -133,45 +133,73 @@ struct EnvironmentReader {
         return false
     }
 
-    /// The YAML tree, or the parser's error at its position.
+    /// The YAML tree, or the parser's error at its position. A key repeated in a block mapping is
+    /// reported at its second occurrence, which is then left out (its lines made blank, so that
+    /// every position stays) for the rest of the file to be read and its other problems reported.
     private mutating func compose(_ text: String) -> Node? {
-        do {
-            // The encoding and the constructor given, not Yams' defaults: `Parser.Encoding.default`
-            // reads the whole process environment into a dictionary at every call, and
-            // `Constructor.default` builds its tables of every YAML tag (a tenth of `belfry
-            // validate`). Nodes are read by `YAMLFile`, never constructed through Yams' tables.
-            guard let root = try Yams.compose(yaml: text, .basic, Constructor([:], [:], [:]), .utf8) else {
-                file.diagnostics.append(Diagnostic(file: file.path, line: 1, column: 1, message: "the file is empty"))
+        var text = text
+        while true {
+            do {
+                // The encoding and the constructor given, not Yams' defaults: `Parser.Encoding.default`
+                // reads the whole process environment into a dictionary at every call, and
+                // `Constructor.default` builds its tables of every YAML tag (a tenth of `belfry
+                // validate`). Nodes are read by `YAMLFile`, never constructed through Yams' tables.
+                guard let root = try Yams.compose(yaml: text, .basic, Constructor([:], [:], [:]), .utf8) else {
+                    file.diagnostics.append(Diagnostic(file: file.path, line: 1, column: 1, message: "the file is empty"))
+                    return nil
+                }
+                return root
+            } catch let error as YamlError {
+                if case .duplicatedKeysInMapping(let duplicates, let context) = error, let key = duplicates.first {
+                    // Yams points at the first occurrence; the mistake is the second one.
+                    let first = (line: context.mark.line, column: context.mark.column)
+                    let second = Self.repeated(key, after: first, in: text)
+                    let (line, column) = second ?? first
+                    file.diagnostics.append(Diagnostic(
+                        file: file.path, line: line, column: column,
+                        message: "duplicate key \"\(key)\" in a mapping" + (second == nil ? "" : " (first at \(first.line):\(first.column))")))
+                    guard let second, let rest = Self.blankingEntry(at: second, in: text) else { return nil }
+                    text = rest
+                    continue
+                }
+                var line = 0
+                var column = 0
+                var message = "\(error)"
+                switch error {
+                case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+                     .composer(let context, let problem, let mark, _):
+                    (line, column) = (mark.line, mark.column)
+                    message = "invalid YAML: " + problem + (context.map { " (\($0.text))" } ?? "")
+                default:
+                    break
+                }
+                let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+                let hint = line > 0 && line <= lines.count && lines[line - 1].contains("\t")
+                    ? "YAML indentation must use spaces, not tabs" : nil
+                file.diagnostics.append(Diagnostic(file: file.path, line: line, column: column, message: message, hint: hint))
+                return nil
+            } catch {
+                file.diagnostics.append(Diagnostic(file: file.path, line: 0, column: 0, message: "invalid YAML: \(error)"))
                 return nil
             }
-            return root
-        } catch let error as YamlError {
-            var line = 0
-            var column = 0
-            var message = "\(error)"
-            switch error {
-            case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-                 .composer(let context, let problem, let mark, _):
-                (line, column) = (mark.line, mark.column)
-                message = "invalid YAML: " + problem + (context.map { " (\($0.text))" } ?? "")
-            case .duplicatedKeysInMapping(let duplicates, let context):
-                // Yams points at the first occurrence; the mistake is the second one.
-                let first = (line: context.mark.line, column: context.mark.column)
-                (line, column) = duplicates.first.flatMap { Self.repeated($0, after: first, in: text) } ?? first
-                message = "duplicate key \(duplicates.map { "\"\($0)\"" }.joined(separator: ", ")) in a mapping"
-                    + ((line, column) == first ? "" : " (first at \(first.line):\(first.column))")
-            default:
-                break
-            }
-            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-            let hint = line > 0 && line <= lines.count && lines[line - 1].contains("\t")
-                ? "YAML indentation must use spaces, not tabs" : nil
-            file.diagnostics.append(Diagnostic(file: file.path, line: line, column: column, message: message, hint: hint))
-            return nil
-        } catch {
-            file.diagnostics.append(Diagnostic(file: file.path, line: 0, column: 0, message: "invalid YAML: \(error)"))
-            return nil
         }
+    }
+
+    /// `text` with the block-mapping entry whose key is at `at` (1-based line and column) made
+    /// blank: the key's line and the lines under it that are indented further (its value), blank
+    /// or comments. Nil when the key does not begin its line (a flow mapping, a sequence's item).
+    static func blankingEntry(at: (line: Int, column: Int), in text: String) -> String? {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let indent = at.column - 1
+        func start(_ line: Substring) -> Int? { line.utf8.firstIndex { $0 != UInt8(ascii: " ") }.map { line.utf8.distance(from: line.utf8.startIndex, to: $0) } }
+        guard at.line >= 1, at.line <= lines.count, start(lines[at.line - 1]) == indent else { return nil }
+        lines[at.line - 1] = ""
+        for number in at.line..<lines.count {
+            let line = lines[number]
+            if let first = start(line), first <= indent, !line.dropFirst(first).hasPrefix("#"), line.dropFirst(first) != "\r" { break }
+            lines[number] = ""
+        }
+        return lines.joined(separator: "\n")
     }
 
     /// Where `key`, first at `first` (1-based line and column), appears again in the same mapping:

@@ -153,6 +153,34 @@ struct DefinitionLoaderTests {
         #expect(found.map { String($0.prefix(8)) } == ["a.yaml:3", "b.yaml:4", "b.yaml:5"])
     }
 
+    @Test("a repeated key does not hide the file's other problems")
+    func duplicateKeyAndMore() {
+        let found = problems([
+            "t.yaml": """
+                tasks:
+                  - name: a
+                    command: [x]
+                    triggers:
+                      - name: t
+                        cron: "0 * * * *"
+                        cron:
+                          - "5 * * * *"
+                        # the value above is the repeated entry's; this comment too
+                        timezone: Mars/Base
+                    colour: blue
+                    name: b
+
+
+                """,
+        ])
+        #expect(found.map { String($0.prefix(while: { $0 != ";" })) } == [
+            "t.yaml:7:9: duplicate key \"cron\" in a mapping (first at 6:9)",
+            "t.yaml:10:19: timezone: unknown time zone \"Mars/Base\" (IANA names such as America/New_York or UTC)",
+            "t.yaml:11:5: unknown key \"colour\" in task",
+            "t.yaml:12:5: duplicate key \"name\" in a mapping (first at 2:5)",
+        ], "got \(found)")
+    }
+
     @Test("a file that is not UTF-8 is named with the line of the first bad byte")
     func notUTF8() {
         let bytes = Array("tasks:\n  - name: a\n".utf8) + [0x20, 0x20, 0xE9, 0x0A]
