@@ -63,7 +63,7 @@ public enum CommandLineMain {
         }
         do {
             try command.run()
-            exit(0)
+            succeed()
         } catch {
             report(error, root: root, arguments: arguments, handOff: handOff)
         }
@@ -80,7 +80,7 @@ public enum CommandLineMain {
             } else {
                 try command.run()
             }
-            exit(0)
+            succeed()
         } catch {
             report(error, root: root, arguments: arguments, handOff: handOff)
         }
@@ -94,6 +94,16 @@ public enum CommandLineMain {
         } catch {
             report(error, root: root, arguments: arguments, handOff: { _ in exit(2) })
         }
+    }
+
+    /// Ends a command that did its work: what it printed is flushed, and a standard output that
+    /// could not take it (a full disk) fails the command, instead of a success with its output
+    /// cut short. A reader that stopped early (`| head`) is no failure.
+    static func succeed() -> Never {
+        if fflush(nil) != 0, errno != EPIPE {
+            fail("cannot write to standard output: \(String(cString: strerror(errno)))", code: 1)
+        }
+        exit(0)
     }
 
     /// Ends the process as `error` says: lines and a summary on stderr, the exit status.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BelfryListings
 import BelfrySchedule
 import Foundation
 
@@ -168,14 +169,7 @@ struct SlotPrinter {
     }
 
     private mutating func flush() {
-        buffer.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = write(1, raw.baseAddress! + offset, raw.count - offset)
-                if written <= 0 { break }
-                offset += written
-            }
-        }
+        buffer.withUnsafeBytes(writeToStandardOutput)
         buffer.removeAll(keepingCapacity: true)
     }
 }

@@ -125,12 +125,19 @@ public enum JSONValue: Sendable {
 /// does, without a `Data` in between: making one from a sequence casts it dynamically, and the
 /// first such cast walks all the program's protocol conformances (a short command's 2 %).
 public func writeToStandardOutput(_ bytes: UnsafeRawBufferPointer) {
+    fflush(nil)  // lines `puts` holds go first
     var offset = 0
     while offset < bytes.count {
         let written = write(1, bytes.baseAddress! + offset, bytes.count - offset)
-        if written < 0 {
-            if errno == EINTR { continue }
-            return  // a closed pipe (`| head`): nothing more can be written
+        if written < 0 && errno == EINTR { continue }
+        if written < 0 && errno == EPIPE { return }  // `| head` has read what it wanted
+        if written <= 0 {
+            // A full disk, a file closed under us: the command fails rather than leave a
+            // shortened output behind a success.
+            let reason = written < 0 ? String(cString: strerror(errno)) : "nothing was written"
+            let message = Array("belfry: cannot write to standard output: \(reason)\n".utf8)
+            _ = message.withUnsafeBytes { write(2, $0.baseAddress!, $0.count) }
+            exit(1)
         }
         offset += written
     }

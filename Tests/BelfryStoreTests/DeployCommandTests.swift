@@ -32,6 +32,34 @@ struct DeployCommandTests {
         #expect(show.stdout.contains("next slots"))
     }
 
+    @Test("output that cannot be written (a full disk) fails the command; a reader that stops early does not")
+    func unwritableOutput() throws {
+        let directory = try TemporaryDirectory()
+        let database = directory.path + "/belfry.sqlite"
+        #expect(try BelfryCommand.run("deploy", Self.schedulesDirectory, "--database", database).status == 0)
+        let toFullDisk = ["/bin/sh", "-c", "exec \"$0\" \"$@\" >/dev/full"]
+        for arguments in [
+            ["trigger", "list", "--database", database],  // a table
+            ["trigger", "list", "--json", "--database", database],  // JSON
+            ["next", "* * * * *", "--count", "3"],  // lines
+            ["validate", Self.schedulesDirectory],  // a summary line
+        ] {
+            let result = try BelfryCommand.run(arguments, launcher: toFullDisk)
+            #expect(result.status == 1, "\(arguments): \(result.stderr)")
+            #expect(result.stderr == "belfry: cannot write to standard output: No space left on device\n", "\(arguments)")
+        }
+        // SIGPIPE ends the command quietly as it ends any other; where it is ignored, the failed
+        // write ends it, quietly too, with success.
+        for ignored in [false, true] {
+            let toHead = ["/bin/bash", "-c", (ignored ? "trap '' PIPE; " : "") + "\"$0\" \"$@\" | head -c 10 >/dev/null; exit ${PIPESTATUS[0]}"]
+            for arguments in [["next", "* * * * *", "--count", "200000"], ["next", "* * * * *", "--count", "200000", "--json"]] {
+                let result = try BelfryCommand.run(arguments, launcher: toHead)
+                #expect(result.status == (ignored ? 0 : 128 + SIGPIPE), "\(arguments): \(result.stderr)")
+                #expect(result.stderr.isEmpty, "\(arguments)")
+            }
+        }
+    }
+
     @Test("a redeploy of unchanged files reads none of them, but a trigger deleted by hand or a changed file is deployed")
     func unchangedFiles() throws {
         let directory = try TemporaryDirectory()
