@@ -1,4 +1,5 @@
 import ArgumentParser
+import BelfryListings
 import BelfryStore
 import Foundation
 
@@ -114,7 +115,7 @@ public enum CommandLineMain {
         case let status as ExitCode:
             exit(status.rawValue)  // the command said why already (`belfry run`: the run's end)
         case let failure as CommandFailure:
-            for line in failure.lines { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
+            for line in failure.lines { writeToStandardError("\(line)\n") }
             fail(failure.description, code: failure.exitCode)
         default:
             let code = root.exitCode(for: error)
@@ -154,7 +155,7 @@ public enum CommandLineMain {
     }
 
     public static func fail(_ message: String, code: Int32) -> Never {
-        FileHandle.standardError.write(Data("belfry: \(message)\n".utf8))
+        writeToStandardError("belfry: \(message)\n")
         exit(code)
     }
 }

@@ -108,7 +108,7 @@ struct Logs: AsyncParsableCommand {
             handle = handle ?? FileHandle(forReadingAtPath: path)
             if let handle {
                 let data = handle.readDataToEndOfFile()
-                if !data.isEmpty { FileHandle.standardOutput.write(data) }
+                data.withUnsafeBytes(writeToStandardOutput)
             } else if !AttemptLogs.printedNothing(record) {
                 let reason = access(path, R_OK) == 0 ? "" : ": \(String(cString: strerror(errno)))"
                 throw CommandFailure("cannot read \(path)\(reason)")

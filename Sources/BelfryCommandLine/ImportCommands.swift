@@ -62,12 +62,12 @@ struct ImportCommand: ParsableCommand {
             yaml.withUTF8 { writeToStandardOutput(UnsafeRawBufferPointer($0)) }
             let source = file == "-" ? "standard input" : file
             for problem in result.problems {
-                FileHandle.standardError.write(Data("\(source):\(problem.line): not imported: \(problem.message)\n".utf8))
+                writeToStandardError("\(source):\(problem.line): not imported: \(problem.message)\n")
             }
             let count = result.problems.count
             let summary = "belfry: imported \(result.jobs) job\(result.jobs == 1 ? "" : "s") from \(source) (lines before any CRON_TZ read in \(zone))"
                 + (count == 0 ? "" : "; \(count) line\(count == 1 ? "" : "s") not imported, above")
-            FileHandle.standardError.write(Data((summary + "\n").utf8))
+            writeToStandardError(summary + "\n")
         }
 
         /// `cron.d/backup-jobs` → `backup_jobs`.

@@ -100,7 +100,7 @@ struct Next: ParsableCommand {
             do {
                 let schedule = try CronSchedule(parsing: cron, zone: zone, dst: DSTPolicy(skipped: skipped, repeated: repeated), hashKey: hashKey)
                 if schedule.expression.resolved != cron {
-                    FileHandle.standardError.write(Data("belfry: \"\(cron)\" with hash key \"\(hashKey ?? "")\" is \"\(schedule.expression.resolved)\"\n".utf8))
+                    writeToStandardError("belfry: \"\(cron)\" with hash key \"\(hashKey ?? "")\" is \"\(schedule.expression.resolved)\"\n")
                 }
                 return schedule
             } catch {

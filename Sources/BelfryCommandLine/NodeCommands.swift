@@ -43,7 +43,7 @@ struct CopyStore: AsyncParsableCommand {
         let started = Date()
         do {
             let contents = try await source.export()
-            FileHandle.standardError.write(Data("read \(contents.rowCount) rows (\(contents.runCount) runs) from \(source.location)\n".utf8))
+            writeToStandardError("read \(contents.rowCount) rows (\(contents.runCount) runs) from \(source.location)\n")
             try await target.importContents(contents)
             printLine("copied \(contents.rowCount) rows (\(contents.runCount) runs) from \(source.location) to \(target.location) in "
                   + String(format: "%.1f s", Date().timeIntervalSince(started)))

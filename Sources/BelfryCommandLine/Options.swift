@@ -92,7 +92,7 @@ public struct SchedulesOptions: ParsableArguments, Sendable {
 
     /// The validated definitions, or every problem as a failure (one line each). Their warnings
     /// and notes go to `notices`, by default standard error.
-    public func load(notices: (Diagnostic) -> Void = { FileHandle.standardError.write(Data(($0.description + "\n").utf8)) }) throws -> Definitions {
+    public func load(notices: (Diagnostic) -> Void = { writeToStandardError($0.description + "\n") }) throws -> Definitions {
         do {
             let definitions = try DefinitionLoader.load(directory: path)
             definitions.notices.forEach(notices)
@@ -109,7 +109,7 @@ public struct SchedulesOptions: ParsableArguments, Sendable {
     /// are not read again: a restart with 100,000 unchanged triggers skips parsing them.
     public func deploy(
         to store: any Store, owner: String,
-        notices: (Diagnostic) -> Void = { FileHandle.standardError.write(Data(($0.description + "\n").utf8)) }
+        notices: (Diagnostic) -> Void = { writeToStandardError($0.description + "\n") }
     ) async throws -> DeploySummary {
         do {
             if let fingerprints = DefinitionLoader.fingerprints(directory: path),

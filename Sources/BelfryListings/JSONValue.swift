@@ -134,11 +134,24 @@ public func writeToStandardOutput(_ bytes: UnsafeRawBufferPointer) {
         if written <= 0 {
             // A full disk, a file closed under us: the command fails rather than leave a
             // shortened output behind a success.
-            let reason = written < 0 ? String(cString: strerror(errno)) : "nothing was written"
-            let message = Array("belfry: cannot write to standard output: \(reason)\n".utf8)
-            _ = message.withUnsafeBytes { write(2, $0.baseAddress!, $0.count) }
+            writeToStandardError("belfry: cannot write to standard output: \(written < 0 ? String(cString: strerror(errno)) : "nothing was written")\n")
             exit(1)
         }
         offset += written
+    }
+}
+
+/// Writes `text` to standard error. One that cannot take it is let be: there is nowhere left to
+/// say so (`FileHandle.standardError.write` stops the program instead).
+public func writeToStandardError(_ text: String) {
+    var text = text
+    text.withUTF8 { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(2, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 && errno == EINTR { continue }
+            if written <= 0 { return }
+            offset += written
+        }
     }
 }

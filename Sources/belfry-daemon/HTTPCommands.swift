@@ -2,6 +2,7 @@ import ArgumentParser
 import BelfryCommandLine
 import BelfryDaemon
 import BelfryHTTP
+import BelfryListings
 import BelfryStore
 import Foundation
 import Hummingbird
@@ -94,7 +95,7 @@ struct HTTPToken: ParsableCommand {
         do {
             let token = try HTTPTokens.add(name: name, role: readOnly ? .read : .admin, to: path)
             print(token)
-            FileHandle.standardError.write(Data("belfry: added \(readOnly ? "read" : "admin") token \(name) to \(path); the daemon reads the file when it starts\n".utf8))
+            writeToStandardError("belfry: added \(readOnly ? "read" : "admin") token \(name) to \(path); the daemon reads the file when it starts\n")
         } catch {
             throw CommandFailure(error)
         }

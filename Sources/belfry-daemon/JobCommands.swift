@@ -3,6 +3,7 @@ import BelfryCommandLine
 import BelfryConfig
 import BelfrySchedule
 import BelfryExecutor
+import BelfryListings
 import BelfryStore
 import Foundation
 
@@ -27,7 +28,7 @@ struct StepCommand: AsyncParsableCommand {
             // Started by hand with a run's variables: the store named by $BELFRY_DATABASE.
             book = StoreStepBook(store: try await DatabaseOptions.open(environment["BELFRY_DATABASE"] ?? BelfryDatabase.defaultPath()), run: runID)
         } else {
-            FileHandle.standardError.write(Data("belfry step \(name): not inside a Belfry run ($BELFRY_RUN_ID is not set): running the command without recording it\n".utf8))
+            writeToStandardError("belfry step \(name): not inside a Belfry run ($BELFRY_RUN_ID is not set): running the command without recording it\n")
         }
         let status: Int32
         let outcome: Step.Outcome
@@ -39,7 +40,7 @@ struct StepCommand: AsyncParsableCommand {
             throw CommandFailure("step \(name): \(error)")
         }
         if outcome == .replayed {
-            FileHandle.standardError.write(Data("belfry step \(name): replayed the result stored by an earlier attempt of run \(runID ?? 0)\n".utf8))
+            writeToStandardError("belfry step \(name): replayed the result stored by an earlier attempt of run \(runID ?? 0)\n")
         }
         if status != 0 { throw ExitCode(status) }
     }
@@ -85,7 +86,7 @@ struct RunTask: AsyncParsableCommand {
         interrupt.cancel()
         let summary = "belfry: run \(result.runID) \(result.state.rawValue)" + (result.reason.map { ": \($0)" } ?? "")
             + " after \(result.attempts) attempt\(result.attempts == 1 ? "" : "s"); `belfry runs show \(result.runID)` has the details"
-        FileHandle.standardError.write(Data((summary + "\n").utf8))
+        writeToStandardError(summary + "\n")
         switch result.state {
         case .succeeded: return
         case .timedOut: throw ExitCode(124)

@@ -36,18 +36,24 @@ struct DeployCommandTests {
     func unwritableOutput() throws {
         let directory = try TemporaryDirectory()
         let database = directory.path + "/belfry.sqlite"
-        #expect(try BelfryCommand.run("deploy", Self.schedulesDirectory, "--database", database).status == 0)
+        try directory.write("schedules/ops.yaml", "tasks:\n  - name: hello\n    command: [\"/bin/echo\", \"hello\"]\n")
+        #expect(try BelfryCommand.run("deploy", directory.path + "/schedules", "--database", database).status == 0)
+        #expect(try BelfryCommand.run("run", "ops.hello", "--database", database).status == 0)
         let toFullDisk = ["/bin/sh", "-c", "exec \"$0\" \"$@\" >/dev/full"]
         for arguments in [
             ["trigger", "list", "--database", database],  // a table
             ["trigger", "list", "--json", "--database", database],  // JSON
             ["next", "* * * * *", "--count", "3"],  // lines
             ["validate", Self.schedulesDirectory],  // a summary line
+            ["logs", "1", "--database", database],  // a job's output
         ] {
             let result = try BelfryCommand.run(arguments, launcher: toFullDisk)
             #expect(result.status == 1, "\(arguments): \(result.stderr)")
             #expect(result.stderr == "belfry: cannot write to standard output: No space left on device\n", "\(arguments)")
         }
+        // Nor does a standard error that cannot take the message stop the program.
+        let errorToFullDisk = try BelfryCommand.run(["logs", "99", "--database", database], launcher: ["/bin/sh", "-c", "exec \"$0\" \"$@\" 2>/dev/full"])
+        #expect(errorToFullDisk.status == 2)
         // SIGPIPE ends the command quietly as it ends any other; where it is ignored, the failed
         // write ends it, quietly too, with success.
         for ignored in [false, true] {
