@@ -27,9 +27,14 @@ public enum DefinitionLoader {
     /// files that could not be read.
     private static func readDirectory(_ directory: String) throws(DefinitionErrors) -> (files: [(path: String, bytes: [UInt8])], problems: [Diagnostic]) {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
             throw DefinitionErrors([Diagnostic(file: directory, line: 0, column: 0, message: "no such directory",
                                                hint: "give the schedules directory with --schedules DIR")])
+        }
+        guard isDirectory.boolValue else {
+            let parent = (directory as NSString).deletingLastPathComponent
+            throw DefinitionErrors([Diagnostic(file: directory, line: 0, column: 0, message: "a file, not a directory",
+                                               hint: "give the directory that holds the definition files (\(parent.isEmpty ? "." : parent))")])
         }
         let names: [String]
         do {

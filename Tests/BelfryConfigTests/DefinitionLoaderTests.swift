@@ -201,6 +201,11 @@ struct DefinitionLoaderTests {
         #expect { try DefinitionLoader.load(directory: root) } throws: { error in
             (error as? DefinitionErrors)?.description.contains("no definition files") == true
         }
+        try Data("tasks: []\n".utf8).write(to: URL(fileURLWithPath: root + "/ops.yaml"))
+        #expect { try DefinitionLoader.load(directory: root + "/ops.yaml") } throws: { error in
+            (error as? DefinitionErrors)?.diagnostics.map(\.description) == ["\(root)/ops.yaml: a file, not a directory; give the directory that holds the definition files (\(root))"]
+        }
+        try FileManager.default.removeItem(atPath: root + "/ops.yaml")
         try FileManager.default.createSymbolicLink(atPath: root + "/loop.yaml", withDestinationPath: root + "/loop.yaml")
         let huge = "tasks:\n" + String(repeating: "# filler line to make the file big\n", count: 600_000)
         try Data(huge.utf8).write(to: URL(fileURLWithPath: root + "/huge.yaml"))
