@@ -25,6 +25,7 @@ struct Runs: AsyncParsableCommand {
         @Flag(help: "Print a JSON array.") var json = false
 
         func run() async throws {
+            guard limit > 0 else { throw CommandFailure("--limit must be at least 1, not \(limit)") }
             var filter = RunFilter()
             filter.task = task
             filter.trigger = trigger

@@ -66,6 +66,18 @@ struct DeployCommandTests {
         }
     }
 
+    @Test("runs --limit below 1 is refused, not read as no runs")
+    func runsLimit() throws {
+        let directory = try TemporaryDirectory()
+        let database = directory.path + "/belfry.sqlite"
+        for limit in ["0", "-1"] {
+            let result = try BelfryCommand.run("runs", "--limit=\(limit)", "--database", database)
+            #expect(result.status == 2)
+            #expect(result.stderr == "belfry: --limit must be at least 1, not \(limit)\n")
+        }
+        #expect(try BelfryCommand.run("runs", "--limit", "1", "--database", database).stdout == "no runs\n")
+    }
+
     @Test("a redeploy of unchanged files reads none of them, but a trigger deleted by hand or a changed file is deployed")
     func unchangedFiles() throws {
         let directory = try TemporaryDirectory()
