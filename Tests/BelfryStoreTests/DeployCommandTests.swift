@@ -55,12 +55,13 @@ struct DeployCommandTests {
         let errorToFullDisk = try BelfryCommand.run(["logs", "99", "--database", database], launcher: ["/bin/sh", "-c", "exec \"$0\" \"$@\" 2>/dev/full"])
         #expect(errorToFullDisk.status == 2)
         // SIGPIPE ends the command quietly as it ends any other; where it is ignored, the failed
-        // write ends it, quietly too, with success.
+        // write ends it, quietly too, with success. (Whether it is ignored without the trap is
+        // inherited from whatever started the tests: a shell cannot undo an ignored signal.)
         for ignored in [false, true] {
             let toHead = ["/bin/bash", "-c", (ignored ? "trap '' PIPE; " : "") + "\"$0\" \"$@\" | head -c 10 >/dev/null; exit ${PIPESTATUS[0]}"]
             for arguments in [["next", "* * * * *", "--count", "200000"], ["next", "* * * * *", "--count", "200000", "--json"]] {
                 let result = try BelfryCommand.run(arguments, launcher: toHead)
-                #expect(result.status == (ignored ? 0 : 128 + SIGPIPE), "\(arguments): \(result.stderr)")
+                #expect(ignored ? result.status == 0 : [0, 128 + SIGPIPE].contains(result.status), "\(arguments): \(result.stderr)")
                 #expect(result.stderr.isEmpty, "\(arguments)")
             }
         }
