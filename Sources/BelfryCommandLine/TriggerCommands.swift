@@ -64,10 +64,11 @@ struct TriggerCommand: AsyncParsableCommand {
             if let next = status.nextSlot(after: now) {
                 let schedule = try status.slots()
                 var slot = next
-                var upcoming = [localTime(next, zone: d.schedule.timezone)]
+                let seconds = status.schedule.slotsBetweenMinutes
+                var upcoming = [localTime(next, zone: d.schedule.timezone, seconds: seconds)]
                 for _ in 0..<4 {
                     guard let later = schedule.nextSlot(after: slot) else { break }
-                    upcoming.append(localTime(later, zone: d.schedule.timezone))
+                    upcoming.append(localTime(later, zone: d.schedule.timezone, seconds: seconds))
                     slot = later
                 }
                 lines.append(("next slots", upcoming.joined(separator: ", ")))
@@ -86,7 +87,7 @@ struct TriggerCommand: AsyncParsableCommand {
             let status = try await lookup {
                 try await target.database.open().setActive(true, task: target.task, name: target.trigger, by: by ?? currentUser(), now: Date())
             }
-            let next = status.nextSlot(after: .now).map { ", next slot \(localTime($0, zone: status.schedule.timezone))" } ?? ""
+            let next = status.nextSlot(after: .now).map { ", next slot \(localTime($0, zone: status.schedule.timezone, seconds: status.schedule.slotsBetweenMinutes))" } ?? ""
             printLine("activated \(target.task) \(target.trigger)\(next)")
         }
     }
