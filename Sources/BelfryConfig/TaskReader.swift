@@ -37,13 +37,16 @@ extension EnvironmentReader {
             workingDirectory: defaults.workingDirectory, user: defaults.user, triggers: [])
         var triggerNames = Set<String>()
         for triggerNode in task["triggers"].flatMap({ file.sequence($0, "triggers") }) ?? [] {
-            guard let trigger = readTrigger(triggerNode, task: result) else { continue }
-            guard triggerNames.insert(trigger.name).inserted else {
-                file.error(triggerNode, "trigger \"\(trigger.name)\" is defined twice in task \"\(result.fullName)\"",
+            let trigger = readTrigger(triggerNode, task: result)
+            // A trigger with a problem still holds the name it gives: one before or after it
+            // with the same name is reported too.
+            let explicitName: String? = if case .mapping(let mapping) = triggerNode { mapping["name"]?.string } else { nil }
+            if let name = trigger?.name ?? explicitName, !triggerNames.insert(name).inserted {
+                file.error(triggerNode, "trigger \"\(name)\" is defined twice in task \"\(result.fullName)\"",
                            hint: "give one of them another name:")
                 continue
             }
-            result.triggers.append(trigger)
+            if let trigger { result.triggers.append(trigger) }
         }
         return command == nil ? nil : result
     }

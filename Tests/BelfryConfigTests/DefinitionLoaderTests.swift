@@ -127,6 +127,11 @@ struct DefinitionLoaderTests {
             ("tasks:\n  - name: a\n    command: [x]\n    queue: nowhere\n", "t.yaml:4:12: unknown queue \"nowhere\""),
             ("tasks:\n  - name: a\n    command: [x]\n  - name: a\n    command: [y]\n", "t.yaml:4:5: task \"a\" is defined twice"),
             ("tasks:\n  - name: a\n    command: [x]\n    triggers: [daily, daily]\n", "t.yaml:4:23: trigger \"daily\" is defined twice"),
+            // A name taken by a trigger with a problem of its own is taken all the same.
+            ("tasks:\n  - name: a\n    command: [x]\n    triggers:\n      - { name: t, cron: \"61 * * * *\" }\n      - { name: t, cron: \"0 * * * *\" }\n",
+             "t.yaml:6:9: trigger \"t\" is defined twice"),
+            ("tasks:\n  - name: a\n    command: [x]\n    triggers:\n      - { name: t, cron: \"0 * * * *\" }\n      - { name: t, cron: \"61 * * * *\" }\n",
+             "t.yaml:6:9: trigger \"t\" is defined twice"),
             ("tasks:\n  - name: Bad Name\n    command: [x]\n", "t.yaml:2:11: task name \"Bad Name\" is not a valid name"),
             ("tasks:\n  - name: a\n", "t.yaml:2:11: task \"a\" has no command"),
             ("tasks:\n  - name: a\n    command: [x]\n    triggers: [{ name: t }]\n", "t.yaml:4:16: trigger has no schedule"),
