@@ -83,12 +83,14 @@ struct EnvironmentReader {
         var tasks: [TaskDefinition] = []
         var taskNames = Set<String>()
         for taskNode in file.sequence(tasksNode, "tasks") ?? [] {
-            guard let task = readTask(taskNode, defaults: defaults) else { continue }
-            guard taskNames.insert(task.name).inserted else {
-                file.error(taskNode, "task \"\(task.name)\" is defined twice in environment \"\(defaults.environment)\"")
+            let task = readTask(taskNode, defaults: defaults)
+            // A task with a problem still holds its name, as a trigger does (`readTask`).
+            let explicitName: String? = if case .mapping(let mapping) = taskNode { mapping["name"]?.string } else { nil }
+            if let name = task?.name ?? explicitName, !taskNames.insert(name).inserted {
+                file.error(taskNode, "task \"\(name)\" is defined twice in environment \"\(defaults.environment)\"")
                 continue
             }
-            tasks.append(task)
+            if let task { tasks.append(task) }
         }
         return EnvironmentDefinition(
             name: defaults.environment, description: description, queue: defaults.queue, file: file.path,

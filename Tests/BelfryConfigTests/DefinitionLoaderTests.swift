@@ -126,6 +126,7 @@ struct DefinitionLoaderTests {
             ("tasks:\n  - name: a\n    command: [x]\n    params: { d: {} }\n    triggers: [{ predefined: daily, trigger_time_input_key: day }]\n", "t.yaml:5:61: trigger_time_input_key \"day\" is not a param"),
             ("tasks:\n  - name: a\n    command: [x]\n    queue: nowhere\n", "t.yaml:4:12: unknown queue \"nowhere\""),
             ("tasks:\n  - name: a\n    command: [x]\n  - name: a\n    command: [y]\n", "t.yaml:4:5: task \"a\" is defined twice"),
+            ("tasks:\n  - name: a\n  - name: a\n    command: [y]\n", "t.yaml:3:5: task \"a\" is defined twice"),
             ("tasks:\n  - name: a\n    command: [x]\n    triggers: [daily, daily]\n", "t.yaml:4:23: trigger \"daily\" is defined twice"),
             // A name taken by a trigger with a problem of its own is taken all the same.
             ("tasks:\n  - name: a\n    command: [x]\n    triggers:\n      - { name: t, cron: \"61 * * * *\" }\n      - { name: t, cron: \"0 * * * *\" }\n",
