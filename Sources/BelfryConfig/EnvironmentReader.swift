@@ -84,9 +84,7 @@ struct EnvironmentReader {
         var taskNames = Set<String>()
         for taskNode in file.sequence(tasksNode, "tasks") ?? [] {
             let task = readTask(taskNode, defaults: defaults)
-            // A task with a problem still holds its name, as a trigger does (`readTask`).
-            let explicitName: String? = if case .mapping(let mapping) = taskNode { mapping["name"]?.string } else { nil }
-            if let name = task?.name ?? explicitName, !taskNames.insert(name).inserted {
+            if let name = task?.name ?? YAMLFile.givenName(taskNode), !taskNames.insert(name).inserted {
                 file.error(taskNode, "task \"\(name)\" is defined twice in environment \"\(defaults.environment)\"")
                 continue
             }

@@ -38,10 +38,7 @@ extension EnvironmentReader {
         var triggerNames = Set<String>()
         for triggerNode in task["triggers"].flatMap({ file.sequence($0, "triggers") }) ?? [] {
             let trigger = readTrigger(triggerNode, task: result)
-            // A trigger with a problem still holds the name it gives: another before or after
-            // it with that name is reported too.
-            let explicitName: String? = if case .mapping(let mapping) = triggerNode { mapping["name"]?.string } else { nil }
-            if let name = trigger?.name ?? explicitName, !triggerNames.insert(name).inserted {
+            if let name = trigger?.name ?? YAMLFile.givenName(triggerNode), !triggerNames.insert(name).inserted {
                 file.error(triggerNode, "trigger \"\(name)\" is defined twice in task \"\(result.fullName)\"",
                            hint: "give one of them another name:")
                 continue

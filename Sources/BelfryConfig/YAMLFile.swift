@@ -110,6 +110,13 @@ struct YAMLFile {
         return text
     }
 
+    /// The `name:` a mapping gives, as written, without a word on whether it is valid: a task or
+    /// trigger that has a problem still holds its name, and another with that name is a duplicate.
+    static func givenName(_ node: Node) -> String? {
+        guard case .mapping(let mapping) = node else { return nil }
+        return mapping["name"]?.string
+    }
+
     static func isName(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
         guard let first = bytes.first, first >= UInt8(ascii: "a"), first <= UInt8(ascii: "z"), bytes.count <= 100 else { return false }

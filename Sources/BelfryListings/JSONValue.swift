@@ -121,9 +121,10 @@ public enum JSONValue: Sendable {
     }
 }
 
-/// Writes all of `bytes` to standard output, unbuffered, as `FileHandle.standardOutput.write`
-/// does, without a `Data` in between: making one from a sequence casts it dynamically, and the
-/// first such cast walks all the program's protocol conformances (a short command's 2 %).
+/// Writes all of `bytes` to standard output, unbuffered. Not through `FileHandle.standardOutput`:
+/// its `write` stops the program when the write fails (a full disk), and making its `Data` from a
+/// sequence casts dynamically, a walk over all the program's protocol conformances (a short
+/// command's 2 %). An output that cannot be written ends the process with one line and status 1.
 public func writeToStandardOutput(_ bytes: UnsafeRawBufferPointer) {
     fflush(nil)  // lines `puts` holds go first
     var offset = 0
