@@ -273,11 +273,11 @@ enum OpenAPIDocument {
             get:
               summary: Slots of a cron expression or a fixed rate, as belfry next --json.
               parameters:
-                - { name: cron, in: query, schema: { type: string } }
-                - { name: every, in: query, schema: { type: string } }
-                - { name: timezone, in: query, schema: { type: string, default: UTC } }
-                - { name: after, in: query, schema: { type: string } }
-                - { name: start_time, in: query, schema: { type: string } }
+                - { name: cron, in: query, description: "A cron expression or a predefined name (daily); give cron or every.", schema: { type: string }, example: "30 2 * * *" }
+                - { name: every, in: query, description: "A fixed rate; give cron or every.", schema: { type: string }, example: 90m }
+                - { name: timezone, in: query, description: An IANA time zone., schema: { type: string, default: UTC }, example: America/New_York }
+                - { name: after, in: query, description: "Slots strictly after this instant (RFC 3339, local date-time in timezone, or @EPOCH). Default: now.", schema: { type: string }, example: "2026-03-07T00:00:00Z" }
+                - { name: start_time, in: query, description: "Where a fixed rate's slots are anchored (RFC 3339).", schema: { type: string }, example: "2026-01-01T00:00:00Z" }
                 - { name: hash_key, in: query, description: "The key that places H (ENV.TASK TRIGGER), as belfry next --hash-key.", schema: { type: string } }
                 - { name: count, in: query, schema: { type: integer, minimum: 1, maximum: 1000, default: 10 } }
               responses:
