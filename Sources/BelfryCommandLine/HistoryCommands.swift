@@ -20,7 +20,7 @@ struct Runs: AsyncParsableCommand {
         @Option(help: "Only runs queued at or after this time (RFC 3339 or local date-time).") var since: String?
         // Defaults are said in the help rather than given to ArgumentParser, which would describe
         // them at every parse (a reflection of the value's type: a million instructions).
-        @Option(name: .customLong("limit"), help: "At most this many runs. Default: 50.") var givenLimit: Int?
+        @Option(name: .customLong("limit"), parsing: .unconditional, help: "At most this many runs. Default: 50.") var givenLimit: Int?
         var limit: Int { givenLimit ?? 50 }
         @Flag(help: "Print a JSON array.") var json = false
 
@@ -92,7 +92,7 @@ struct Logs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "logs", abstract: "Print the log of a run's attempt (the last one by default).")
     @OptionGroup var database: DatabaseOptions
     @Argument(help: "The run's id.") var runID: Int64
-    @Option(help: "Which attempt (1-based).") var attempt: Int?
+    @Option(parsing: .unconditional, help: "Which attempt (1-based).") var attempt: Int?
     @Flag(help: "Keep printing as the attempt writes, until the run ends.") var follow = false
 
     func run() async throws {
@@ -154,8 +154,8 @@ struct Prune: AsyncParsableCommand {
         commandName: "prune",
         abstract: "Delete finished runs beyond the history policy, with their attempts and logs (the daemon does this hourly).")
     @OptionGroup var database: DatabaseOptions
-    @Option(help: "Runs kept per trigger (manual runs: per task).") var runsPerTrigger = 1000
-    @Option(help: "Runs queued longer ago than this many days go.") var maxAgeDays = 90
+    @Option(parsing: .unconditional, help: "Runs kept per trigger (manual runs: per task).") var runsPerTrigger = 1000
+    @Option(parsing: .unconditional, help: "Runs queued longer ago than this many days go.") var maxAgeDays = 90
 
     func run() async throws {
         guard runsPerTrigger > 0, maxAgeDays > 0 else { throw CommandFailure("--runs-per-trigger and --max-age-days must be positive") }

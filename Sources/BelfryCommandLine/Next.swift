@@ -42,7 +42,7 @@ struct Next: ParsableCommand {
     @Option(help: "Print slots strictly after this time (RFC 3339, local date-time in --timezone, or @EPOCH). Default: now.")
     var after: String?
 
-    @Option(name: .customLong("count"), help: "How many slots to print (1 to 1000000). Default: 10.")
+    @Option(name: .customLong("count"), parsing: .unconditional, help: "How many slots to print (1 to 1000000). Default: 10.")
     var givenCount: Int?
     var count: Int { givenCount ?? 10 }
 

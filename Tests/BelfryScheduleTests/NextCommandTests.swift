@@ -50,6 +50,8 @@ struct NextCommandTests {
             (["next", "--every", "10x"], "not a duration"),
             (["next"], "give a cron expression"),
             (["next", "* * * * *", "--count", "0"], "--count"),
+            // A negative number is the option's value, not another option.
+            (["next", "* * * * *", "--count", "-5"], "--count must be between 1 and 1000000, not -5"),
             (["next", "* * * * *", "--dst-skipped", "maybe"], "skip or shift"),
             (["next", "* * * * *", "--bogus"], "--bogus"),
         ])

@@ -75,7 +75,7 @@ struct DeployCommandTests {
         let directory = try TemporaryDirectory()
         let database = directory.path + "/belfry.sqlite"
         for limit in ["0", "-1"] {
-            let result = try BelfryCommand.run("runs", "--limit=\(limit)", "--database", database)
+            let result = try BelfryCommand.run("runs", "--limit", limit, "--database", database)
             #expect(result.status == 2)
             #expect(result.stderr == "belfry: --limit must be at least 1, not \(limit)\n")
         }
