@@ -101,9 +101,7 @@ public enum CommandLineMain {
     /// could not take it (a full disk) fails the command, instead of a success with its output
     /// cut short. A reader that stopped early (`| head`) is no failure.
     static func succeed() -> Never {
-        if fflush(nil) != 0, errno != EPIPE {
-            fail("cannot write to standard output: \(String(cString: strerror(errno)))", code: 1)
-        }
+        if fflush(nil) != 0, errno != EPIPE { standardOutputFailed(errno) }
         exit(0)
     }
 

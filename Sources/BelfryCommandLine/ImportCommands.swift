@@ -58,8 +58,7 @@ struct ImportCommand: ParsableCommand {
             } catch {
                 throw CommandFailure(lines: error.diagnostics.map(\.description), summary: "the imported definitions do not validate (a bug: please report it with the crontab)", exitCode: 1)
             }
-            var yaml = result.yaml
-            yaml.withUTF8 { writeToStandardOutput(UnsafeRawBufferPointer($0)) }
+            writeToStandardOutput(result.yaml)
             let source = file == "-" ? "standard input" : file
             for problem in result.problems {
                 writeToStandardError("\(source):\(problem.line): not imported: \(problem.message)\n")

@@ -166,5 +166,5 @@ func printTable(_ rows: [[String]]) {
         let cells = row.enumerated().map { i, cell in i == row.count - 1 ? cell : padded(cell, to: widths[i]) }
         output += cells.joined(separator: "  ") + "\n"
     }
-    output.withUTF8 { writeToStandardOutput(UnsafeRawBufferPointer($0)) }
+    writeToStandardOutput(output)
 }

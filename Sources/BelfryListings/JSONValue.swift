@@ -127,32 +127,38 @@ public enum JSONValue: Sendable {
 /// command's 2 %). An output that cannot be written ends the process with one line and status 1.
 public func writeToStandardOutput(_ bytes: UnsafeRawBufferPointer) {
     fflush(nil)  // lines `puts` holds go first
-    var offset = 0
-    while offset < bytes.count {
-        let written = write(1, bytes.baseAddress! + offset, bytes.count - offset)
-        if written < 0 && errno == EINTR { continue }
-        if written < 0 && errno == EPIPE { return }  // `| head` has read what it wanted
-        if written <= 0 {
-            // A full disk, a file closed under us: the command fails rather than leave a
-            // shortened output behind a success.
-            writeToStandardError("belfry: cannot write to standard output: \(written < 0 ? String(cString: strerror(errno)) : "nothing was written")\n")
-            exit(1)
-        }
-        offset += written
-    }
+    if let failure = writeAll(1, bytes), failure != EPIPE { standardOutputFailed(failure) }  // EPIPE: `| head` has read what it wanted
+}
+
+public func writeToStandardOutput(_ text: String) {
+    var text = text
+    text.withUTF8 { writeToStandardOutput(UnsafeRawBufferPointer($0)) }
+}
+
+/// Ends the process when standard output cannot take what a command printed (`error`: the
+/// `errno` of the failed write or flush): the command fails rather than leave a shortened output
+/// behind a success.
+public func standardOutputFailed(_ error: Int32) -> Never {
+    writeToStandardError("belfry: cannot write to standard output: \(error == 0 ? "nothing was written" : String(cString: strerror(error)))\n")
+    exit(1)
 }
 
 /// Writes `text` to standard error. One that cannot take it is let be: there is nowhere left to
 /// say so (`FileHandle.standardError.write` stops the program instead).
 public func writeToStandardError(_ text: String) {
     var text = text
-    text.withUTF8 { bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(2, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 && errno == EINTR { continue }
-            if written <= 0 { return }
-            offset += written
-        }
+    text.withUTF8 { _ = writeAll(2, UnsafeRawBufferPointer($0)) }
+}
+
+/// Writes all of `bytes` to `descriptor`: nil once written, else the `errno` of the write that
+/// failed (0 for a write that took nothing).
+private func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32? {
+    var offset = 0
+    while offset < bytes.count {
+        let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+        if written < 0 && errno == EINTR { continue }
+        if written <= 0 { return written < 0 ? errno : 0 }
+        offset += written
     }
+    return nil
 }
